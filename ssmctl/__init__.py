@@ -1,0 +1,40 @@
+"""ssmctl: deep state-space models seen as linear systems.
+
+Every layer becomes a system object (:class:`DiagonalLTI`, :class:`DenseLTI`, :class:`LTVSystem`) and every
+analysis is a pure function of systems. See DESIGN.md for the conventions.
+"""
+
+from __future__ import annotations
+
+from . import errors
+from .analysis.norms import *  # noqa: F401,F403
+from .analysis.norms import __all__ as _norms_all
+from .analysis.response import *  # noqa: F401,F403
+from .analysis.response import __all__ as _response_all
+from .analysis.spectrum import *  # noqa: F401,F403
+from .analysis.spectrum import __all__ as _spectrum_all
+from .models import Layer, Model, families, init
+from .systems.control import from_control, to_control
+from .systems.discretize import from_continuous, from_continuous_dense
+from .systems.lti import DenseLTI, DiagonalLTI
+from .systems.ltv import LTVSystem
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DiagonalLTI",
+    "DenseLTI",
+    "LTVSystem",
+    "from_continuous",
+    "from_continuous_dense",
+    "to_control",
+    "from_control",
+    "init",
+    "families",
+    "Model",
+    "Layer",
+    "errors",
+    *_spectrum_all,
+    *_response_all,
+    *_norms_all,
+]

@@ -1,0 +1,1 @@
+"""Pure functions of systems: spectra, responses, norms, DSF."""

@@ -1,0 +1,154 @@
+"""The model-side object model (DESIGN.md): ``Family`` records, ``Layer`` and ``Model``.
+
+A family module (``models/<family>.py``) builds a :class:`Family` and calls :func:`register`. Layers hold
+their parameters as numpy arrays or torch tensors and ask their family to turn them into systems.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from ..errors import SsmctlError, UnsupportedSystemError, unknown_name
+
+__all__ = ["Family", "Layer", "Model", "register", "families", "get_family", "init"]
+
+_REGISTRY: dict[str, "Family"] = {}
+
+
+@dataclass(frozen=True)
+class Family:
+    """What ssmctl knows about one model family.
+
+    The five Table I columns of the overview paper are ``parametrization``, ``discretization``,
+    ``structure``, ``implementation`` and ``scaffolding``; ``notes`` says where the reference code differs
+    from the paper's classification.
+    """
+
+    name: str
+    paper: str
+    kind: Literal["LTI", "LTV"]
+    parametrization: str
+    discretization: str
+    structure: str
+    implementation: str
+    scaffolding: str
+    defaults: dict[str, Any]
+    init: Callable[..., "Model"]
+    notes: str = ""
+    variants: tuple[str, ...] = ()
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    system: Callable[["Layer"], Any] | None = None
+    ltv: Callable[["Layer", Any], Any] | None = None
+    frozen: Callable[["Layer", Any, int], Any] | None = None
+
+
+@dataclass
+class Layer:
+    """One layer: its parameters (including projections and scaffolding weights) and its family.
+
+    Attributes
+    ----------
+    family : str
+    index : int
+    params : dict[str, array or tensor]
+    config : dict
+        The hyperparameters the layer was built or loaded with.
+    """
+
+    family: str
+    index: int
+    params: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def record(self) -> Family:
+        return get_family(self.family)
+
+    @property
+    def kind(self) -> str:
+        return self.record.kind
+
+    def system(self) -> Any:
+        """The layer's LTI system (``DiagonalLTI`` or ``DenseLTI``); LTI families only."""
+        fam = self.record
+        if fam.system is None:
+            raise UnsupportedSystemError(
+                f"{fam.name} is input-dependent (LTV): use layer.ltv(u) or layer.frozen(u, t) instead of system()"
+            )
+        return fam.system(self)
+
+    def ltv(self, u: Any) -> Any:
+        """Per-token system (``LTVSystem``) for input ``u`` of shape (batch, L, d_model); LTV families only."""
+        fam = self.record
+        if fam.ltv is None:
+            raise UnsupportedSystemError(f"{fam.name} is time-invariant: use layer.system()")
+        return fam.ltv(self, u)
+
+    def frozen(self, u: Any, t: int) -> Any:
+        """Frozen-time ``DiagonalLTI`` of an LTV layer at token ``t`` of input ``u``."""
+        fam = self.record
+        if fam.frozen is not None:
+            return fam.frozen(self, u, t)
+        if fam.ltv is None:
+            raise UnsupportedSystemError(f"{fam.name} is time-invariant: use layer.system()")
+        return fam.ltv(self, u).frozen(t)
+
+    def __repr__(self) -> str:
+        return f"Layer(family={self.family!r}, index={self.index}, params={sorted(self.params)})"
+
+
+@dataclass
+class Model:
+    """A whole model: ``family``, ``config`` (hyperparameters), ``layers`` and ``source`` ("init" or a path)."""
+
+    family: str
+    config: dict[str, Any]
+    layers: list[Layer]
+    source: str = "init"
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, i: int) -> Layer:
+        return self.layers[i]
+
+    def __repr__(self) -> str:
+        return f"Model(family={self.family!r}, layers={len(self.layers)}, source={self.source!r})"
+
+
+def register(family: Family) -> Family:
+    """Add a family to the registry (called once by each ``models/<family>.py``)."""
+    if family.name in _REGISTRY and _REGISTRY[family.name] is not family:
+        raise SsmctlError(f"family {family.name!r} registered twice")
+    _REGISTRY[family.name] = family
+    return family
+
+
+def families() -> dict[str, Family]:
+    """The registry: family name → :class:`Family`, in registration order."""
+    return dict(_REGISTRY)
+
+
+def get_family(name: str) -> Family:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise unknown_name("family", name, list(_REGISTRY)) from None
+
+
+def init(family: str, **hyper: Any) -> Model:
+    """A freshly initialized model of ``family``; ``hyper`` overrides the family's defaults.
+
+    Parameters
+    ----------
+    family : str
+        A name from :func:`families`.
+    **hyper
+        Hyperparameters (``d_model``, ``d_state``, ``n_layers``, ``seed``, ``variant``, ``preset`` ...).
+    """
+    return get_family(family).init(**hyper)

@@ -1,0 +1,1 @@
+"""System objects (LTI, LTV), discretization and the python-control bridge."""
