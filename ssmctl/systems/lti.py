@@ -162,9 +162,18 @@ class DiagonalLTI(_System):
         return self.lam.shape[-1]
 
     @property
+    def real_state(self) -> bool:
+        """True when λ and B are real under a real output mode: the state itself stays real.
+
+        Then the equivalent real system needs only the N stored states, y = f·Re(C)·h + D u (Mamba's and
+        S4D-Real's real eigenvalues; RG-LRU), instead of 2N.
+        """
+        return self.output != "complex" and not self.lam.imag.any() and not self.B.imag.any()
+
+    @property
     def n_states(self) -> int:
-        """Order of the equivalent system: 2N real states for real outputs, N complex states otherwise."""
-        return self.n_stored * (1 if self.output == "complex" else 2)
+        """Order of the equivalent system: N for complex outputs or real states, else 2N real states."""
+        return self.n_stored * (1 if self.output == "complex" or self.real_state else 2)
 
     @property
     def n_inputs(self) -> int:
@@ -189,7 +198,8 @@ class DiagonalLTI(_System):
         """Diagonal realization with the same transfer function, all modes explicit.
 
         For real output modes the conjugate modes are appended (2N states): λ_a = [λ, λ̄], B_a = [B; B̄],
-        C_a = (f/2)·[C, C̄]. For ``"complex"`` the arrays are returned as stored (broadcast).
+        C_a = (f/2)·[C, C̄]; when the state is real (:attr:`real_state`) the N stored modes suffice with
+        C_a = f·Re(C). For ``"complex"`` the arrays are returned as stored (broadcast).
 
         Returns
         -------
@@ -198,6 +208,8 @@ class DiagonalLTI(_System):
         lam, B, C, D = self.broadcast_arrays()
         if self.output == "complex":
             return lam, B, C, D
+        if self.real_state:
+            return lam, B, (self.real_factor * C.real).astype(np.complex128), D
         half = self.real_factor / 2.0
         return (
             np.concatenate([lam, lam.conj()], axis=-1),
@@ -221,10 +233,17 @@ class DiagonalLTI(_System):
         """The equivalent dense system; real matrices for real output modes.
 
         For ``"real"``/``"conj_pair"`` the state is x = [Re h; Im h] (2N real states), so
-        A = [[Re Λ, −Im Λ], [Im Λ, Re Λ]], B = [Re B; Im B], C = f·[Re C, −Im C]. This realization is the one
+        A = [[Re Λ, −Im Λ], [Im Λ, Re Λ]], B = [Re B; Im B], C = f·[Re C, −Im C]; a real state
+        (:attr:`real_state`) keeps its N states: A = diag(λ), B, C = f·Re(C). This realization is the one
         handed to python-control.
         """
         lam, B, C, D = self.broadcast_arrays()
+        if self.real_state:
+            N = self.n_stored
+            A = np.zeros(self.batch_shape + (N, N))
+            idx = np.arange(N)
+            A[..., idx, idx] = lam.real
+            return DenseLTI(A, B.real, self.real_factor * C.real, D, dt=self.dt, meta=self.meta)
         if self.output == "complex":
             A = np.zeros(lam.shape + (lam.shape[-1],), dtype=np.complex128)
             idx = np.arange(lam.shape[-1])
