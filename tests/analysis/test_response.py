@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+import scipy.signal
+
+import ssmctl
+from ssmctl.errors import SsmctlError
+from tests.helpers import random_diagonal
+
+
+def scipy_impulse_siso(sys, L):
+    """scipy.signal.dlti on the textbook form of a SISO real system."""
+    from ssmctl.systems.control import standard_form
+
+    A, B, C, D = standard_form(sys)
+    _, (y,) = scipy.signal.dimpulse(scipy.signal.dlti(A, B, C, D, dt=1), n=L)
+    return y[:, 0]
+
+
+@pytest.mark.parametrize("output", ["real", "conj_pair"])
+def test_impulse_matches_scipy(rng, output):
+    sys = random_diagonal(rng, N=7, m=1, p=1, output=output)
+    np.testing.assert_allclose(ssmctl.impulse_response(sys, 40)[:, 0, 0], scipy_impulse_siso(sys, 40), atol=1e-12)
+
+
+def test_impulse_closed_form_scalar():
+    lam, b, c, d = 0.8, 2.0, 3.0, 0.5
+    sys = ssmctl.DiagonalLTI(np.array([lam]), np.array([[b]]), np.array([[c]]), np.array([[d]]), output="real")
+    K = ssmctl.impulse_response(sys, 6)[:, 0, 0]
+    expected = c * b * lam ** np.arange(6)
+    expected[0] += d
+    np.testing.assert_allclose(K, expected)
+
+
+def test_step_is_cumulative_impulse_and_tends_to_dc_gain(rng):
+    sys = random_diagonal(rng, N=4, m=2, p=2, output="conj_pair", radius=(0.1, 0.8))
+    S = ssmctl.step_response(sys, 400)
+    np.testing.assert_allclose(S[-1], ssmctl.dc_gain(sys), atol=1e-10)
+    np.testing.assert_allclose(np.diff(S, axis=0), ssmctl.impulse_response(sys, 400)[1:], atol=1e-12)
+
+
+def test_frequency_response_is_dtft_of_impulse(rng, output_mode):
+    # G(e^{iω}) = Σ_k K_k e^{-iωk}: an independent check through the kernel (fast decay → truncation exact).
+    sys = random_diagonal(rng, N=5, m=2, p=2, output=output_mode, radius=(0.1, 0.7))
+    K = ssmctl.impulse_response(sys, 200)
+    w = ssmctl.frequency_grid(sys, 16)
+    dtft = np.einsum("kpm,fk->fpm", K, np.exp(-1j * np.outer(w, np.arange(200))))
+    np.testing.assert_allclose(ssmctl.frequency_response(sys, w), dtft, atol=1e-12)
+
+
+def test_complex_systems_lack_conjugate_symmetry(rng):
+    sys = random_diagonal(rng, N=3, m=1, p=1, output="complex")
+    w = np.array([0.7])
+    G_pos = ssmctl.frequency_response(sys, w)[0, 0, 0]
+    G_neg = ssmctl.frequency_response(sys, -w)[0, 0, 0]
+    assert abs(G_pos - np.conj(G_neg)) > 1e-3
+    assert ssmctl.frequency_grid(sys, 8).min() < 0
+    real = random_diagonal(rng, N=3, m=1, p=1, output="conj_pair")
+    np.testing.assert_allclose(
+        ssmctl.frequency_response(real, w)[0, 0, 0], np.conj(ssmctl.frequency_response(real, -w)[0, 0, 0])
+    )
+
+
+def test_dense_frequency_response_non_normal_path(rng):
+    # A Jordan-like block has an ill-conditioned eigenbasis: the solve path must still agree with scipy.
+    A = np.array([[0.5, 50.0, 0.0], [0.0, 0.5, 50.0], [0.0, 0.0, 0.5]])
+    B = rng.normal(size=(3, 1))
+    C = rng.normal(size=(1, 3))
+    sys = ssmctl.DenseLTI(A, B, C)
+    w = np.linspace(0, np.pi, 9)
+    z = np.exp(1j * w)
+    expected = np.array([(zi * C @ np.linalg.solve(zi * np.eye(3) - A, B))[0, 0] for zi in z])
+    np.testing.assert_allclose(ssmctl.frequency_response(sys, w)[:, 0, 0], expected, rtol=1e-10)
+
+
+def test_dc_gain_closed_form(rng):
+    sys = random_diagonal(rng, N=4, m=1, p=1, output="conj_pair")
+    A, B, C, D = (x for x in sys.to_dense().broadcast_arrays())
+    expected = C @ np.linalg.solve(np.eye(8) - A, B) + D
+    np.testing.assert_allclose(ssmctl.dc_gain(sys), expected, rtol=1e-12)
+    assert np.isrealobj(ssmctl.dc_gain(sys))
+
+
+def test_batched_shapes(rng):
+    sys = random_diagonal(rng, N=3, m=2, p=4, batch=(5, 2))
+    assert ssmctl.impulse_response(sys, 7).shape == (5, 2, 7, 4, 2)
+    assert ssmctl.frequency_response(sys, np.linspace(0, 1, 6)).shape == (5, 2, 6, 4, 2)
+    assert ssmctl.dc_gain(sys).shape == (5, 2, 4, 2)
+
+
+def test_bad_lengths_and_frequencies(rng):
+    sys = random_diagonal(rng)
+    with pytest.raises(SsmctlError, match="positive integer"):
+        ssmctl.impulse_response(sys, 0)
+    with pytest.raises(SsmctlError, match="omega must be real"):
+        ssmctl.frequency_response(sys, np.array([1j]))

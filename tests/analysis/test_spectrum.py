@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+import ssmctl
+from ssmctl.errors import SsmctlError
+from tests.helpers import random_diagonal
+
+
+def test_eigenvalues_of_equivalent_real_system(rng):
+    sys = random_diagonal(rng, N=4, output="conj_pair")
+    eig = ssmctl.eigenvalues(sys)
+    assert eig.shape == (8,)
+    np.testing.assert_allclose(np.sort_complex(eig), np.sort_complex(np.linalg.eigvals(sys.to_dense().A)), atol=1e-12)
+    assert ssmctl.eigenvalues(random_diagonal(rng, N=4, output="complex")).shape == (4,)
+
+
+def test_radius_and_margin(rng):
+    sys = random_diagonal(rng, N=6, batch=(3,))
+    r = ssmctl.spectral_radius(sys)
+    assert r.shape == (3,)
+    np.testing.assert_allclose(r, np.abs(sys.lam).max(axis=-1))
+    np.testing.assert_allclose(ssmctl.spectral_margin(sys), 1 - r)
+    unstable = ssmctl.DiagonalLTI(np.array([1.2, 0.5]), np.ones((2, 1)), np.ones((1, 2)))
+    assert ssmctl.spectral_margin(unstable) == pytest.approx(-0.2)
+
+
+def test_memory_horizon_closed_form():
+    lam = np.array([0.5, 0.99, 1.0, 1.5, 0.0, -0.9j])
+    k = ssmctl.memory_horizon(lam)
+    # |λ|^k = ε  ⇔  k = ln ε / ln|λ|
+    np.testing.assert_allclose(k[0], np.log(1e-2) / np.log(0.5))
+    np.testing.assert_allclose(0.99 ** k[1], 1e-2)
+    assert np.isinf(k[2]) and np.isinf(k[3])
+    assert k[4] == 0.0
+    np.testing.assert_allclose(0.9 ** k[5], 1e-2)
+    # at ε = 1/e the horizon is the time constant τ = −1/ln|λ|
+    np.testing.assert_allclose(ssmctl.memory_horizon(np.array([0.9]), eps=np.exp(-1)), -1 / np.log(0.9))
+
+
+def test_memory_horizon_of_systems_follows_the_eigenvalues(rng):
+    sys = random_diagonal(rng, N=3, output="conj_pair")
+    np.testing.assert_allclose(ssmctl.memory_horizon(sys), ssmctl.memory_horizon(ssmctl.eigenvalues(sys)))
+    assert ssmctl.memory_horizon(sys).shape == (6,)
+
+
+def test_memory_horizon_bad_eps():
+    with pytest.raises(SsmctlError, match=r"eps must lie in \(0, 1\)"):
+        ssmctl.memory_horizon(np.array([0.5]), eps=1.5)

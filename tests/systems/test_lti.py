@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+
+import ssmctl
+from ssmctl.errors import NonFiniteError, ShapeError, UnknownNameError
+
+from tests.helpers import random_diagonal
+
+
+def brute_force_impulse(lam, B, C, D, L, output):
+    """Run the recurrence h_k = Λh_{k-1} + B u_k on unit impulses, in the model's own read-out."""
+    N, m = B.shape
+    K = []
+    for j in range(m):
+        h = np.zeros(N, dtype=complex)
+        col = []
+        for k in range(L):
+            u = np.zeros(m)
+            u[j] = 1.0 if k == 0 else 0.0
+            h = lam * h + B @ u
+            y = C @ h
+            y = {"complex": y, "real": y.real, "conj_pair": 2 * y.real}[output]
+            col.append(y + D @ u)
+        K.append(np.array(col))
+    return np.stack(K, axis=-1)  # (L, p, m)
+
+
+def test_output_modes_match_the_recurrence(rng, output_mode):
+    sys = random_diagonal(rng, output=output_mode)
+    K = ssmctl.impulse_response(sys, 12)
+    ref = brute_force_impulse(sys.lam, sys.B, sys.C, sys.D, 12, output_mode)
+    np.testing.assert_allclose(K, ref, atol=1e-12)
+
+
+def test_to_dense_is_the_same_system(rng, output_mode):
+    sys = random_diagonal(rng, output=output_mode, batch=(2,))
+    dense = sys.to_dense()
+    assert dense.is_real == (output_mode != "complex")
+    assert dense.n_states == sys.n_states
+    np.testing.assert_allclose(ssmctl.impulse_response(dense, 9), ssmctl.impulse_response(sys, 9), atol=1e-12)
+
+
+def test_augmented_orders(rng):
+    assert random_diagonal(rng, N=4, output="complex").n_states == 4
+    assert random_diagonal(rng, N=4, output="real").n_states == 8
+    assert random_diagonal(rng, N=4, output="conj_pair").n_states == 8
+
+
+def test_real_state_keeps_n_states():
+    # Mamba-like: real eigenvalues, real B, complex-free read-out: N real states, not 2N.
+    lam = np.array([0.3, 0.6, 0.9])
+    sys = ssmctl.DiagonalLTI(lam, np.ones((3, 1)), np.array([[1.0, -2.0, 0.5]]), output="real")
+    assert sys.real_state and sys.n_states == 3
+    np.testing.assert_allclose(np.sort(ssmctl.eigenvalues(sys).real), lam)
+    K = ssmctl.impulse_response(sys, 5)[:, 0, 0]
+    np.testing.assert_allclose(K, [(np.array([1.0, -2.0, 0.5]) * lam**k).sum() for k in range(5)])
+
+
+def test_batch_broadcast_and_indexing(rng):
+    lam = rng.uniform(0.1, 0.9, size=(4, 3)).astype(complex)
+    sys = ssmctl.DiagonalLTI(lam, np.ones((3, 1)), np.ones((1, 3)), output="conj_pair")
+    assert sys.batch_shape == (4,)
+    one = sys[2]
+    assert one.batch_shape == ()
+    np.testing.assert_allclose(ssmctl.impulse_response(one, 5), ssmctl.impulse_response(sys, 5)[2])
+    assert len(sys) == 4
+
+
+def test_shape_errors_name_the_problem():
+    with pytest.raises(ShapeError, match="state sizes disagree"):
+        ssmctl.DiagonalLTI(np.ones(3) * 0.5, np.ones((4, 1)), np.ones((1, 3)))
+    with pytest.raises(ShapeError, match=r"D must have shape \(\.\.\., p, m\) = \(\.\.\., 1, 1\)"):
+        ssmctl.DiagonalLTI(np.ones(3) * 0.5, np.ones((3, 1)), np.ones((1, 3)), np.ones((2, 2)))
+    with pytest.raises(ShapeError, match="batch dimensions do not broadcast"):
+        ssmctl.DiagonalLTI(np.ones((2, 3)) * 0.5, np.ones((5, 3, 1)), np.ones((1, 3)))
+    with pytest.raises(ShapeError, match="A must be square"):
+        ssmctl.DenseLTI(np.ones((2, 3)), np.ones((2, 1)), np.ones((1, 2)))
+    with pytest.raises(ShapeError, match="must be numeric"):
+        ssmctl.DiagonalLTI(np.array(["a"]), np.ones((1, 1)), np.ones((1, 1)))
+
+
+def test_nonfinite_parameters_are_refused():
+    lam = np.array([0.5, np.nan])
+    with pytest.raises(NonFiniteError, match=r"lam has 1 non-finite entry \(first at index \[1\]\)"):
+        ssmctl.DiagonalLTI(lam, np.ones((2, 1)), np.ones((1, 2)))
+    with pytest.raises(NonFiniteError, match="A has"):
+        ssmctl.DenseLTI(np.array([[np.inf]]), np.ones((1, 1)), np.ones((1, 1)))
+
+
+def test_unknown_output_mode_lists_the_known_ones():
+    with pytest.raises(UnknownNameError, match="known: complex, conj_pair, real"):
+        ssmctl.DiagonalLTI(np.ones(1) * 0.5, np.ones((1, 1)), np.ones((1, 1)), output="imag")
+
+
+def test_real_mode_refuses_complex_feedthrough():
+    with pytest.raises(ShapeError, match="D must be real"):
+        ssmctl.DiagonalLTI(np.ones(1) * 0.5, np.ones((1, 1)), np.ones((1, 1)), np.array([[1j]]), output="real")
+
+
+def test_errors_are_value_errors():
+    assert issubclass(ssmctl.errors.SsmctlError, ValueError)
+    with pytest.raises(ValueError):
+        ssmctl.DiagonalLTI(np.ones(3), np.ones((4, 1)), np.ones((1, 3)))
