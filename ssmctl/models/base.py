@@ -41,6 +41,8 @@ class Family:
     system: Callable[["Layer"], Any] | None = None
     ltv: Callable[["Layer", Any], Any] | None = None
     frozen: Callable[["Layer", Any, int], Any] | None = None
+    # Exact discrete eigenvalues where LAPACK on the system matrix is unreliable (S4's non-normal DPLR form).
+    eigenvalues: Callable[["Layer"], Any] | None = None
 
 
 @dataclass
@@ -77,6 +79,19 @@ class Layer:
                 f"{fam.name} is input-dependent (LTV): use layer.ltv(u) or layer.frozen(u, t) instead of system()"
             )
         return fam.system(self)
+
+    def eigenvalues(self) -> Any:
+        """Discrete eigenvalues of an LTI layer's equivalent real system, shape (..., n).
+
+        Uses the family's exact formula where it has one (S4: the triangular HiPPO form), else
+        ``eigenvalues(layer.system())``.
+        """
+        fam = self.record
+        if fam.eigenvalues is not None:
+            return fam.eigenvalues(self)
+        from ..analysis.spectrum import eigenvalues
+
+        return eigenvalues(self.system())
 
     def ltv(self, u: Any) -> Any:
         """Per-token system (``LTVSystem``) for input ``u`` of shape (batch, L, d_model); LTV families only."""

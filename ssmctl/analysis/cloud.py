@@ -1,0 +1,61 @@
+"""Eigenvalue clouds: the discrete eigenvalues of anything ssmctl can hold, flattened for plots and tables.
+
+LTI objects give their eigenvalues; input-dependent layers give Ā_t over a batch of random inputs
+(unit-RMS Gaussian at the layer input), the convention of ``ssmctl figures`` and ``ssmctl eig``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..systems.lti import DenseLTI, DiagonalLTI
+from ..systems.ltv import LTVSystem, _np
+from .spectrum import eigenvalues
+
+__all__ = ["eigenvalue_cloud", "random_layer_input", "CLOUD_INPUT"]
+
+# Stated in figure captions and JSON so a reader knows what the LTV clouds were computed on.
+CLOUD_INPUT = {"distribution": "gaussian", "rms": 1.0, "batch": 4, "length": 256, "seed": 0}
+
+
+def random_layer_input(
+    d_model: int, batch: int = CLOUD_INPUT["batch"], length: int = CLOUD_INPUT["length"], seed: int = 0
+) -> np.ndarray:
+    """Unit-RMS Gaussian input at a layer's input, shape (batch, length, d_model), float32."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, length, d_model)).astype(np.float32)
+
+
+def eigenvalue_cloud(obj: Any, *, batch: int | None = None, length: int | None = None, seed: int = 0) -> np.ndarray:
+    """All discrete eigenvalues of a system, layer, model, LTV system or array, flattened.
+
+    Parameters
+    ----------
+    obj : DiagonalLTI, DenseLTI, LTVSystem, Layer, Model or array_like
+        LTV layers are driven by :func:`random_layer_input` (``batch`` × ``length`` tokens).
+
+    Returns
+    -------
+    ndarray, complex, shape (n,)
+    """
+    if isinstance(obj, (DiagonalLTI, DenseLTI)):
+        return eigenvalues(obj).reshape(-1)
+    if isinstance(obj, LTVSystem):
+        return np.asarray(_np(obj.lam), dtype=np.complex128).reshape(-1)
+    if hasattr(obj, "layers"):
+        return np.concatenate([eigenvalue_cloud(layer, batch=batch, length=length, seed=seed) for layer in obj.layers])
+    if hasattr(obj, "system") and hasattr(obj, "kind"):
+        if obj.kind == "LTI":
+            return np.asarray(obj.eigenvalues(), dtype=np.complex128).reshape(-1)
+        d_model = int(obj.config.get("d_model"))
+        u = random_layer_input(
+            d_model, batch or CLOUD_INPUT["batch"], length or CLOUD_INPUT["length"], seed=seed + obj.index
+        )
+        return eigenvalue_cloud(obj.ltv(u))
+    try:
+        return np.asarray(obj, dtype=np.complex128).reshape(-1)
+    except (TypeError, ValueError):
+        raise ShapeError(f"cannot take eigenvalues of a {type(obj).__name__}") from None

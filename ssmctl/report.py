@@ -1,0 +1,71 @@
+"""Report formatting shared by the CLI: strict JSON and plain-text tables.
+
+JSON is strict (DESIGN.md): no NaN/Infinity literals. Non-finite floats become ``null``; callers state how many
+with explicit count fields (e.g. ``memory_horizon_inf_count``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["SCHEMA_VERSION", "to_jsonable", "dumps", "format_table", "fmt"]
+
+SCHEMA_VERSION = 1
+
+
+def to_jsonable(obj: Any) -> Any:
+    """numpy scalars/arrays → Python; NaN/±Inf → None; complex → {"re", "im"}."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (complex, np.complexfloating)):
+        return {"re": to_jsonable(float(obj.real)), "im": to_jsonable(float(obj.imag))}
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    return obj
+
+
+def dumps(obj: Any) -> str:
+    """Strict JSON text (raises if a non-finite number slipped through)."""
+    return json.dumps(to_jsonable(obj), indent=2, allow_nan=False)
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """Compact human formatting: 4 significant digits, 'inf', '-' for missing."""
+    if value is None:
+        return "-"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return f"{v:.{digits}g}"
+    return str(value)
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers: Sequence[str] | None = None) -> str:
+    """A fixed-width text table of ``rows`` (dicts) over ``columns``."""
+    headers = list(headers or columns)
+    cells = [[fmt(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    return "\n".join(out)
