@@ -173,6 +173,7 @@ def layer_from_params(params: dict[str, Any], config: dict[str, Any] | None = No
         "dt_rank": config["dt_rank"],
         "d_conv": config["d_conv"],
         "eps": float(config["eps"]),
+        "a_init": None,  # set by init(); a checkpoint does not say how its A was initialized
         "activation": "silu",
         "conv_layout": "torch Conv1d (channels, 1, width); weight[..., -1] multiplies the current token",
         "discretization": "A: exp(ΔA) (exact); B: ΔB (Euler)",
@@ -289,7 +290,9 @@ def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Lay
     if config["bias"]:
         params["mixer.in_proj.bias"] = torch.zeros(2 * d_inner)
         params["mixer.out_proj.bias"] = torch.zeros(d_model)
-    return layer_from_params(params, {k: config[k] for k in _CONFIG_KEYS if k != "expand"}, index)
+    layer = layer_from_params(params, {k: config[k] for k in _CONFIG_KEYS if k != "expand"}, index)
+    layer.config["a_init"] = "s4d-real"  # A = −(1..N) per channel, mamba_ssm's only convention
+    return layer
 
 
 def init(**hyper: Any) -> Model:

@@ -204,6 +204,7 @@ def layer_from_params(params: dict[str, Any], config: dict[str, Any] | None = No
         "d_state": config["d_state"],
         "d_conv": config["d_conv"],
         "D_has_hdim": bool(config["D_has_hdim"]),
+        "a_init": None,  # set by init(); a checkpoint does not say how its A was initialized
         "eps": float(config["eps"]),
         "norm_eps": float(config["norm_eps"]),
         "dt_limit": (lo, hi),
@@ -326,7 +327,9 @@ def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Lay
     if config["bias"]:
         params["mixer.in_proj.bias"] = torch.zeros(2 * d_inner + 2 * gN + H)
         params["mixer.out_proj.bias"] = torch.zeros(d_model)
-    return layer_from_params(params, {key: config[key] for key in _CONFIG_KEYS}, index)
+    layer = layer_from_params(params, {key: config[key] for key in _CONFIG_KEYS}, index)
+    layer.config["a_init"] = config["a_init"]
+    return layer
 
 
 def init(**hyper: Any) -> Model:

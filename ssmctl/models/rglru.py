@@ -167,7 +167,7 @@ def layer_from_params(params: dict[str, Any], config: dict[str, Any] | None = No
         "d_conv": config["d_conv"],
         "c": float(c),
         "eps": float(config["eps"]),
-        "a_init": config.get("a_init"),
+        "a_init": None,  # set by init(); a checkpoint does not say how its a was initialized
         "norm": "RMSNorm with (1 + weight)",
         "activation": "gelu_tanh on the y branch",
         "gate_layout": "block-diagonal, weight[h] is (in, out): gate = x_h @ W[h] + b[h]",

@@ -137,7 +137,8 @@ def test_delta_and_transition_match_what_transformers_scan_sees(hf_block, layer,
     original = modeling_mamba.mamba_selective_scan
 
     def spy(hidden_states, dt, A, B, C, *args, **kwargs):
-        seen.update({k: v.detach().clone() for k, v in dict(x=hidden_states, dt=dt, A=A, B=B, C=C, bias=kwargs["delta_bias"]).items()})
+        captured = dict(x=hidden_states, dt=dt, A=A, B=B, C=C, bias=kwargs["delta_bias"])
+        seen.update({k: v.detach().clone() for k, v in captured.items()})
         return original(hidden_states, dt, A, B, C, *args, **kwargs)
 
     monkeypatch.setattr(modeling_mamba, "mamba_selective_scan", spy)

@@ -86,6 +86,7 @@ def test_transformers_init_equals_transformers_A_log():
     ours = model[0].params
     np.testing.assert_allclose(ours["mixer.A_log"].numpy(), ref["mixer.A_log"].numpy(), rtol=1e-7)
     np.testing.assert_allclose(-mamba2.continuous_A(model[0]), np.arange(1, 9), rtol=1e-6)
+    assert model[0].config["a_init"] == "transformers"
     assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in ref.items()}
     assert ssmctl.init("mamba2", a_init="transformers", d_model=32, headdim=8, d_state=8,
                        n_layers=1)[0].params["mixer.A_log"].allclose(ours["mixer.A_log"])
