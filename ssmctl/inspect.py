@@ -114,8 +114,19 @@ def layer_spectrum(layer: Any) -> dict[str, Any]:
     from .models.base import get_family
 
     record = get_family(layer.family)
+    warnings: list[str] = []
     if record.kind == "LTI":
-        lam = np.asarray(layer.eigenvalues(), dtype=np.complex128)
+        lam = None
+        if layer.family == "s4":
+            # The dense DPLR matrix is extremely non-normal: LAPACK's eigenvalues are off by O(N) at the
+            # HiPPO init, where the exact ones are known; elsewhere they are all there is.
+            try:
+                lam = np.asarray(_family_module("s4").exact_discrete_eigenvalues(layer), dtype=np.complex128)
+            except UnsupportedSystemError:
+                warnings.append("S4 DPLR: eigenvalues by LAPACK on a strongly non-normal matrix (ill-conditioned; "
+                                "see ssmctl.analysis.pseudospectra)")
+        if lam is None:
+            lam = np.asarray(layer.eigenvalues(), dtype=np.complex128)
         lam2 = lam.reshape(-1, lam.shape[-1]) if lam.ndim else lam.reshape(1, 1)
         gain = None
         try:
@@ -129,7 +140,7 @@ def layer_spectrum(layer: Any) -> dict[str, Any]:
         except (SsmctlError, ValueError):  # a gain is only a diagnostic; eigenvalues stand on their own
             gain = None
         return {"kind": "LTI", "eigenvalues": lam2, "at": None, "A": None, "dt": None,
-                "channels": int(lam2.shape[0]), "d_state": int(lam2.shape[-1]), "gain": gain}
+                "channels": int(lam2.shape[0]), "d_state": int(lam2.shape[-1]), "gain": gain, "warnings": warnings}
     module = _family_module(layer.family)
     if layer.family == "rglru":
         lam = module.bias_eigenvalues(layer, r="bias")
@@ -142,7 +153,7 @@ def layer_spectrum(layer: Any) -> dict[str, Any]:
     dt = ratio if ratio.ndim <= 1 else ratio[..., 0]
     d_state = int(lam.shape[-1]) if layer.family == "mamba" else int(layer.config.get("d_state", 1) if layer.family == "mamba2" else 1)
     return {"kind": "LTV", "eigenvalues": lam.astype(np.complex128), "at": _AT[layer.family][0], "A": A, "dt": dt,
-            "channels": int(lam.shape[0]), "d_state": d_state, "gain": None}
+            "channels": int(lam.shape[0]), "d_state": d_state, "gain": None, "warnings": warnings}
 
 
 def _stats(values: np.ndarray, prefix: str) -> dict[str, float]:
@@ -150,9 +161,12 @@ def _stats(values: np.ndarray, prefix: str) -> dict[str, float]:
     return {f"{prefix}_min": float(v.min()), f"{prefix}_median": float(np.median(v)), f"{prefix}_max": float(v.max())}
 
 
-def layer_row(layer: Any, *, eps: float = EPS) -> dict[str, Any]:
-    """One row of the inspect table (strict-JSON-ready apart from non-finite floats, which dumps nulls)."""
-    spec = layer_spectrum(layer)
+def layer_row(layer: Any, *, eps: float = EPS, spectrum: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One row of the inspect table (strict-JSON-ready apart from non-finite floats, which dumps nulls).
+
+    ``spectrum`` is :func:`layer_spectrum`'s result when the caller already has it.
+    """
+    spec = spectrum if spectrum is not None else layer_spectrum(layer)
     lam = spec["eigenvalues"]
     r = np.abs(lam)
     k = memory_horizon(lam, eps=eps)
@@ -174,7 +188,7 @@ def layer_row(layer: Any, *, eps: float = EPS) -> dict[str, Any]:
         "memory_horizon_max": float(k.max()),
         "memory_horizon_inf_count": int(np.isinf(k).sum()),
         "memory_horizon_finite_max": float(finite_k.max()) if finite_k.size else None,
-        "warnings": [],
+        "warnings": list(spec["warnings"]),
     }
     if spec["A"] is not None:
         row.update(_stats(spec["A"], "A"))
@@ -296,9 +310,10 @@ def _rows(src: _Source, eps: float) -> tuple[list[dict[str, Any]], dict[int, np.
             reason = f"not analysed: {layer}"
         else:
             try:
-                lam = layer_spectrum(layer)["eigenvalues"]
+                spec = layer_spectrum(layer)
+                lam = spec["eigenvalues"]
                 if np.isfinite(lam).all():
-                    row = layer_row(layer, eps=eps)
+                    row = layer_row(layer, eps=eps, spectrum=spec)
                     eigs[index] = lam
                 else:
                     reason = "not analysed: NaN/Inf eigenvalues"

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from .errors import CheckpointError
 
-__all__ = ["Checkpoint", "TensorStore", "read_checkpoint", "read_tensor_file", "pickle_globals", "INERT_GLOBALS"]
+__all__ = ["Checkpoint", "TensorStore", "read_checkpoint", "read_tensor_file", "pickle_globals", "plain", "INERT_GLOBALS", "HARMLESS_GLOBALS"]
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 SAFETENSORS_SUFFIX = ".safetensors"
@@ -45,6 +45,32 @@ class _Inert:
 
     def __repr__(self) -> str:
         return f"<inert {type(self).__name__}>"
+
+
+def plain(obj: Any) -> Any:
+    """Inert stand-ins (OmegaConf containers and nodes, AttributeDict, Namespace) → plain dicts, lists, values.
+
+    OmegaConf pickles a DictConfig/ListConfig as its ``__dict__`` with the children in ``_content`` and a
+    node's value in ``_val``; AttributeDict is filled item by item; Namespace carries keyword state.
+    """
+    if isinstance(obj, _Inert):
+        state = obj.state
+        if isinstance(state, dict) and "_content" in state:
+            return plain(state["_content"])
+        if isinstance(state, dict) and "_val" in state:
+            return plain(state["_val"])
+        if "items" in obj.__dict__:
+            return {k: plain(v) for k, v in obj.__dict__["items"].items()}
+        if "values" in obj.__dict__:
+            return [plain(v) for v in obj.__dict__["values"]]
+        if isinstance(state, dict):
+            return {k: plain(v) for k, v in state.items() if not str(k).startswith("_")}
+        return plain(state) if state is not None else dict(obj.kwargs) or None
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    return obj
 
 
 def _inert(name: str) -> type:
@@ -172,8 +198,43 @@ class Checkpoint:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+# Plain Python objects OmegaConf metadata refers to by name (ContainerMetadata.object_type = dict, key_type =
+# typing.Any, resolver caches as defaultdict(dict)). Loading them creates a type object or an empty
+# container; none of them runs code from the file.
+HARMLESS_GLOBALS: tuple[str, ...] = (
+    "builtins.dict",
+    "builtins.list",
+    "builtins.tuple",
+    "builtins.int",
+    "builtins.float",
+    "builtins.str",
+    "builtins.bool",
+    "typing.Any",
+    "collections.defaultdict",
+)
+
+
+def _harmless() -> list[Any]:
+    import builtins
+    import collections
+    import typing
+
+    objects = {
+        "builtins.dict": builtins.dict,
+        "builtins.list": builtins.list,
+        "builtins.tuple": builtins.tuple,
+        "builtins.int": builtins.int,
+        "builtins.float": builtins.float,
+        "builtins.str": builtins.str,
+        "builtins.bool": builtins.bool,
+        "typing.Any": typing.Any,
+        "collections.defaultdict": collections.defaultdict,
+    }
+    return [(objects[name], name) for name in HARMLESS_GLOBALS]
+
+
 def _safe_globals() -> list[Any]:
-    return [(_inert(name), name) for name in INERT_GLOBALS]
+    return [(_inert(name), name) for name in INERT_GLOBALS] + _harmless()
 
 
 def _load_pickle(path: str) -> Any:
@@ -273,7 +334,7 @@ def _torch_allowed_globals() -> set[str]:
 
 def _refused_globals(path: str) -> tuple[list[str], bool]:
     names, parsed = pickle_globals(path)
-    allowed = _torch_allowed_globals() | set(INERT_GLOBALS)
+    allowed = _torch_allowed_globals() | set(INERT_GLOBALS) | set(HARMLESS_GLOBALS)
     # Storage classes of legacy files are allowed by torch under their own rules.
     return [n for n in names if n not in allowed and not n.endswith("Storage")], parsed
 

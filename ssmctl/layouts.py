@@ -107,8 +107,8 @@ class Layout:
         False when the stored block lacks parts of the family's reference block (e.g. SSD without the gate):
         such layers give their eigenvalues but no ``ltv(u)``.
     transform : callable, optional
-        ``transform(params, shape_of) -> params`` mapping source tensors (family-prefixed) onto the family's
-        parameter names and conventions; must accept any subset of the keys.
+        ``transform(params, config) -> params`` mapping source tensors (renamed) onto the family's parameter
+        names and conventions; must accept any subset of the keys.
     infer : callable, optional
         ``infer(shapes, known) -> config`` for layouts the family's ``config_from_params`` cannot read.
     shapes : callable, optional
@@ -128,7 +128,7 @@ class Layout:
     top: tuple[str, ...] = ()
     init: Mapping[str, Any] = field(default_factory=dict)
     complete: bool = True
-    transform: Callable[[dict[str, Any], ShapeOf], dict[str, Any]] | None = None
+    transform: Callable[[dict[str, Any], Mapping[str, Any]], dict[str, Any]] | None = None
     infer: Callable[[Mapping[str, tuple[int, ...]], Mapping[str, Any]], dict[str, Any]] | None = None
     shapes: Callable[[Mapping[str, Any]], dict[str, tuple[int, ...]]] | None = None
     notes: str = ""
@@ -177,7 +177,7 @@ class Detection:
 
 
 # --- research layouts that need help from ssmctl -----------------------------------------------------------
-def _hawk_transform(params: dict[str, Any], shape_of: ShapeOf) -> dict[str, Any]:
+def _hawk_transform(params: dict[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
     """jsie7/ssm-benchmark Hawk (dense gates, fused input projection) → transformers RG-LRU names.
 
     forget_base is recurrentgemma's recurrent_param (same sign: log a_t = −c·r_t·softplus(·)); the gates
@@ -306,6 +306,133 @@ def _falcon_h1_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     }
 
 
+# --- state-spaces/s4 -------------------------------------------------------------------------------------
+_S4_TRANSFORMS = ("dt_transform", "real_transform", "imag_transform")
+
+
+def _s4_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, Any]) -> dict[str, Any]:
+    """SSMKernelDPLR sizes from shapes; transforms from the checkpoint's hyperparameters (s4.yaml defaults)."""
+    S, K = shapes["kernel.A_real"]
+    c, H = shapes["kernel.C"][:2]
+    cfg: dict[str, Any] = {
+        "d_model": H, "d_state": 2 * K, "n_ssm": S, "rank": shapes["kernel.P"][0], "channels": c,
+        "dt_tie": shapes["kernel.inv_dt"][-1] == 1, "dt_transform": "softplus", "real_transform": "exp",
+        "imag_transform": "none", "has_l_kernel": "kernel.l_kernel" in shapes,
+    }
+    cfg.update({k: v for k, v in known.items() if k in _S4_TRANSFORMS})
+    return cfg
+
+
+def _s4_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    H, K, S = config["d_model"], config["d_state"] // 2, config["n_ssm"]
+    shapes = {
+        "kernel.inv_dt": (H, 1 if config["dt_tie"] else K),
+        "kernel.A_real": (S, K),
+        "kernel.A_imag": (S, K),
+        "kernel.B": (1, S, K, 2),
+        "kernel.C": (config["channels"], H, K, 2),
+        "kernel.P": (config["rank"], S, K, 2),
+        "D": (config["channels"], H),
+    }
+    if config.get("has_l_kernel"):
+        shapes["kernel.l_kernel"] = ()
+    return shapes
+
+
+def _s4d_diag_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, Any]) -> dict[str, Any]:
+    """SSMKernelDiag (S4D inside state-spaces/s4's FFTConv) sizes; only what the minimal S4D form can hold."""
+    S, K = shapes["kernel.A_real"]
+    c, H = shapes["kernel.C"][:2]
+    is_real = "kernel.A_imag" not in shapes
+    if c != 1:
+        raise CheckpointError(f"S4D kernel with {c} output channels (kernel.C {shapes['kernel.C']}): the s4d family holds 1")
+    if shapes["kernel.inv_dt"][-1] != 1:
+        raise CheckpointError(
+            f"S4D kernel with an untied step size (kernel.inv_dt {shapes['kernel.inv_dt']}): the s4d family holds one Δ per channel"
+        )
+    cfg: dict[str, Any] = {
+        "d_model": H, "d_state": K if is_real else 2 * K, "n_ssm": S, "is_real": is_real,
+        "discretization": "zoh", "dt_transform": "softplus", "real_transform": "exp", "imag_transform": "none",
+    }
+    cfg.update({k: v for k, v in known.items() if k in _S4_TRANSFORMS + ("discretization",)})
+    return cfg
+
+
+def _s4d_diag_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    H, S = config["d_model"], config["n_ssm"]
+    if config["is_real"]:
+        K = config["d_state"]
+        return {"kernel.inv_dt": (H, 1), "kernel.A_real": (S, K), "kernel.B": (1, S, K), "kernel.C": (1, H, K), "D": (1, H)}
+    K = config["d_state"] // 2
+    return {
+        "kernel.inv_dt": (H, 1), "kernel.A_real": (S, K), "kernel.A_imag": (S, K), "kernel.B": (1, S, K, 2),
+        "kernel.C": (1, H, K, 2), "D": (1, H),
+    }
+
+
+def _s4d_diag_transform(params: dict[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """SSMKernelDiag tensors → the minimal S4D names (the s4d family's layout), same system.
+
+    Δ = dt_transform(inv_dt); A = −real_transform(A_real) − i·imag_transform(A_imag) per copy, copy h mod
+    n_ssm for channel h (einops '(v t)'); the minimal form stores log(−Re A) and Im A (any sign) and folds
+    B into C (C·B per mode); D (1, H) → (H,).
+    """
+    import numpy as np
+    import torch
+
+    from .models.s4 import param_transform
+
+    def arr(name: str) -> np.ndarray:
+        return params[name].detach().double().numpy() if isinstance(params[name], torch.Tensor) else np.asarray(params[name], dtype=np.float64)
+
+    H, S = config["d_model"], config["n_ssm"]
+    which = np.arange(H) % S
+    out = {k: v for k, v in params.items() if not (k.startswith("kernel.") or k == "D")}
+    dt = param_transform(arr("kernel.inv_dt")[:, 0], config["dt_transform"])
+    out["kernel.log_dt"] = np.log(dt)
+    out["kernel.log_A_real"] = np.log(param_transform(arr("kernel.A_real"), config["real_transform"]))[which]
+    if config["is_real"]:
+        out["kernel.C"] = arr("kernel.B")[0][which] * arr("kernel.C")[0]
+    else:
+        out["kernel.A_imag"] = -param_transform(arr("kernel.A_imag"), config["imag_transform"])[which]
+        Bc = arr("kernel.B")[0][which]
+        Cc = arr("kernel.C")[0]
+        prod = (Bc[..., 0] + 1j * Bc[..., 1]) * (Cc[..., 0] + 1j * Cc[..., 1])
+        out["kernel.C"] = np.stack([prod.real, prod.imag], axis=-1)
+    out["D"] = arr("D")[0]
+    return out
+
+
+def _s4d_min_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, Any]) -> dict[str, Any]:
+    H = shapes["kernel.log_dt"][0]
+    K = shapes["kernel.log_A_real"][1]
+    is_real = "kernel.A_imag" not in shapes
+    cfg = {"d_model": H, "d_state": K if is_real else 2 * K, "is_real": is_real, "discretization": "zoh"}
+    cfg.update({k: v for k, v in known.items() if k == "discretization"})
+    return cfg
+
+
+def _s4d_min_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    H = config["d_model"]
+    if config["is_real"]:
+        K = config["d_state"]
+        return {"kernel.log_dt": (H,), "kernel.log_A_real": (H, K), "kernel.C": (H, K), "D": (H,)}
+    K = config["d_state"] // 2
+    return {
+        "kernel.log_dt": (H,), "kernel.log_A_real": (H, K), "kernel.A_imag": (H, K), "kernel.C": (H, K, 2), "D": (H,),
+    }
+
+
+# FFTConv / S4D module prefix: the residual block's S4Block (model.layers.{i}.layer.layer.), a standalone
+# S4Block (….layer.), or the module itself (example.py's s4_layers.{i}.).
+_S4_ROOT = r"^(?P<root>(?:\w+\.)*?(?:layers|s4_layers)\.(?P<index>\d+)\.(?:layer\.)*)kernel\."
+_S4_RENAMES = (("kernel.", "kernel."), ("D", "D"), ("output_linear.", "output_linear."))
+_S4_NOTE = (
+    "state-spaces/s4 transforms (dt_transform, real_transform, imag_transform, disc) come from the checkpoint's "
+    "hyper_parameters when it has them, else configs/model/layer/s4.yaml's defaults (softplus, exp, none, zoh)."
+)
+
+
 _BACKBONE = r"^(?P<root>backbone\.layers\.(?P<index>\d+)\.)"
 _MODEL = r"^(?P<root>model\.layers\.(?P<index>\d+)\.)"
 _ANY_LAYERS = r"^(?P<root>(?:backbone|model)\.layers\.(?P<index>\d+)\.)"
@@ -396,7 +523,51 @@ LAYOUTS: tuple[Layout, ...] = (
         notes="Hawk: GELU (erf) on the gate branch where RG-LRU uses tanh-GELU, √(1 − a² + 1e-6), no state "
         "reset at token 0, one dense gate head: ltv(u) is exact up to these; eigenvalues are exact.",
     ),
+    Layout(
+        "s4-dplr", "s4", "state-spaces/s4 S4 (SSMKernelDPLR in FFTConv; Lightning .ckpt, SequenceModel, standalone S4Block)",
+        _S4_ROOT, {"kernel.P": 4, "kernel.A_real": 2, "kernel.C": 4}, _S4_RENAMES,
+        infer=_s4_infer, shapes=_s4_shapes, notes=_S4_NOTE,
+    ),
+    Layout(
+        "s4d-diag", "s4d", "state-spaces/s4 S4D (SSMKernelDiag in FFTConv, mode diag)",
+        _S4_ROOT, {"kernel.A_real": 2, "kernel.inv_dt": 2, "kernel.C": 4}, _S4_RENAMES, absent=("kernel.P",),
+        infer=_s4d_diag_infer, shapes=_s4d_diag_shapes, transform=_s4d_diag_transform, notes=_S4_NOTE,
+    ),
+    Layout(
+        "s4d-diag-real", "s4d", "state-spaces/s4 S4D-Real (SSMKernelDiag is_real)",
+        _S4_ROOT, {"kernel.A_real": 2, "kernel.inv_dt": 2, "kernel.C": 3}, _S4_RENAMES,
+        absent=("kernel.P", "kernel.A_imag"),
+        infer=_s4d_diag_infer, shapes=_s4d_diag_shapes, transform=_s4d_diag_transform, notes=_S4_NOTE,
+        init={"variant": "real", "is_real": True},
+    ),
+    Layout(
+        "s4d-minimal", "s4d", "state-spaces/s4 minimal S4D (models/s4/s4d.py, example.py)",
+        _S4_ROOT, {"kernel.log_dt": 1, "kernel.log_A_real": 2}, _S4_RENAMES,
+        infer=_s4d_min_infer, shapes=_s4d_min_shapes,
+    ),
 )
+
+
+#: Family parameter names that only an SSM block of that family holds: a block prefix with some of them but
+#: without the layout's anchors is a damaged SSM layer (an error), not a layer of another kind.
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    "mamba": ("mixer.A_log", "mixer.D", "mixer.dt_proj.", "mixer.x_proj.", "mixer.conv1d."),
+    "mamba2": ("mixer.A_log", "mixer.D", "mixer.dt_bias", "mixer.conv1d."),
+    "rglru": ("temporal_block.rg_lru.", "temporal_block.conv_1d.", "hawk."),
+    "s4": ("kernel.",),
+    "s4d": ("kernel.",),
+}
+
+
+def _signature_hits(layout: Layout, root: str, keys: Iterable[str]) -> list[str]:
+    sig = SIGNATURES.get(layout.family, ())
+    hits = []
+    for k in keys:
+        if k.startswith(root):
+            fam = layout.family_key(k[len(root):])
+            if fam is not None and any(fam == s or (s.endswith(".") and fam.startswith(s)) for s in sig):
+                hits.append(k)
+    return hits
 
 
 def known_layouts() -> list[str]:
@@ -464,14 +635,14 @@ def _as_float(value: Any) -> float:
 
 # --- detection -------------------------------------------------------------------------------------------
 _ATTENTION_LEAVES = re.compile(
-    r"^(?P<name>.*?\.?)(?P<leaf>q_proj|k_proj|v_proj|o_proj|qkv_proj|query_key_value|Wqk|Wqkv|Wvqkn|Wv|Wn|"
+    r"^(?P<name>(?:[\w.]*?\.)?)(?P<leaf>q_proj|k_proj|v_proj|o_proj|qkv_proj|query_key_value|Wqk|Wqkv|Wvqkn|Wv|Wn|"
     r"in_proj|in_proj_weight)(?:\.|$)"
 )
 _MLP_LEAVES = re.compile(
-    r"^(?P<name>.*?\.?)(?P<leaf>gate_proj|up_proj|down_proj|fc1|fc2|grow|shrink|gate_up_proj|input_linear|"
-    r"output_linear|glu\.linear)(?:\.|$)"
+    r"^(?P<name>(?:[\w.]*?\.)?)(?P<leaf>gate_proj|up_proj|down_proj|fc1|fc2|grow|shrink|gate_up_proj|input_linear|"
+    r"(?<=glu\.)linear|encoder|decoder)(?:\.|$)"
 )
-_MOE_LEAVES = re.compile(r"^(?P<name>.*?\.?)(?P<leaf>router|experts|gate\.weight)(?:\.|$)")
+_MOE_LEAVES = re.compile(r"^(?P<name>(?:[\w.]*?\.)?)(?P<leaf>router|experts|gate\.weight)(?:\.|$)")
 _LAYER_INDEX = re.compile(r"^(?P<root>(?:[\w]+\.)*?(?:layers|blocks|s4_layers|h)\.(?P<index>\d+)\.)")
 
 
@@ -567,6 +738,7 @@ def detect(keys: Iterable[str], shape_of: ShapeOf, config: Mapping[str, Any] | N
             claimed[root] = Block(index=index, root=root, layout=layout, keys=block_keys)
             owned.update(block_keys.values())
     blocks = sorted(claimed.values(), key=lambda b: b.index)
+    _refuse_damaged_blocks(blocks, keys, key_set, claimed)
     families = sorted({b.layout.family for b in blocks})
     if len(families) > 1:
         raise CheckpointError(
@@ -592,6 +764,26 @@ def detect(keys: Iterable[str], shape_of: ShapeOf, config: Mapping[str, Any] | N
     )
 
 
+def _refuse_damaged_blocks(blocks: list[Block], keys: list[str], key_set: set[str], claimed: Mapping[str, Block]) -> None:
+    """A block prefix of a used layout that holds its SSM tensors but not its anchors: an error naming them.
+
+    Without this a layer missing, say, its A_log would silently drop out of the model.
+    """
+    for layout in {b.layout.name: b.layout for b in blocks}.values():
+        pattern = re.compile(layout.block)
+        roots = {m.group("root") for k in keys if (m := pattern.match(k)) and m.group("root") not in claimed}
+        for root in sorted(roots):
+            hits = _signature_hits(layout, root, keys)
+            if not hits:
+                continue
+            missing = [root + rel for rel in layout.anchor if root + rel not in key_set]
+            problem = f"lacks {', '.join(missing)}" if missing else "its identifying tensors have other ranks"
+            raise CheckpointError(
+                f"layer at {root!r} holds {layout.family} tensors ({', '.join(sorted(hits)[:4])}) but {problem} "
+                f"(layout {layout.name} expects {', '.join(f'{root}{r} ({n}-d)' for r, n in layout.anchor.items())})"
+            )
+
+
 def _other_layers(keys: list[str], shape_of: ShapeOf) -> list[OtherLayer]:
     found: dict[tuple[int, str], OtherLayer] = {}
     for k in keys:
@@ -610,6 +802,9 @@ def _other_layers(keys: list[str], shape_of: ShapeOf) -> list[OtherLayer]:
         if kind == "moe":
             entry.kind = "moe"
     for entry in found.values():
+        # Every tensor under the module belongs to it (e.g. a normalized attention's inner_attn.offset).
+        prefix = entry.name + "."
+        entry.keys = sorted(set(entry.keys) | {k for k in keys if k.startswith(prefix)})
         if entry.kind == "attention":
             entry.sizes = _attention_sizes(entry.keys, shape_of)
         else:

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import CheckpointError, NonFiniteError, ShapeError, UnsupportedSystemError
-from .io import Checkpoint, read_checkpoint
+from .io import Checkpoint, plain, read_checkpoint
 from .layouts import Block, Detection, Layout, detect, hf_known
 from .models.base import Layer, Model, get_family
 
-__all__ = ["load", "scan", "Plan", "SpectralOnlyLayer", "nonfinite_tensors", "SPECTRAL_KEYS"]
+__all__ = ["load", "scan", "Plan", "SpectralOnlyLayer", "nonfinite_tensors", "lightning_known", "SPECTRAL_KEYS"]
 
 #: Family parameters the input-free (bias-only) eigenvalues of an LTV layer need.
 SPECTRAL_KEYS: dict[str, tuple[str, ...]] = {
@@ -109,7 +109,7 @@ class Plan:
         wanted = block.keys if names is None else {n: block.keys[n] for n in names if n in block.keys}
         params = {name: _upcast(store[key]) for name, key in wanted.items()}
         if block.layout.transform is not None:
-            params = block.layout.transform(params, lambda k: tuple(store.shape(block.keys[k])))
+            params = block.layout.transform(params, self.config)
         return params
 
     def _layer_config(self, block: Block, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,8 +158,69 @@ class Plan:
         if "lru_width" in defaults and "lru_width" in self.config:
             hyper["lru_width"] = self.config["lru_width"]
         hyper.update(self.blocks[0].layout.init if self.blocks else {})
+        if self.family == "s4d" and "variant" not in hyper:
+            hyper["variant"] = _guess_s4d_variant(self.layer(self.blocks[0]))
         hyper["n_layers"] = len(self.blocks)
         return hyper
+
+
+def _guess_s4d_variant(layer: Layer) -> str:
+    """The S4D init variant whose A is nearest to channel 0's A (S4D inits differ only in A)."""
+    import numpy as np
+
+    from .models import s4d
+
+    if layer.config.get("is_real"):
+        return "real"
+    A = s4d.continuous(layer)[0][0]
+    A = A.real + 1j * np.abs(A.imag)  # the two sign conventions of Im A give the same layer
+    N = int(layer.config["d_state"])
+    best, best_d = "lin", np.inf
+    for variant in ("lin", "inv", "legs", "real"):
+        re, im = s4d.init_A(variant, N)
+        d = float(np.median(np.abs(A - (re + 1j * im)) / np.maximum(np.abs(re + 1j * im), 1e-12)))
+        if d < best_d:
+            best, best_d = variant, d
+    return best
+
+
+#: Training-config names of the state-spaces/s4 settings the tensors cannot tell (→ family config names).
+_LIGHTNING_SETTINGS = {
+    "dt_transform": "dt_transform",
+    "real_transform": "real_transform",
+    "imag_transform": "imag_transform",
+    "disc": "discretization",
+    "is_real": "is_real",
+}
+
+
+def lightning_known(extras: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings from a Lightning checkpoint's ``hyper_parameters`` (read as inert data, never run).
+
+    The layer settings of state-spaces/s4 live under ``model.layer`` of the Hydra config; the first
+    occurrence of each name found in that subtree (else anywhere) is used.
+    """
+    hp = extras.get("hyper_parameters")
+    if hp is None:
+        return {}
+    tree = plain(hp)
+    found: dict[str, Any] = {}
+
+    def walk(node: Any, in_layer: bool, out: dict[str, Any]) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in _LIGHTNING_SETTINGS and not isinstance(v, (dict, list)) and v is not None:
+                    out.setdefault(_LIGHTNING_SETTINGS[k], v)
+                walk(v, in_layer or k == "layer", out)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, in_layer, out)
+
+    layer = tree.get("model", {}).get("layer") if isinstance(tree, dict) and isinstance(tree.get("model"), dict) else None
+    if layer is not None:
+        walk(layer, True, found)
+    walk(tree, False, found)
+    return found
 
 
 def _family_config(layout: Layout, shapes: dict[str, tuple[int, ...]], known: dict[str, Any]) -> dict[str, Any]:
@@ -220,7 +281,7 @@ def scan(path: str | os.PathLike[str]) -> Plan:
     first = detection.blocks[0]
     layout = first.layout
     shapes = {name: tuple(shape_of(key)) for name, key in first.keys.items()}
-    known = hf_known(layout.family, ckpt.config)
+    known = {**lightning_known(ckpt.extras), **hf_known(layout.family, ckpt.config)}
     try:
         config = _family_config(layout, shapes, known)
     except (KeyError, CheckpointError, ShapeError) as exc:
