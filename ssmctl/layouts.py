@@ -389,8 +389,16 @@ def _s4d_diag_transform(params: dict[str, Any], config: Mapping[str, Any]) -> di
     which = np.arange(H) % S
     out = {k: v for k, v in params.items() if not (k.startswith("kernel.") or k == "D")}
     dt = param_transform(arr("kernel.inv_dt")[:, 0], config["dt_transform"])
+    neg_re = param_transform(arr("kernel.A_real"), config["real_transform"])  # −Re A
+    if (neg_re <= 0).any() or (dt <= 0).any():
+        from .errors import UnsupportedSystemError
+
+        raise UnsupportedSystemError(
+            f"S4D kernel with Re A >= 0 or Δ <= 0 (real_transform {config['real_transform']!r}, dt_transform "
+            f"{config['dt_transform']!r}): the s4d family's form A = −exp(log_A_real) + i·A_imag cannot hold it"
+        )
     out["kernel.log_dt"] = np.log(dt)
-    out["kernel.log_A_real"] = np.log(param_transform(arr("kernel.A_real"), config["real_transform"]))[which]
+    out["kernel.log_A_real"] = np.log(neg_re)[which]
     if config["is_real"]:
         out["kernel.C"] = arr("kernel.B")[0][which] * arr("kernel.C")[0]
     else:
