@@ -321,9 +321,13 @@ def nonfinite_tensors(plan: Plan) -> list[dict[str, Any]]:
         t = store[key]
         if not (t.is_floating_point() or t.is_complex()):
             continue
-        bad = int(t.numel() - torch.isfinite(t).sum())
-        if bad:
-            found.append({"tensor": key, "count": bad, "layer": layer_of.get(key)})
+        # One pass without a tensor-sized temporary: a sum is finite iff every entry is (unless it
+        # overflows, which the exact count below then settles).
+        total = t.sum(dtype=torch.float32) if t.dtype in (torch.float16, torch.bfloat16) else t.sum()
+        if not bool(torch.isfinite(total)):
+            bad = int(t.numel() - int(torch.isfinite(t).sum()))
+            if bad:
+                found.append({"tensor": key, "count": bad, "layer": layer_of.get(key)})
         del t
     return found
 

@@ -287,3 +287,13 @@ def test_scan_reads_no_tensor_data(mamba_folder, monkeypatch):
     monkeypatch.setattr(io.TensorStore, "__getitem__", refuse)
     plan = scan(mamba_folder[1])
     assert plan.family == "mamba" and len(plan.blocks) == 3
+
+
+def test_attention_only_checkpoint_lists_layers_with_sizes(tmp_path):
+    path = cb.write_state_dict(cb.tli_transformer(num_heads=2), tmp_path / "tf.pt")
+    report = strict(inspect_report(path))
+    assert report["family"] is None and report["at"] == {}
+    assert [(r["index"], r["kind"]) for r in report["layers"]] == [(0, "attention"), (1, "attention")]
+    assert report["layers"][0]["sizes"] == {"d_model": 32, "d_qk": 16, "variant": "softmax or linear (same keys)"}
+    with pytest.raises(UnsupportedSystemError, match="no family to initialize"):
+        compare_report(path, "init")
