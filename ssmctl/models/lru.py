@@ -201,5 +201,6 @@ FAMILY = register(
         variants=(),
         presets={k: dict(v) for k, v in PRESETS.items()},
         system=system,
+        layer_from_params=layer_from_params,
     )
 )

@@ -28,6 +28,8 @@ eigenvalues of the dense matrix are off by O(N) (extreme non-normality). Use
 
 from __future__ import annotations
 
+import warnings
+
 from typing import Any, Mapping
 
 import numpy as np
@@ -356,6 +358,20 @@ def exact_discrete_eigenvalues(layer: Layer, rtol: float = 1e-3) -> np.ndarray:
     return (1.0 + x / 2.0) / (1.0 - x / 2.0)
 
 
+def _eigenvalues_hook(layer: Layer) -> np.ndarray:
+    """Exact spectrum at init; for trained layers LAPACK's (unreliable) eigenvalues, with a warning."""
+    try:
+        return exact_discrete_eigenvalues(layer).astype(np.complex128)
+    except UnsupportedSystemError as exc:
+        warnings.warn(
+            f"{exc}; falling back to LAPACK eigenvalues of the non-normal DPLR matrix, which can be off by O(N)",
+            stacklevel=3,
+        )
+        from ..analysis.spectrum import eigenvalues
+
+        return eigenvalues(system(layer))
+
+
 FAMILY = register(
     Family(
         name=NAME,
@@ -382,5 +398,7 @@ FAMILY = register(
         variants=("legs",),
         presets={k: dict(v) for k, v in PRESETS.items()},
         system=system,
+        layer_from_params=layer_from_params,
+        eigenvalues=_eigenvalues_hook,
     )
 )

@@ -275,5 +275,6 @@ FAMILY = register(
         variants=VARIANTS,
         presets={k: dict(v) for k, v in PRESETS.items()},
         system=system,
+        layer_from_params=layer_from_params,
     )
 )
