@@ -15,8 +15,8 @@ closed bins count it twice), and the phase is |arg λ| (conjugate pairs fold ont
 
 from __future__ import annotations
 
-import importlib
 import os
+import warnings
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -96,10 +96,6 @@ def phase_histogram(eigs: Any) -> dict[str, Any]:
     return _histogram(phase, PHASE_EDGES_DEG, last_open=False)
 
 
-def _family_module(name: str) -> Any:
-    return importlib.import_module(f"ssmctl.models.{name}")
-
-
 def layer_spectrum(layer: Any) -> dict[str, Any]:
     """The eigenvalues ``ssmctl inspect`` reports for one layer, with their shapes explained.
 
@@ -114,19 +110,14 @@ def layer_spectrum(layer: Any) -> dict[str, Any]:
     from .models.base import get_family
 
     record = get_family(layer.family)
-    warnings: list[str] = []
+    notes: list[str] = []
     if record.kind == "LTI":
-        lam = None
-        if layer.family == "s4":
-            # The dense DPLR matrix is extremely non-normal: LAPACK's eigenvalues are off by O(N) at the
-            # HiPPO init, where the exact ones are known; elsewhere they are all there is.
-            try:
-                lam = np.asarray(_family_module("s4").exact_discrete_eigenvalues(layer), dtype=np.complex128)
-            except UnsupportedSystemError:
-                warnings.append("S4 DPLR: eigenvalues by LAPACK on a strongly non-normal matrix (ill-conditioned; "
-                                "see ssmctl.analysis.pseudospectra)")
-        if lam is None:
+        # Families warn where their eigenvalues are unreliable (S4's non-normal DPLR matrix once trained);
+        # those warnings belong in the report, not on stderr.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             lam = np.asarray(layer.eigenvalues(), dtype=np.complex128)
+        notes.extend(dict.fromkeys(str(w.message) for w in caught))
         lam2 = lam.reshape(-1, lam.shape[-1]) if lam.ndim else lam.reshape(1, 1)
         gain = None
         try:
@@ -140,20 +131,24 @@ def layer_spectrum(layer: Any) -> dict[str, Any]:
         except (SsmctlError, ValueError):  # a gain is only a diagnostic; eigenvalues stand on their own
             gain = None
         return {"kind": "LTI", "eigenvalues": lam2, "at": None, "A": None, "dt": None,
-                "channels": int(lam2.shape[0]), "d_state": int(lam2.shape[-1]), "gain": gain, "warnings": warnings}
-    module = _family_module(layer.family)
+                "channels": int(lam2.shape[0]), "d_state": int(lam2.shape[-1]), "gain": gain, "warnings": notes}
+    if record.bias_eigenvalues is None or record.continuous_A is None:
+        raise UnsupportedSystemError(f"{record.name}: no input-free eigenvalues (the family defines no bias_eigenvalues)")
     if layer.family == "rglru":
-        lam = module.bias_eigenvalues(layer, r="bias")
+        lam = record.bias_eigenvalues(layer, r="bias")  # the gate at zero input, Mamba's bias-only Δ
     else:
-        lam = module.bias_eigenvalues(layer)
-    A = np.asarray(module.continuous_A(layer), dtype=np.float64)
+        lam = record.bias_eigenvalues(layer)
+    A = np.asarray(record.continuous_A(layer), dtype=np.float64)
     lam = np.asarray(lam, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.log(lam) / A  # Δ with Ā = exp(Δ·A)
     dt = ratio if ratio.ndim <= 1 else ratio[..., 0]
-    d_state = int(lam.shape[-1]) if layer.family == "mamba" else int(layer.config.get("d_state", 1) if layer.family == "mamba2" else 1)
+    if lam.ndim == 2:  # Mamba: (d_inner, N)
+        d_state = int(lam.shape[-1])
+    else:  # one value per Mamba-2 head (shared by its headdim·N states) or RG-LRU channel (N = 1)
+        d_state = int(layer.config.get("d_state", 1))
     return {"kind": "LTV", "eigenvalues": lam.astype(np.complex128), "at": _AT[layer.family][0], "A": A, "dt": dt,
-            "channels": int(lam.shape[0]), "d_state": d_state, "gain": None, "warnings": warnings}
+            "channels": int(lam.shape[0]), "d_state": d_state, "gain": None, "warnings": notes}
 
 
 def _stats(values: np.ndarray, prefix: str) -> dict[str, float]:

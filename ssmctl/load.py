@@ -126,9 +126,11 @@ class Plan:
         params.pop("hawk.alpha_log_scale", None)
         if not block.layout.complete:
             return self._spectral_only(block, params, config)
-        module = _family_module(block.layout.family)
+        build = get_family(block.layout.family).layer_from_params
+        if build is None:
+            raise UnsupportedSystemError(f"family {block.layout.family!r} cannot be built from checkpoint tensors")
         try:
-            return module.layer_from_params(params, config, block.index)
+            return build(params, config, block.index)
         except NonFiniteError as exc:
             raise NonFiniteError(f"{exc} (checkpoint key prefix {block.root!r} in {self.source})") from None
 
@@ -226,8 +228,8 @@ def lightning_known(extras: Mapping[str, Any]) -> dict[str, Any]:
 def _family_config(layout: Layout, shapes: dict[str, tuple[int, ...]], known: dict[str, Any]) -> dict[str, Any]:
     if layout.infer is not None:
         return layout.infer(shapes, known)
-    module = _family_module(layout.family)
-    return module.config_from_params({k: _Shape(s) for k, s in shapes.items()}, **known)
+    infer = get_family(layout.family).config_from_params or _family_module(layout.family).config_from_params
+    return infer({k: _Shape(s) for k, s in shapes.items()}, **known)
 
 
 def _expected_shapes(layout: Layout, config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
