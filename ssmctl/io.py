@@ -1,9 +1,13 @@
 """Reading checkpoints from disk, safely: safetensors, or ``torch.load(..., weights_only=True)``.
 
-Nothing in a checkpoint is ever executed. Pickle-based files go through torch's weights-only unpickler; the
-few harmless container classes that PyTorch Lightning / Hydra checkpoints hold (their hyperparameter
-dictionaries) are mapped to inert stand-ins that only store their state. A file that needs any other class
-is refused with a message naming it. A path that does not exist is an error, never a download.
+Nothing in a checkpoint is ever executed. Pickle-based files go through torch's weights-only unpickler with
+an explicit allow-list for the few harmless classes PyTorch Lightning / Hydra checkpoints hold (their
+hyperparameter containers): OmegaConf classes map to inert stand-ins that only store their state
+(:data:`INERT_GLOBALS`, read back with :func:`plain`), Lightning's AttributeDict to ``dict``
+(:data:`DICT_GLOBALS`), and the plain types OmegaConf metadata names to themselves (:data:`HARMLESS_GLOBALS`).
+A file that needs any other class is refused with a message naming it (:func:`pickle_globals` reads the
+names from the opcodes without unpickling). A path that does not exist is an error, never a download.
+Safetensors files can be read lazily, tensor by tensor (:class:`TensorStore`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from .errors import CheckpointError
 
-__all__ = ["Checkpoint", "TensorStore", "read_checkpoint", "read_tensor_file", "pickle_globals", "plain", "INERT_GLOBALS", "HARMLESS_GLOBALS"]
+__all__ = ["Checkpoint", "TensorStore", "read_checkpoint", "read_tensor_file", "pickle_globals", "plain", "INERT_GLOBALS", "DICT_GLOBALS", "HARMLESS_GLOBALS"]
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 SAFETENSORS_SUFFIX = ".safetensors"
@@ -34,7 +38,7 @@ class _Inert:
     def __setstate__(self, state: Any) -> None:
         self.state = state
 
-    def __setitem__(self, key: Any, value: Any) -> None:  # dict-like subclasses are filled by SETITEMS
+    def __setitem__(self, key: Any, value: Any) -> None:  # for SETITEM(S), should a stand-in ever get one
         self.__dict__.setdefault("items", {})[key] = value
 
     def append(self, value: Any) -> None:  # list-like subclasses are filled by APPENDS
@@ -48,10 +52,11 @@ class _Inert:
 
 
 def plain(obj: Any) -> Any:
-    """Inert stand-ins (OmegaConf containers and nodes, AttributeDict, Namespace) → plain dicts, lists, values.
+    """Inert stand-ins (OmegaConf containers and nodes, Namespace) → plain dicts, lists, values.
 
     OmegaConf pickles a DictConfig/ListConfig as its ``__dict__`` with the children in ``_content`` and a
-    node's value in ``_val``; AttributeDict is filled item by item; Namespace carries keyword state.
+    node's value in ``_val``; a Namespace carries its attributes as state. (Lightning's AttributeDict
+    already loads as a plain dict, see :data:`DICT_GLOBALS`.)
     """
     if isinstance(obj, _Inert):
         state = obj.state
@@ -90,10 +95,15 @@ INERT_GLOBALS: tuple[str, ...] = (
     "omegaconf.nodes.IntegerNode",
     "omegaconf.nodes.FloatNode",
     "omegaconf.nodes.BooleanNode",
+    "argparse.Namespace",
+)
+
+# Lightning's hyperparameter dict subclasses. torch's weights-only unpickler fills only exact dicts, so these
+# names load as plain ``dict``: same content, no Lightning, nothing run.
+DICT_GLOBALS: tuple[str, ...] = (
     "pytorch_lightning.utilities.parsing.AttributeDict",
     "lightning.fabric.utilities.data.AttributeDict",
     "lightning_fabric.utilities.data.AttributeDict",
-    "argparse.Namespace",
 )
 
 
@@ -234,7 +244,7 @@ def _harmless() -> list[Any]:
 
 
 def _safe_globals() -> list[Any]:
-    return [(_inert(name), name) for name in INERT_GLOBALS] + _harmless()
+    return [(_inert(name), name) for name in INERT_GLOBALS] + [(dict, name) for name in DICT_GLOBALS] + _harmless()
 
 
 def _load_pickle(path: str) -> Any:
@@ -334,7 +344,7 @@ def _torch_allowed_globals() -> set[str]:
 
 def _refused_globals(path: str) -> tuple[list[str], bool]:
     names, parsed = pickle_globals(path)
-    allowed = _torch_allowed_globals() | set(INERT_GLOBALS) | set(HARMLESS_GLOBALS)
+    allowed = _torch_allowed_globals() | set(INERT_GLOBALS) | set(DICT_GLOBALS) | set(HARMLESS_GLOBALS)
     # Storage classes of legacy files are allowed by torch under their own rules.
     return [n for n in names if n not in allowed and not n.endswith("Storage")], parsed
 

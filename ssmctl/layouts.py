@@ -34,6 +34,12 @@ tli-ssd                    blocks.{i}.mamba.{A_log, dt_bias, D, in_proj, conv1d.
                            no norm; Task-Level-Insights SSD)
 ssm-benchmark-hawk         blocks.{i}.hawk.{forget_base, gates.*, input.weight, conv.*, output.weight,
                            alpha_log_scale}, blocks.{i}.hawk_norm.gamma
+s4-dplr                    …layers.{i}.[layer.]*kernel.{inv_dt, A_real, A_imag, B, C, P, l_kernel}, …D:
+                           state-spaces/s4 SSMKernelDPLR in FFTConv (Lightning ``model.layers.{i}.layer.layer.``,
+                           SequenceModel ``layers.{i}.layer.layer.``, standalone S4Block ``layers.{i}.layer.``)
+s4d-diag, s4d-diag-real    the same prefixes with SSMKernelDiag's kernel.{inv_dt, A_real, A_imag, B, C}
+s4d-minimal                …layers.{i}.kernel.{log_dt, log_A_real, A_imag, C}, D (models/s4/s4d.py;
+                           example.py's ``s4_layers.{i}.``)
 =========================  =========================================================================
 
 Other sub-layers are recognised by their leaf names: ``q_proj``/``k_proj``/``Wqk``/``Wqkv``/``Wvqkn`` (or a

@@ -201,3 +201,32 @@ def test_bad_config_json(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match=r"cannot parse .*config\.json"):
         read_checkpoint(tmp_path)
+
+
+def test_lightning_attribute_dict_hparams(tmp_path):
+    """hparams saved as Lightning's AttributeDict (a dict subclass) come back as a plain dict."""
+    import sys
+    import textwrap
+
+    pkg = tmp_path / "fake_pl"
+    mod = pkg / "pytorch_lightning" / "utilities"
+    mod.mkdir(parents=True)
+    (pkg / "pytorch_lightning" / "__init__.py").write_text("")
+    (mod / "__init__.py").write_text("")
+    (mod / "parsing.py").write_text(textwrap.dedent("""
+        class AttributeDict(dict):
+            def __getattr__(self, key):
+                return self[key]
+    """))
+    sys.path.insert(0, str(pkg))
+    try:
+        from pytorch_lightning.utilities.parsing import AttributeDict
+
+        torch.save({"state_dict": _tensors(), "hyper_parameters": AttributeDict(lr=0.01, d_state=64)}, tmp_path / "a.ckpt")
+    finally:
+        sys.path.remove(str(pkg))
+        for name in [m for m in sys.modules if m.startswith("pytorch_lightning")]:
+            del sys.modules[name]
+    ck = read_checkpoint(tmp_path / "a.ckpt")
+    assert plain(ck.extras["hyper_parameters"]) == {"lr": 0.01, "d_state": 64}
+    assert "pytorch_lightning" not in sys.modules

@@ -133,3 +133,17 @@ def test_hf_known_reads_config_json_names():
     ms = {"d_model": 64, "n_layer": 2, "ssm_cfg": {"layer": "Mamba2", "d_state": 16, "ngroups": 1, "headdim": 32}}
     assert hf_known("mamba2", ms) == {"d_model": 64, "d_state": 16, "ngroups": 1, "headdim": 32}
     assert hf_known("mamba", {}) == {}
+
+
+def test_ssm_benchmark_attention_sizes():
+    shapes = {
+        "layers.0.attention.Wqk.weight": (2 * 8, 16),
+        "layers.0.attention.Wv.weight": (16, 16),
+        "layers.0.attention.Wn.weight": (4, 16),
+        "layers.0.attention.out_proj.weight": (16, 16),
+        "layers.1.attention.Wqk.weight": (2 * 8, 16),
+        "layers.1.attention.Wv.weight": (16, 16),
+    }
+    by_index = {o.index: o for o in _detect(shapes).other_layers}
+    assert by_index[0].sizes == {"d_model": 16, "d_qk": 8, "num_heads": 4, "variant": "normalized"}
+    assert by_index[1].sizes == {"d_model": 16, "d_qk": 8, "variant": "softmax or linear (same keys)"}

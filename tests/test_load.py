@@ -428,9 +428,3 @@ def test_unknown_layout_and_missing_path(tmp_path):
         load(tmp_path / "cnn.pt")
     with pytest.raises(CheckpointError, match="never downloads"):
         load(tmp_path / "state-spaces" / "mamba-130m")
-
-
-def test_load_is_exported_as_ssmctl_load():
-    import ssmctl.load as mod
-
-    assert callable(mod.load)
