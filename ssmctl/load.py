@@ -62,6 +62,17 @@ class SpectralOnlyLayer(Layer):
         return self.ltv(u)
 
 
+def _refuse_nonfinite(block: Block, params: Mapping[str, Any]) -> None:
+    import torch
+
+    for name, t in params.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int(t.numel() - int(torch.isfinite(t).sum()))
+            raise NonFiniteError(
+                f"{block.layout.family} layer {block.index}: tensor {block.keys.get(name, name)!r} has {bad} NaN/Inf entries"
+            )
+
+
 def _family_module(name: str) -> Any:
     get_family(name)  # a clear error when the family is not registered
     return importlib.import_module(f"ssmctl.models.{name}")
@@ -125,6 +136,7 @@ class Plan:
         config = self._layer_config(block, params)
         params.pop("hawk.alpha_log_scale", None)
         if not block.layout.complete:
+            _refuse_nonfinite(block, params)  # what the families' layer_from_params does for complete blocks
             return self._spectral_only(block, params, config)
         build = get_family(block.layout.family).layer_from_params
         if build is None:
@@ -208,20 +220,20 @@ def lightning_known(extras: Mapping[str, Any]) -> dict[str, Any]:
     tree = plain(hp)
     found: dict[str, Any] = {}
 
-    def walk(node: Any, in_layer: bool, out: dict[str, Any]) -> None:
+    def walk(node: Any) -> None:
         if isinstance(node, dict):
             for k, v in node.items():
                 if k in _LIGHTNING_SETTINGS and not isinstance(v, (dict, list)) and v is not None:
-                    out.setdefault(_LIGHTNING_SETTINGS[k], v)
-                walk(v, in_layer or k == "layer", out)
+                    found.setdefault(_LIGHTNING_SETTINGS[k], v)
+                walk(v)
         elif isinstance(node, list):
             for v in node:
-                walk(v, in_layer, out)
+                walk(v)
 
-    layer = tree.get("model", {}).get("layer") if isinstance(tree, dict) and isinstance(tree.get("model"), dict) else None
-    if layer is not None:
-        walk(layer, True, found)
-    walk(tree, False, found)
+    model = tree.get("model") if isinstance(tree, dict) else None
+    if isinstance(model, dict) and isinstance(model.get("layer"), dict):
+        walk(model["layer"])  # first, so the layer's own settings win
+    walk(tree)
     return found
 
 

@@ -252,6 +252,9 @@ def test_ssd_without_gate(tmp_path, tli):
         np.testing.assert_allclose(_eigs(layer), _bias_eigs_mamba2(sd[p + "A_log"], sd[p + "dt_bias"]), rtol=1e-12)
     with pytest.raises(UnsupportedSystemError, match="without gate"):
         m.layers[0].ltv(np.zeros((1, 4, 32)))
+    sd["blocks.1.mamba.out_proj.weight"][0, 0] = float("inf")
+    with pytest.raises(NonFiniteError, match=r"layer 1: tensor 'blocks\.1\.mamba\.out_proj\.weight' has 1 NaN/Inf"):
+        load(cb.write_state_dict(sd, tmp_path / "ssd_inf.pt"))
 
 
 def test_ssm_benchmark_hawk(tmp_path):
