@@ -32,6 +32,8 @@ ssm-benchmark-mamba        blocks.{i}.mamba.{A_log (d_inner,N), ...}, blocks.{i}
 ssm-benchmark-ssd          blocks.{i}.mamba.{A_log (nheads,), dt_bias, D, in_proj, out_proj} (no conv)
 tli-ssd                    blocks.{i}.mamba.{A_log, dt_bias, D, in_proj, conv1d.*, out_proj} (no gate,
                            no norm; Task-Level-Insights SSD)
+tli-ssd-lti                blocks.{i}.mamba.{A, beta, dt_bias, D, in_proj, conv1d.*, out_proj}
+                           (Task-Level-Insights SSD_LTI, pseudoLTI)
 ssm-benchmark-hawk         blocks.{i}.hawk.{forget_base, gates.*, input.weight, conv.*, output.weight,
                            alpha_log_scale}, blocks.{i}.hawk_norm.gamma
 s4-dplr                    …layers.{i}.[layer.]*kernel.{inv_dt, A_real, A_imag, B, C, P, l_kernel}, …D:
@@ -285,6 +287,57 @@ def _ssd_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def _ssd_lti_transform(params: dict[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    """Task-Level-Insights SSD_LTI ('pseudoLTI'): Ā = exp(β·A) with A = −softplus(A_param), β a buffer of ones.
+
+    Written in the Mamba-2 family's per-head form Ā = exp(softplus(dt_bias)·(−exp(A_log))) with
+    A_log = log softplus(A_param) and dt_bias = softplus⁻¹(β), which is the same number. The layer's own dt_bias
+    only scales B (B_t ← Δ_t B_t), so it is kept as ``mixer.dt_bias_B``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    out = {k: v for k, v in params.items() if k not in ("mixer.A", "mixer.beta", "mixer.dt_bias")}
+    if "mixer.A" in params:
+        out["mixer.A_log"] = torch.log(F.softplus(params["mixer.A"].double())).to(params["mixer.A"].dtype)
+    if "mixer.beta" in params:
+        beta = params["mixer.beta"].double()
+        out["mixer.dt_bias"] = (beta + torch.log(-torch.expm1(-beta))).to(params["mixer.beta"].dtype)
+    if "mixer.dt_bias" in params:
+        out["mixer.dt_bias_B"] = params["mixer.dt_bias"]
+    return out
+
+
+def _ssd_lti_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, Any]) -> dict[str, Any]:
+    H = shapes["mixer.A"][0]
+    d_model, d_inner = shapes["mixer.out_proj.weight"]
+    g = int(known.get("ngroups", 1))
+    gN2 = shapes["mixer.in_proj.weight"][0] - d_inner - g  # rows [x, B, C, dt (one per group)]
+    if gN2 <= 0 or gN2 % (2 * g) or d_inner % H:
+        raise CheckpointError(
+            f"SSD_LTI block: in_proj.weight has {shapes['mixer.in_proj.weight'][0]} rows; expected "
+            f"d_inner + 2·ngroups·d_state + ngroups with d_inner = {d_inner}, ngroups = {g}"
+        )
+    return {
+        "d_model": d_model, "d_inner": d_inner, "nheads": H, "headdim": d_inner // H, "ngroups": g,
+        "d_state": gN2 // (2 * g), "dt_limit": (0.0, float("inf")),
+        "d_conv": shapes["mixer.conv1d.weight"][-1] if "mixer.conv1d.weight" in shapes else 0,
+    }
+
+
+def _ssd_lti_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    d_model, d_inner, H, g = config["d_model"], config["d_inner"], config["nheads"], config["ngroups"]
+    gN = g * config["d_state"]
+    shapes = {
+        "mixer.A": (H,), "mixer.beta": (H,), "mixer.dt_bias": (H,), "mixer.D": (H,),
+        "mixer.in_proj.weight": (d_inner + 2 * gN + g, d_model), "mixer.out_proj.weight": (d_model, d_inner),
+    }
+    if config.get("d_conv"):
+        shapes["mixer.conv1d.weight"] = (d_inner + 2 * gN, 1, config["d_conv"])
+        shapes["mixer.conv1d.bias"] = (d_inner + 2 * gN,)
+    return shapes
+
+
 def _falcon_h1_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, Any]) -> dict[str, Any]:
     H = shapes["mixer.A_log"][0]
     d_model, d_inner = shapes["mixer.out_proj.weight"]
@@ -530,6 +583,13 @@ LAYOUTS: tuple[Layout, ...] = (
         notes="SSD without gate and gated norm (in_proj rows [x, B, C, dt]): eigenvalues only.",
     ),
     Layout(
+        "tli-ssd-lti", "mamba2", "Task-Level-Insights SSD_LTI (pseudoLTI: Ā = exp(−softplus(A)·β), input-free)",
+        _BLOCKS, {"mamba.A": 1, "mamba.beta": 1}, (("mamba.", "mixer."),),
+        complete=False, infer=_ssd_lti_infer, shapes=_ssd_lti_shapes, transform=_ssd_lti_transform,
+        notes="Task-Level-Insights pseudo-LTI SSD: its Ā = exp(−softplus(A)·β) does not depend on the input, so "
+        "the 'dt_bias' eigenvalues are the layer's only ones (shown in the Mamba-2 per-head form).",
+    ),
+    Layout(
         "ssm-benchmark-hawk", "rglru", "jsie7/ssm-benchmark Hawk / Griffin (RG-LRU with dense gates)",
         _BLOCKS, {"hawk.forget_base": 1, "hawk.gates.weight": 2},
         (("hawk.", "hawk."), ("hawk_norm.gamma", "hawk_norm.gamma")),
@@ -566,7 +626,7 @@ LAYOUTS: tuple[Layout, ...] = (
 #: without the layout's anchors is a damaged SSM layer (an error), not a layer of another kind.
 SIGNATURES: dict[str, tuple[str, ...]] = {
     "mamba": ("mixer.A_log", "mixer.D", "mixer.dt_proj.", "mixer.x_proj.", "mixer.conv1d."),
-    "mamba2": ("mixer.A_log", "mixer.D", "mixer.dt_bias", "mixer.conv1d."),
+    "mamba2": ("mixer.A_log", "mixer.D", "mixer.dt_bias", "mixer.conv1d.", "mixer.beta"),
     "rglru": ("temporal_block.rg_lru.", "temporal_block.conv_1d.", "hawk."),
     "s4": ("kernel.",),
     "s4d": ("kernel.",),

@@ -32,6 +32,7 @@ SPECTRAL_KEYS: dict[str, tuple[str, ...]] = {
 # The same for layouts whose tensors are transformed onto the family's names (source names, renamed).
 _SPECTRAL_SOURCE: dict[str, tuple[str, ...]] = {
     "ssm-benchmark-hawk": ("hawk.forget_base", "hawk.gates.bias", "hawk.alpha_log_scale"),
+    "tli-ssd-lti": ("mixer.A", "mixer.beta"),
 }
 _HALF = ("float16", "bfloat16")
 

@@ -180,6 +180,30 @@ def ssm_benchmark_ssd(n_blocks: int = 2, d_model: int = 32, d_state: int = 16, s
     return sd
 
 
+def tli_ssd_lti(n_blocks: int = 2, d_model: int = 32, d_state: int = 16, num_heads: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Task-Level-Insights SSD_LTI (pseudoLTI): A ~ U[−8, −2] per head, buffer beta = 1, dt_bias (scales B),
+    in_proj rows [x, B, C, dt per group] (d_inner + 2·N + 1 for one group), conv 4, out_proj."""
+    gen = torch.Generator().manual_seed(seed)
+    d_inner = 2 * d_model
+    sd: dict[str, torch.Tensor] = {}
+    _put(sd, "encoder", _linear(gen, d_model, 3))
+    for i in range(n_blocks):
+        p = f"blocks.{i}.mamba"
+        sd[f"{p}.in_proj.weight"] = _linear(gen, d_inner + 2 * d_state + 1, d_model, bias=False)["weight"]
+        sd[f"{p}.dt_bias"] = _dt_bias(gen, num_heads)
+        sd[f"{p}.D"] = torch.ones(num_heads)
+        sd[f"{p}.A"] = torch.rand(num_heads, generator=gen) * 6 - 8
+        sd[f"{p}.beta"] = torch.ones(num_heads)
+        conv = d_inner + 2 * d_state
+        sd[f"{p}.conv1d.weight"] = (torch.rand(conv, 1, 4, generator=gen) * 2 - 1) / 2
+        sd[f"{p}.conv1d.bias"] = (torch.rand(conv, generator=gen) * 2 - 1) / 2
+        sd[f"{p}.out_proj.weight"] = _linear(gen, d_model, d_inner, bias=False)["weight"]
+        sd[f"blocks.{i}.norm.weight"] = torch.ones(d_model)
+        sd[f"blocks.{i}.norm.bias"] = torch.zeros(d_model)
+    _put(sd, "decoder", _linear(gen, 10, d_model))
+    return sd
+
+
 def init_forget_gate(size: int, a: float = 0.001, b: float = 0.1, lo: float = -9.0, hi: float = -4.323) -> torch.Tensor:
     """ssm-benchmark hawk.py's forget_base init (the 'uniform' option)."""
     x = torch.log(torch.expm1(torch.linspace(a, b, size)))

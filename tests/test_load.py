@@ -257,6 +257,18 @@ def test_ssd_without_gate(tmp_path, tli):
         load(cb.write_state_dict(sd, tmp_path / "ssd_inf.pt"))
 
 
+def test_tli_pseudo_lti_ssd(tmp_path):
+    sd = cb.tli_ssd_lti()
+    m = load(cb.write_state_dict(sd, tmp_path / "ssd_lti.pt"))
+    assert m.family == "mamba2" and m.extras["layouts"] == ["tli-ssd-lti"]
+    assert (m.config["nheads"], m.config["d_state"], m.config["headdim"]) == (2, 16, 32)
+    for layer in m.layers:
+        p = f"blocks.{layer.index}.mamba."
+        expected = torch.exp(sd[p + "beta"].double() * -F.softplus(sd[p + "A"].double())).numpy()
+        np.testing.assert_allclose(_eigs(layer), expected, rtol=1e-6)
+        assert torch.equal(layer.params["mixer.dt_bias_B"], sd[p + "dt_bias"])
+
+
 def test_ssm_benchmark_hawk(tmp_path):
     sd = cb.ssm_benchmark_hawk()
     m = load(cb.write_state_dict(sd, tmp_path / "hawk.bin"))
