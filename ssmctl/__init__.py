@@ -16,6 +16,7 @@ from .analysis.spectrum import *  # noqa: F401,F403
 from .analysis.spectrum import __all__ as _spectrum_all
 from .analysis.pseudospectra import *  # noqa: F401,F403
 from .analysis.pseudospectra import __all__ as _pseudospectra_all
+from .load import load
 from .models import Layer, Model, families, init
 from .systems.control import from_control, to_control
 from .systems.discretize import from_continuous, from_continuous_dense
@@ -33,6 +34,7 @@ __all__ = [
     "to_control",
     "from_control",
     "init",
+    "load",
     "families",
     "Model",
     "Layer",
