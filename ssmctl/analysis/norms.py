@@ -281,9 +281,15 @@ def _to_real_coordinates(X: np.ndarray) -> np.ndarray:
 
 
 def _sqrt_factor(W: np.ndarray) -> np.ndarray:
-    """L with W = L L^H from eigh, clipping the negative rounding noise of semidefinite gramians."""
+    """L with W = L L^H from eigh; eigenvalues at rounding level (|s| ≤ n·eps·max s) are set to zero.
+
+    Semidefinite gramians (non-minimal systems) have such eigenvalues of either sign; zeroing them gives
+    the exact rank, so the Hankel values of the missing directions come out as exact zeros.
+    """
     s, U = np.linalg.eigh(_hermitian(W))
-    return U * np.sqrt(np.clip(s, 0.0, None))[..., None, :]
+    floor = W.shape[-1] * _EPS * np.max(np.abs(s), axis=-1, keepdims=True)
+    s = np.where(s > floor, s, 0.0)
+    return U * np.sqrt(s)[..., None, :]
 
 
 def hankel_singular_values(sys: Any) -> np.ndarray:
