@@ -308,16 +308,17 @@ def hankel_singular_values(sys: Any) -> np.ndarray:
     -----
     Square-root method: Wc = L_c L_c^H and Wo = L_o L_o^H from symmetric eigendecompositions with the
     (rounding-level) negative eigenvalues clipped, then σ = svd(L_o^H L_c). Unlike a Cholesky factorization it
-    works for the semidefinite gramians of non-minimal systems. Diagonal systems are handled in their modal
-    coordinates (the values are invariant under a change of coordinates). python-control's ``hsvd`` does
+    works for the semidefinite gramians of non-minimal systems. Diagonal systems use the closed-form
+    gramians (in the real coordinates for real systems, in the modal ones for complex systems; the values
+    are invariant under a change of coordinates). python-control's ``hsvd`` does
     not support discrete time; these equal sqrt(eig(gram(…,'c')·gram(…,'o'))).
     """
     sys = as_system(sys)
     _require_stable(sys, "hankel_singular_values")
-    if isinstance(sys, DiagonalLTI):
+    if isinstance(sys, DiagonalLTI) and not sys.is_real:
         lam, B, C, _ = _flat_augmented(sys)
         Wc, Wo = _modal_gramians(lam, B, C)
-    else:
+    else:  # real systems: the real-coordinate gramians make the factorizations real (several times faster)
         Wc, Wo = gramians(sys)
         Wc = Wc.reshape((-1,) + Wc.shape[-2:])
         Wo = Wo.reshape((-1,) + Wo.shape[-2:])
