@@ -51,6 +51,7 @@ _MODAL_COND = 1e-10 / _EPS
 _CLUSTER_RTOL = 1e-8
 # Default relative rank tolerance of the controllability / observability / McMillan-degree decisions.
 _RANK_RTOL = 1e-10
+# H∞ branch and bound starts from this many uniform points plus the arguments of this many modes.
 _N_UNIFORM = 17
 _N_PROBE = 16
 
@@ -447,14 +448,13 @@ def hinf_norm(sys: Any, rtol: float = 1e-6, return_frequency: bool = False) -> A
     real = sys.is_real
     if isinstance(sys, DiagonalLTI):
         lam, B, C, D = _flat_augmented(sys)
-        probe = np.angle(np.broadcast_to(sys.lam, sys.batch_shape + (sys.n_stored,)).reshape(lam.shape[0], -1))
-        val, w = _hinf_modal(lam, B, C, D, real, rtol, probe, pairs=real)
+        val, w = _hinf_modal(lam, B, C, D, real, rtol, pairs=real)
     else:
         nb = int(np.prod(sys.batch_shape))
         val, w = np.empty(nb), np.empty(nb)
         ok, (lam, Bm, Cm, Dm, _) = _modal(sys)
         if ok.any():
-            val[ok], w[ok] = _hinf_modal(lam, Bm, Cm, Dm, real, rtol, np.angle(lam))
+            val[ok], w[ok] = _hinf_modal(lam, Bm, Cm, Dm, real, rtol)
         if (~ok).any():
             A, Bp, C, Dp = (x.reshape((-1,) + x.shape[-2:]) for x in standard_form(sys))
             eigs = eig.reshape(nb, -1)
@@ -559,7 +559,6 @@ def _hinf_modal(
     D: np.ndarray,
     real: bool,
     rtol: float,
-    probe: np.ndarray,
     pairs: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Branch and bound over arcs (see :func:`hinf_norm`); flattened batch in, (value, ω_peak) out."""
@@ -568,15 +567,16 @@ def _hinf_modal(
     lo, hi = (0.0, np.pi) if real else (-np.pi, np.pi)
     bounds = _ArcBounds(lam, B, C, evaluate.norm_K())
 
-    # Initial points: a uniform grid plus every pole's argument (peaks sit next to lightly damped poles).
+    # Initial points: a uniform grid plus the arguments of the modes with the highest potential peak
+    # |λ|‖c‖‖b‖/(1 − |λ|) (peaks sit next to lightly damped, strongly coupled poles).
     n_uniform = _N_UNIFORM if n else 2
-    probe = np.abs(probe) if real else probe
-    if _N_PROBE is not None and probe.shape[1] > _N_PROBE:
-        pot = np.abs(lam) * np.linalg.norm(C, axis=-2) * np.linalg.norm(B, axis=-1) / (1 - np.abs(lam))
-        # potentials of the stored modes: the first probe.shape[1] of the augmented ones
-        pot = pot[:, : probe.shape[1]] if pot.shape[1] != probe.shape[1] else pot
-        top = np.argsort(-pot, axis=1)[:, :_N_PROBE]
-        probe = np.take_along_axis(probe, top, axis=1)
+    theta = np.angle(lam)
+    potential = np.abs(lam) * np.linalg.norm(C, axis=-2) * np.linalg.norm(B, axis=-1) / (1.0 - np.abs(lam))
+    if real:
+        theta = np.abs(theta)
+        potential = np.where(lam.imag < 0, -np.inf, potential)  # a conjugate repeats its partner's |arg|
+    top = np.argsort(-potential, axis=1)[:, : min(_N_PROBE, n)]
+    probe = np.take_along_axis(theta, top, axis=1)
     pts = np.concatenate([np.broadcast_to(np.linspace(lo, hi, n_uniform), (nb, n_uniform)), probe], axis=1)
     pts = np.sort(np.clip(pts, lo, hi), axis=1)
     rows_all = np.repeat(np.arange(nb), pts.shape[1])
