@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import SsmctlError, UnsupportedSystemError
 from ..systems.lti import DenseLTI, DiagonalLTI, _as_array, as_system
+from .norms import _ArcBounds
 
 __all__ = [
     "impulse_response",
@@ -271,11 +272,11 @@ class _SisoPointwise:
         self.grid_modes = self.lam[:, : sys.n_stored] if isinstance(sys, DiagonalLTI) else self.lam
         self.res = (C[..., 0, :] * B[..., :, 0]).reshape(-1, n)
         self.d = np.broadcast_to(D, lam.shape[:-1] + (1, 1)).reshape(-1)
+        # G = d + Σ r_n + Σ λ_n r_n/(z − λ_n): the H∞ module's bounds on arcs apply as they are.
         self.bounds = None
         if self.dense is None:
-            from .norms import _ArcBounds  # the H∞ arc bounds; imported late as norms builds on this module's peers
-
-            self.bounds = _ArcBounds(self.lam, self.res[:, :, None], np.ones((self.lam.shape[0], 1, n)), np.abs(self.d))
+            ones = np.ones((self.lam.shape[0], 1, n))
+            self.bounds = _ArcBounds(self.lam, self.res[:, :, None], ones, np.abs(self.d + self.res.sum(axis=-1)))
 
     def __call__(self, rows: np.ndarray, omega: np.ndarray) -> np.ndarray:
         out = np.empty(rows.shape[0], dtype=np.complex128)
@@ -351,9 +352,13 @@ def stability_margins(sys: Any) -> StabilityMargins:
     reporting the one with the smallest |pm|; the stability margin is the global minimum of |1 + G|. Complex
     systems (``output="complex"``) use the whole circle [−π, π).
 
-    Unlike python-control's polynomial method, which loses all accuracy beyond a few dozen states, the
-    crossings are found on a dense grid (uniform plus points around every pole's argument, scaled by its
-    damping) and refined by a bracketing root finder, so it works for thousands of states.
+    Unlike python-control's polynomial method, which loses all accuracy beyond a few dozen states (and can
+    report crossings of roots that are up to eps^(1/degree) off the unit circle), the crossings are
+    bracketed on a grid (uniform plus points around every pole's argument, scaled by its damping) that is
+    subdivided until derivative bounds prove that no arc hides a further crossing or a smaller |1 + G|
+    (the stability margin is certified to 1e-9 relative), then refined by a vectorized Illinois root
+    finder; it works for thousands of states and for whole batches. Strongly non-normal dense systems
+    (no usable eigenbasis) keep the initial grid without that proof.
 
     Parameters
     ----------
