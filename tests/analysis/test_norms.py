@@ -174,6 +174,18 @@ def test_hinf_tight_rtol_and_dense_paths():
         assert smax(dense, w)[0] == pytest.approx(val, rel=1e-8)
 
 
+def test_dense_batch_mixing_modal_and_pencil_paths():
+    rng = np.random.default_rng(14)
+    s1, s2 = rand_dense(rng, 5, 2, 2), rand_dense(rng, 5, 2, 2, nonnormal=True)
+    batch = DenseLTI(np.stack([s1.A, s2.A]), np.stack([s1.B, s2.B]), np.stack([s1.C, s2.C]), np.stack([s1.D, s2.D]))
+    val = hinf_norm(batch)
+    h2 = h2_norm(batch)
+    for i, s in enumerate((s1, s2)):
+        ref = hinf_ref(s)
+        assert ref * (1 - 1e-6) <= val[i] <= ref * (1 + 1e-8)
+        assert h2[i] == pytest.approx(control.norm(to_control(s), 2), rel=1e-9)
+
+
 def test_hinf_complex_systems_cover_the_whole_circle():
     rng = np.random.default_rng(5)
     sys = rand_diag(rng, 6, 2, 2, output="complex", rmax=0.97)
