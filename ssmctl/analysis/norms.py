@@ -92,8 +92,8 @@ def _require_stable(sys: DiagonalLTI | DenseLTI, what: str) -> np.ndarray | None
         raise UnstableSystemError(
             f"{what} needs a stable system (all |λ| < 1), but {int(bad.sum())} {kind} have |λ| ≥ 1 in "
             f"{n_sys} of {mod.shape[0]} system(s); the largest is |λ| = {mod[flat, mode]:.6g} at "
-            f"{_fmt_index(flat, sys.batch_shape)}, mode {mode}. Its defining sums diverge there; check the spectrum with "
-            "ssmctl.spectral_radius, or analyse a stable sub-batch"
+            f"{_fmt_index(flat, sys.batch_shape)}, mode {mode}. Its defining sums diverge there; check the "
+            "spectrum with ssmctl.spectral_radius, or analyse a stable sub-batch"
         )
     return None if isinstance(sys, DiagonalLTI) else eig
 

@@ -495,7 +495,9 @@ def _certify_margin_grid(
     def to_neg_axis(g: np.ndarray) -> np.ndarray:
         return np.where(g.real <= 0, np.abs(g.imag), np.abs(g))
 
-    def needs_split(rows: np.ndarray, a: np.ndarray, b: np.ndarray, ga: np.ndarray, gb: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    def needs_split(
+        rows: np.ndarray, a: np.ndarray, b: np.ndarray, ga: np.ndarray, gb: np.ndarray, sums: np.ndarray
+    ) -> np.ndarray:
         width = b - a
         with np.errstate(invalid="ignore"):
             L, M = sums[:, 1] * width, sums[:, 2] * width * width / 8.0

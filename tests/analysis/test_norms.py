@@ -401,12 +401,14 @@ def test_structure_of_hand_built_non_minimal_systems():
     dup = DiagonalLTI(lam2, [[1.0], [2.0j], [1.0]], C, output="conj_pair")
     assert _check_structure(dup) == (False, False, 4)
     # the same mode twice with two independent inputs and outputs is minimal
-    dup2 = DiagonalLTI(lam2, [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]], output="conj_pair")
+    B2, C2 = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]
+    dup2 = DiagonalLTI(lam2, B2, C2, output="conj_pair")
     assert _check_structure(dup2) == (True, True, 6)
     # a real mode stored as a conjugate pair: two real states with the same eigenvalue, so one input
     # (output) cannot reach (see) both
     lam3 = np.array([0.5, 0.1 + 0.7j])
-    assert _check_structure(DiagonalLTI(lam3, [[1.0 + 1j], [1.0]], [[1.0 - 2j, 1.0j]], output="conj_pair")) == (False, False, 3)
+    real_mode = DiagonalLTI(lam3, [[1.0 + 1j], [1.0]], [[1.0 - 2j, 1.0j]], output="conj_pair")
+    assert _check_structure(real_mode) == (False, False, 3)
     # λ = 0 only feeds through (B' = ĀB̄ = 0): not part of the dynamics
     lam4 = np.array([0.0, 0.1 + 0.7j])
     assert _check_structure(DiagonalLTI(lam4, [[1.0], [1.0j]], [[1.0, 1.0]], output="conj_pair")) == (False, False, 2)
@@ -439,14 +441,20 @@ def test_structure_complex_and_batched():
 # --------------------------------------------------------------------------------------------------
 # unstable systems
 # --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("fn", [h2_norm, hinf_norm, gramians, hankel_singular_values, lambda s: balanced_truncation(s, 2)])
+@pytest.mark.parametrize(
+    "fn", [h2_norm, hinf_norm, gramians, hankel_singular_values, lambda s: balanced_truncation(s, 2)]
+)
 def test_unstable_systems_are_refused_naming_the_modes(fn):
     rng = np.random.default_rng(13)
     sys = rand_diag(rng, 5, 1, 1, batch=(4,), rmax=0.9)
     lam = sys.lam.copy()
     lam[2, 3] = 1.05j
     bad = DiagonalLTI(lam, sys.B, sys.C, sys.D, output="conj_pair")
-    with pytest.raises(UnstableSystemError, match=r"1 stored modes have \|λ\| ≥ 1 in 1 of 4 system\(s\); the largest is \|λ\| = 1\.05 at batch index \(2,\), mode 3"):
+    expected = (
+        r"1 stored modes have \|λ\| ≥ 1 in 1 of 4 system\(s\); "
+        r"the largest is \|λ\| = 1\.05 at batch index \(2,\), mode 3"
+    )
+    with pytest.raises(UnstableSystemError, match=expected):
         fn(bad)
     A = np.diag([0.5, -1.2, 0.3])
     with pytest.raises(UnstableSystemError, match=r"1 eigenvalues of Ā have \|λ\| ≥ 1 .* \|λ\| = 1\.2"):
