@@ -69,7 +69,8 @@ class CallResult:
     """Outcome of one guarded, timed call.
 
     ``seconds`` is the best of ``repeats`` calls; ``error`` holds ``"Type: message"`` when the call raised
-    (then ``value`` is None); ``warnings`` the distinct warning messages the call emitted.
+    (then ``value`` is None and ``seconds`` the time until the exception); ``warnings`` the distinct warning
+    messages the call emitted.
     """
 
     value: Any = None
@@ -115,6 +116,8 @@ def timed_call(fn: Callable[[], Any], *, target: float = 0.2, max_repeats: int =
             result.seconds, result.repeats = best, repeats
         except Exception as exc:  # a benchmark row records the failure instead of crashing the run
             result.value, result.error = None, _error_text(exc)
+            # Time until the failure: a baseline that fails after minutes is worth knowing about.
+            result.seconds, result.repeats = time.perf_counter() - t0, 1
         for w in caught:
             text = f"{w.category.__name__}: {' '.join(str(w.message).split())}"
             if text not in seen:

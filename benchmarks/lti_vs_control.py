@@ -432,6 +432,8 @@ def run_row(
     else:
         s_res = timed_call(lambda: spec.call_ssmctl(fn, sys_), target=repeat_target)
     row["t_ssmctl"], row["ssmctl_repeats"], row["error_ssmctl"] = s_res.seconds, s_res.repeats, s_res.error
+    if not s_res.ok and s_res.seconds is not None:
+        row["notes"].append("t_ssmctl is the time until the error")
     row["notes"] += [f"ssmctl warning: {w}" for w in s_res.warnings]
 
     est = estimate_control_seconds(analysis, case.io, case.N, measured)
@@ -452,8 +454,10 @@ def run_row(
         else:
             c_res = timed_call(lambda: spec.call_control(cs), target=repeat_target)
         row["t_control"], row["control_repeats"], row["error_control"] = c_res.seconds, c_res.repeats, c_res.error
+        if not c_res.ok and c_res.seconds is not None:
+            row["notes"].append("t_control is the time until the error")
         row["notes"] += [f"python-control warning: {w}" for w in c_res.warnings]
-        if c_res.ok and c_res.seconds is not None:
+        if c_res.seconds is not None:  # a failure's time still predicts the cost at larger N
             measured.setdefault((analysis, case.io), {})[case.N] = c_res.seconds
         if spec.scalar:
             row["value_control"] = _small(c_res.value)
@@ -768,15 +772,21 @@ def display_rows(payload: dict[str, Any]) -> list[dict[str, str]]:
             note = f"skipped: > {payload['settings']['baseline_timeout_s']:g} s expected (extrapolated)"
         else:
             t_control, ratio = fmt_seconds(r["t_control"]), fmt_ratio(r["ratio"])
-        errs = [f"ssmctl: {r['error_ssmctl']}" if r["error_ssmctl"] else "",
-                f"control: {r['error_control']}" if r["error_control"] else ""]
+            if r["error_control"] and r["t_control"] is not None:
+                t_control += " (failed)"
+        t_ssmctl = fmt_seconds(r["t_ssmctl"]) + (" (failed)" if r["error_ssmctl"] and r["t_ssmctl"] else "")
+        s_err = r["error_ssmctl"] or ""
+        if s_err.startswith("missing function "):
+            s_err = s_err.split()[2] + " missing"
+        errs = [f"control failed: {r['error_control']}" if r["error_control"] else "",
+                f"ssmctl: {s_err}" if s_err else ""]
         extra = [n for n in r["notes"] if n.startswith(("gm:", "pm:", "sm:", "wpc:", "wgc:", "wms:"))]
         if r.get("margin_check_control"):
             extra.append("control margins inconsistent")
         note = "; ".join(x for x in [note, *errs, *extra] if x)
         met = r["meets_target"]
         out.append({
-            "case": r["case"], "analysis": r["analysis"], "t_control": t_control, "t_ssmctl": fmt_seconds(r["t_ssmctl"]),
+            "case": r["case"], "analysis": r["analysis"], "t_control": t_control, "t_ssmctl": t_ssmctl,
             "ratio": ratio, "abs": fmt_number(r["max_abs_diff"]), "rel": fmt_number(r["max_rel_diff"]),
             "target": f"≥{r['target']:g}× " + ("ok" if met else "MISSED" if met is False else "?"),
             "notes": _short(note),
@@ -838,7 +848,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-layer", action="store_true", help="skip the whole-layer row")
     p.add_argument("--no-findings", action="store_true", help="skip the python-control findings")
     p.add_argument("--markdown", action="store_true", help="print a README-ready markdown table")
-    p.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"output path (default {DEFAULT_JSON})")
+    p.add_argument("--json", type=Path, default=DEFAULT_JSON, help="output path (default benchmarks/results/lti_vs_control.json)")
     p.add_argument("--no-json", action="store_true", help="do not write JSON")
     p.add_argument("--seed", type=int, default=0, help="base seed of the random systems")
     return p

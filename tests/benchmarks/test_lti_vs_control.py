@@ -6,6 +6,7 @@ that failures of either side are recorded instead of raised, and that the JSON i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -78,6 +79,17 @@ def test_missing_or_raising_function_is_recorded(tiny, monkeypatch):
     row = _row(tiny, "impulse")
     assert row["status"] == "error" and row["error_ssmctl"] == "ShapeError: boom: bad shape"
     assert row["t_control"] > 0 and row["ratio"] is None
+
+
+def test_raising_baseline_is_recorded_with_its_time(tiny, monkeypatch):
+    def broken(cs):
+        raise IndexError("index 0 is out of bounds")
+
+    monkeypatch.setitem(bench.ANALYSES, "dc_gain", dataclasses.replace(bench.ANALYSES["dc_gain"], call_control=broken))
+    row = _row(tiny, "dc_gain")
+    assert row["status"] == "error" and row["error_control"] == "IndexError: index 0 is out of bounds"
+    assert row["t_control"] is not None and "t_control is the time until the error" in row["notes"]
+    assert row["error_ssmctl"] is None and row["ratio"] is None
 
 
 def test_h2_closed_form_matches_slycot(tiny):
