@@ -46,3 +46,28 @@ def test_unknown_family_is_a_clear_error(capsys):
     assert main(["eig", "s7"]) == 2
     err = capsys.readouterr().err
     assert "unknown family 's7'" in err and "s4d" in err and "mamba" in err
+
+
+def test_demo_numbers_match_python_control(capsys):
+    import control
+
+    from ssmctl.cli import demo_system
+
+    data = run_json(capsys, "demo", "--channels", "3", "--d-state", "8", "--json")
+    sys_, dt = demo_system(3, 8, 0)
+    for row in data["channels"]:
+        cs = ssmctl_to_control(sys_[row["channel"]])
+        assert row["dt"] == pytest.approx(dt[row["channel"]])
+        assert row["h2_norm"] == pytest.approx(control.norm(cs, 2), rel=1e-9)
+        assert row["hinf_norm"] == pytest.approx(control.norm(cs, "inf", tol=1e-10), rel=2e-6)
+        assert row["dc_gain"] == pytest.approx(float(control.dcgain(cs)), rel=1e-9)
+        assert row["spectral_radius"] == pytest.approx(max(abs(cs.poles())), rel=1e-12)
+        Wc, Wo = control.gram(cs, "c"), control.gram(cs, "o")
+        hsv = np.sort(np.sqrt(np.abs(np.linalg.eigvals(Wc @ Wo))))[::-1]
+        assert row["states_used"] == int(np.count_nonzero(hsv > 1e-3 * hsv[0]))
+
+
+def ssmctl_to_control(sys_):
+    import ssmctl
+
+    return ssmctl.to_control(sys_)
