@@ -282,15 +282,30 @@ def _to_real_coordinates(X: np.ndarray) -> np.ndarray:
 
 
 def _sqrt_factor(W: np.ndarray) -> np.ndarray:
-    """L with W = L L^H from eigh; eigenvalues at rounding level (|s| ≤ n·eps·max s) are set to zero.
+    """L with W = L L^H: Cholesky where it succeeds (≈10× cheaper than eigh), else from eigh.
 
-    Semidefinite gramians (non-minimal systems) have such eigenvalues of either sign; zeroing them gives
-    the exact rank, so the Hankel values of the missing directions come out as exact zeros.
+    States whose gramian diagonal is at rounding level (|W_kk| ≤ n·eps·max W) are structurally
+    uncontrollable/unobservable (e.g. the imaginary half of a real mode in the real coordinates); they are
+    decoupled first so that Cholesky applies, and their rows of L are zero. Other semidefinite gramians make
+    Cholesky fail; then eigenvalues at rounding level (|s| ≤ n·eps·max s) are set to zero, which gives the exact
+    rank, so the Hankel values of the missing directions come out as exact zeros.
     """
-    s, U = np.linalg.eigh(_hermitian(W))
-    floor = W.shape[-1] * _EPS * np.max(np.abs(s), axis=-1, keepdims=True)
-    s = np.where(s > floor, s, 0.0)
-    return U * np.sqrt(s)[..., None, :]
+    W = _hermitian(W)
+    n = W.shape[-1]
+    diag = np.real(np.diagonal(W, axis1=-2, axis2=-1))
+    dead = diag <= n * _EPS * np.max(np.abs(diag), axis=-1, keepdims=True)
+    keep = (~dead).astype(W.real.dtype)
+    Wd = W * keep[..., :, None] * keep[..., None, :]
+    idx = np.arange(n)
+    Wd[..., idx, idx] += dead  # unit diagonal on decoupled states
+    try:
+        L = np.linalg.cholesky(Wd)
+    except np.linalg.LinAlgError:
+        s_, U = np.linalg.eigh(W)
+        floor = n * _EPS * np.max(np.abs(s_), axis=-1, keepdims=True)
+        s_ = np.where(s_ > floor, s_, 0.0)
+        return U * np.sqrt(s_)[..., None, :]
+    return L * keep[..., :, None]
 
 
 def hankel_singular_values(sys: Any) -> np.ndarray:
