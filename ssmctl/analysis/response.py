@@ -83,9 +83,17 @@ def _power_tables(lam: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray, int]
     """λ^i for i < r and λ^(r·j) for j < J = ceil(L / r); shapes (b, r, N) and (b, J, N)."""
     r = min(L, _POWER_BLOCK)
     J = -(-L // r)
-    small = np.power(lam[:, None, :], np.arange(r)[None, :, None])
-    big = np.power(lam[:, None, :], (r * np.arange(J))[None, :, None])
+    small = _cumulative_powers(lam, r)
+    big = _cumulative_powers(np.power(lam, r), J)
     return small, big, r
+
+
+def _cumulative_powers(x: np.ndarray, count: int) -> np.ndarray:
+    """x^j for j < count by a cumulative product (relative error ≲ count·eps), shape (b, count, N)."""
+    table = np.empty((x.shape[0], count, x.shape[-1]), dtype=np.result_type(x, np.complex128))
+    table[:, 0] = 1.0
+    table[:, 1:] = x[:, None, :]
+    return np.cumprod(table, axis=1)
 
 
 def _real_product(X: np.ndarray, Y: np.ndarray, factor: float) -> np.ndarray:
@@ -170,18 +178,22 @@ def _tf_diagonal(sys: DiagonalLTI, z: np.ndarray) -> np.ndarray:
     for bblk in _blocks(lam.shape[0], 2 * N * min(z.size, 4096)):
         for fblk in _blocks(z.size, 2 * (bblk.stop - bblk.start) * N):
             zz = z[None, fblk, None]
+            if not sys.is_real:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    S = zz / (zz - lam[bblk, None, :])  # (b, F, N)
+                out[bblk, fblk] = S @ R[bblk]
+                continue
+            # Real systems add the conjugate modes; each pair over a common denominator,
+            # R z/(z − λ) + R̄ z/(z − λ̄) = 2z(Re R·z − Re(R λ̄)) / (z² − 2 Re λ·z + |λ|²),
+            # costs one complex division and real products only.
+            lb = lam[bblk]
             with np.errstate(divide="ignore", invalid="ignore"):
-                S = zz / (zz - lam[bblk, None, :])  # (b, F, N)
-                if not sys.is_real:
-                    out[bblk, fblk] = S @ R[bblk]
-                    continue
-                # Real systems add the conjugate modes: (f/2)[S R + S̄' R̄] with S̄' = z/(z − λ̄). Written as
-                # (S + S̄')·Re R + i(S − S̄')·Im R, it takes real products only (half the work of complex ones).
-                S_conj = zz / (zz - lam[bblk, None, :].conj())
-            plus, minus = S + S_conj, S - S_conj
-            Rr, Ri = R[bblk].real, R[bblk].imag
-            G = (plus.real @ Rr - minus.imag @ Ri) + 1j * (plus.imag @ Rr + minus.real @ Ri)
-            out[bblk, fblk] = (sys.real_factor / 2.0) * G
+                inv = 1.0 / (zz * zz - 2.0 * lb.real[:, None, :] * zz + (np.abs(lb) ** 2)[:, None, :])
+            a = R[bblk].real
+            c = (R[bblk] * lb.conj()[..., None]).real
+            inv_a = inv.real @ a + 1j * (inv.imag @ a)
+            inv_c = inv.real @ c + 1j * (inv.imag @ c)
+            out[bblk, fblk] = sys.real_factor * zz * (zz * inv_a - inv_c)
     return out
 
 
@@ -242,6 +254,12 @@ def dc_gain(sys: Any) -> np.ndarray:
     Real for real systems. Infinite entries where Ā has an eigenvalue at 1.
     """
     sys = as_system(sys)
+    if isinstance(sys, DiagonalLTI):
+        # One point: C·diag(1/(1 − λ))·B̄ as a single product, without forming the (N, p·m) residues.
+        lam, B, C, D = sys.broadcast_arrays()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            G = (C * (1.0 / (1.0 - lam))[..., None, :]) @ B
+        return D + sys.real_factor * G.real if sys.is_real else D + G
     G = transfer_function(sys, np.array([1.0 + 0j]))[..., 0, :, :]
     if sys.is_real:
         return G.real
