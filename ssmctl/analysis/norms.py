@@ -245,7 +245,9 @@ def gramians(sys: Any) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(sys, DiagonalLTI):
         lam, B, C, _ = _flat_augmented(sys)
         Wc, Wo = _modal_gramians(lam, B, C)
-        if sys.is_real:
+        if sys.real_state:  # modal coordinates are already the real ones (real λ, B and f·Re C)
+            Wc, Wo = Wc.real, Wo.real
+        elif sys.is_real:
             Wc = _to_real_coordinates(Wc)
             Wo = 4.0 * _to_real_coordinates(Wo)
     else:
@@ -463,7 +465,8 @@ def hinf_norm(sys: Any, rtol: float = 1e-6, return_frequency: bool = False) -> A
     real = sys.is_real
     if isinstance(sys, DiagonalLTI):
         lam, B, C, D = _flat_augmented(sys)
-        val, w = _hinf_modal(lam, B, C, D, real, rtol, pairs=real)
+        # Conjugate pairs (first half / second half of the augmented modes) exist unless the state is real.
+        val, w = _hinf_modal(lam, B, C, D, real, rtol, pairs=real and not sys.real_state)
     else:
         nb = int(np.prod(sys.batch_shape))
         val, w = np.empty(nb), np.empty(nb)

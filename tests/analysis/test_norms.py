@@ -459,3 +459,23 @@ def test_unstable_systems_are_refused_naming_the_modes(fn):
     A = np.diag([0.5, -1.2, 0.3])
     with pytest.raises(UnstableSystemError, match=r"1 eigenvalues of Ā have \|λ\| ≥ 1 .* \|λ\| = 1\.2"):
         fn(DenseLTI(A, np.ones((3, 1)), np.ones((1, 3))))
+
+
+@pytest.mark.parametrize("m,p", [(1, 1), (3, 3)])
+def test_real_state_systems_match_python_control(m, p):
+    # Real λ and B under a real read-out (Mamba, RG-LRU, S4D-Real): the real system keeps N states.
+    rng = np.random.default_rng(5)
+    N = 6
+    lam = rng.uniform(0.1, 0.97, N)
+    B = rng.normal(size=(N, m))
+    C = rng.normal(size=(p, N)) + 1j * rng.normal(size=(p, N))
+    sys = ssmctl.DiagonalLTI(lam, B, C, rng.normal(size=(p, m)), output="conj_pair")
+    assert sys.real_state and sys.n_states == N
+    cs = ssmctl.to_control(sys)
+    Wc, Wo = ssmctl.gramians(sys)
+    np.testing.assert_allclose(Wc, control.gram(cs, "c"), atol=1e-12)
+    np.testing.assert_allclose(Wo, control.gram(cs, "o"), atol=1e-10)
+    ref = np.sort(np.sqrt(np.abs(np.linalg.eigvals(control.gram(cs, "c") @ control.gram(cs, "o")))))[::-1]
+    # sqrt(eig(Wc·Wo)) itself is only accurate to about eps·σ1²/σ_i for the small values
+    np.testing.assert_allclose(ssmctl.hankel_singular_values(sys), ref, rtol=1e-8, atol=1e-8 * ref[0])
+    assert ssmctl.hinf_norm(sys) == pytest.approx(control.norm(cs, "inf", tol=1e-12), rel=2e-6)
