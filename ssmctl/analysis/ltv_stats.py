@@ -1,0 +1,355 @@
+"""Streaming statistics of input-dependent eigenvalues, accumulated chunk by chunk in memory flat in L.
+
+The three input-dependent families share a separable decay: for token t, channel h and state n,
+
+    log |Ā_t[h, n]| = −rate_t[h] · a[h, n],     rate_t ≥ 0, a ≥ 0,
+
+Mamba: rate = Δ_t, a = exp(A_log) (N states); Mamba-2: rate = Δ_t, a = exp(A_log) per head (one eigenvalue per
+head); RG-LRU: rate = c·r_t, a = softplus(Λ) (one per channel). :class:`LTVStats` consumes the rates chunk by chunk
+and keeps, per layer:
+
+* a histogram of ln rate per channel (bins of ``bin_width`` in ln units), from which come the step-size
+  quantiles and the |Ā_t| quantiles over tokens, channels and states: ln(−ln|Ā|) = ln rate + ln a, so the |Ā|
+  histogram is the channels' rate histograms shifted by ln a[h, n] rounded to the bin grid (error ≤ half a
+  bin: ``bin_width``/2 relative in −ln|Ā|, i.e. in the memory horizon); exact minima and maxima on the side;
+* per token, the frozen-time memory horizon k_ε = ln(1/ε) / (rate_t[h]·a[h, n]) of the slowest mode of each
+  channel: its median over channels and its maximum (the layer's longest memory at that token);
+* the transition-product decay: ‖Ā_t ⋯ Ā_{s+1}‖ (the largest of the diagonal's entries: the slowest mode)
+  at lags ℓ = t − s, averaged over t and over the batch, next to the frozen-time prediction ‖Ā_t‖^ℓ at the
+  same t. Lags up to ``lag_samples`` use every t; a larger lag ℓ uses every s that is a multiple of
+  stride = ℓ // lag_samples (at least ``lag_samples`` pairs per ℓ tokens), so the history kept is
+  O(lags · lag_samples · channels) numbers, independent of L;
+* a |Ā| heatmap over token bins × channels (the slowest mode, averaged over the tokens of each bin).
+
+All accumulators are float64 / int64 and independent of how the sequence was cut into chunks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ShapeError, SsmctlError
+
+__all__ = ["LTVStats", "LayerStats", "default_lags", "hist_quantile"]
+
+_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+
+
+def default_lags(length: int) -> list[int]:
+    """Powers of two 1, 2, 4, … below ``length`` (the lags a sequence of that length can show)."""
+    if length < 2:
+        return [1]
+    return [1 << k for k in range(int(math.floor(math.log2(length - 1))) + 1)]
+
+
+def hist_quantile(counts: np.ndarray, edges: np.ndarray, q: Sequence[float]) -> np.ndarray:
+    """Quantiles of a histogram, interpolating linearly inside the bin where the cumulative count crosses q·n.
+
+    Parameters
+    ----------
+    counts : ndarray, shape (K,)
+    edges : ndarray, shape (K + 1,)
+    q : sequence of floats in [0, 1]
+
+    Returns
+    -------
+    ndarray, shape (len(q),); NaN when the histogram is empty.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    if total <= 0:
+        return np.full(len(q), np.nan)
+    cum = np.concatenate([[0.0], np.cumsum(counts)])
+    out = []
+    for qq in q:
+        target = qq * total
+        k = int(np.clip(np.searchsorted(cum, target, side="left") - 1, 0, len(counts) - 1))
+        while counts[k] == 0 and k + 1 < len(counts) and cum[k + 1] < target:
+            k += 1
+        frac = 0.0 if counts[k] == 0 else np.clip((target - cum[k]) / counts[k], 0.0, 1.0)
+        out.append(edges[k] + frac * (edges[k + 1] - edges[k]))
+    return np.asarray(out)
+
+
+@dataclass
+class LayerStats:
+    """Finished statistics of one layer (see :class:`LTVStats` for the meaning of each field).
+
+    Arrays are numpy; ``*_hist`` come with their bin ``*_edges`` (ln rate and ln(−ln|Ā|) grids).
+    """
+
+    n_tokens: int
+    n_channels: int
+    n_states: int
+    eps: float
+    rate_min: float
+    rate_max: float
+    rate_quantiles: dict[float, float]
+    abs_min: float
+    abs_max: float
+    abs_quantiles: dict[float, float]
+    memory_horizon_quantiles: dict[float, float]
+    memory_horizon_inf_count: int
+    rate_hist: np.ndarray
+    rate_edges: np.ndarray
+    abs_hist: np.ndarray
+    abs_edges: np.ndarray
+    memory_token_median: np.ndarray
+    memory_token_max: np.ndarray
+    lags: np.ndarray
+    lag_stride: np.ndarray
+    lag_pairs: np.ndarray
+    decay_mean: np.ndarray
+    decay_max_channel: np.ndarray
+    decay_channel: np.ndarray
+    frozen_mean: np.ndarray
+    heatmap: np.ndarray
+    heatmap_bin: int
+    rate_out_of_range: int
+    bin_width: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class LTVStats:
+    """Streaming accumulator for one layer.
+
+    Parameters
+    ----------
+    a : array or Tensor, shape (H, Na)
+        Non-negative decay constants: log|Ā_t[h, n]| = −rate_t[h]·a[h, n].
+    length : int
+        Tokens the sequence will have (fixes the default lags and the heatmap's token bins).
+    batch : int
+    lags : sequence of int, optional
+        Default: powers of two below ``length``.
+    lag_samples : int
+        Lags up to this use every token; longer lags sample every (lag // lag_samples)-th input position.
+    eps : float
+        Memory-horizon threshold.
+    bin_width : float
+        Histogram bin width in ln units (0.025: 2.5 % in Δ and in −ln|Ā|).
+    rate_range : (float, float)
+        Range of the rate histogram; rates outside land in the edge bins and are counted.
+    heatmap_bins : int
+        Token bins of the |Ā| heatmap.
+    device : torch.device or str
+    """
+
+    def __init__(
+        self,
+        a: Any,
+        length: int,
+        *,
+        batch: int = 1,
+        lags: Sequence[int] | None = None,
+        lag_samples: int = 64,
+        eps: float = 1e-2,
+        bin_width: float = 0.025,
+        rate_range: tuple[float, float] = (1e-7, 1e3),
+        heatmap_bins: int = 512,
+        device: Any = "cpu",
+    ) -> None:
+        a = torch.as_tensor(a, dtype=torch.float64, device=device)
+        if a.ndim != 2:
+            raise ShapeError(f"LTVStats needs a of shape (channels, states), got {tuple(a.shape)}")
+        if not torch.isfinite(a).all() or bool((a < 0).any()):
+            raise SsmctlError("LTVStats: decay constants a must be finite and non-negative")
+        if not 0.0 < eps < 1.0:
+            raise SsmctlError(f"eps must lie in (0, 1), got {eps}")
+        if length < 1:
+            raise ShapeError(f"length must be positive, got {length}")
+        if lag_samples < 1:
+            raise SsmctlError(f"lag_samples must be a positive integer, got {lag_samples}")
+        lo, hi = rate_range
+        if not 0.0 < lo < hi:
+            raise SsmctlError(f"rate_range must satisfy 0 < low < high, got {rate_range}")
+        self.device = a.device
+        self.a = a
+        self.H, self.Na = a.shape
+        self.length, self.batch, self.eps = int(length), int(batch), float(eps)
+        self.log_inv_eps = math.log(1.0 / eps)
+        self.a_min = a.amin(dim=1)  # slowest mode per channel
+        self.a_max = a.amax(dim=1)
+
+        self.w = float(bin_width)
+        self.ln_lo = math.log(lo)
+        self.K = int(math.ceil((math.log(hi) - self.ln_lo) / self.w))
+        self.rate_hist = torch.zeros(self.H, self.K, dtype=torch.int64, device=self.device)
+        self.rate_min = torch.full((self.H,), math.inf, dtype=torch.float64, device=self.device)
+        self.rate_max = torch.full((self.H,), -math.inf, dtype=torch.float64, device=self.device)
+        self.rate_zero = torch.zeros(self.H, dtype=torch.int64, device=self.device)
+        self.out_of_range = 0
+
+        lags = default_lags(self.length) if lags is None else sorted({int(x) for x in lags})
+        if not lags or lags[0] < 1:
+            raise SsmctlError(f"lags must be positive integers, got {lags}")
+        self.lags = lags
+        self.strides = [max(1, lag // lag_samples) for lag in lags]
+        self.decay_sum = torch.zeros(len(lags), self.H, dtype=torch.float64, device=self.device)
+        self.frozen_sum = torch.zeros(len(lags), self.H, dtype=torch.float64, device=self.device)
+        self.pairs = [0] * len(lags)
+        # Per lag: cumulative rates G_s (batch, n, H) at the sampled input positions s still waiting for t = s + lag.
+        self.hist_G = [torch.zeros(self.batch, 0, self.H, dtype=torch.float64, device=self.device) for _ in lags]
+        self.hist_s = [torch.zeros(0, dtype=torch.int64, device=self.device) for _ in lags]
+        self.G_prev = torch.zeros(self.batch, self.H, dtype=torch.float64, device=self.device)
+
+        self.heatmap_bin = max(1, -(-self.length // heatmap_bins))
+        n_hb = -(-self.length // self.heatmap_bin)
+        self.heat_sum = torch.zeros(n_hb, self.H, dtype=torch.float64, device=self.device)
+        self.heat_cnt = torch.zeros(n_hb, dtype=torch.float64, device=self.device)
+
+        self.mem_median: list[torch.Tensor] = []
+        self.mem_max: list[torch.Tensor] = []
+        self.t = 0
+
+    # -- accumulation -------------------------------------------------------------------------------------
+    def update(self, rate: torch.Tensor) -> None:
+        """Add the next chunk of rates.
+
+        Parameters
+        ----------
+        rate : Tensor, shape (batch, T, H), non-negative
+        """
+        if rate.ndim != 3 or rate.shape[0] != self.batch or rate.shape[2] != self.H:
+            raise ShapeError(f"rate must have shape (batch={self.batch}, T, H={self.H}), got {tuple(rate.shape)}")
+        T = rate.shape[1]
+        if self.t + T > self.length:
+            raise ShapeError(f"more tokens than the announced length {self.length}")
+        r = rate.detach().to(self.device, torch.float64)
+        t0 = self.t
+        self._update_hist(r)
+        self._update_memory(r)
+        self._update_heatmap(r, t0)
+        G = self.G_prev[:, None] + torch.cumsum(r, dim=1)  # G_t = Σ_{τ ≤ t} rate_τ, float64
+        self._update_lags(r, G, t0)
+        self.G_prev = G[:, -1].clone()
+        self.t += T
+
+    def _update_hist(self, r: torch.Tensor) -> None:
+        flat = r.reshape(-1, self.H)
+        self.rate_min = torch.minimum(self.rate_min, flat.amin(0))
+        self.rate_max = torch.maximum(self.rate_max, flat.amax(0))
+        self.rate_zero += (flat <= 0).sum(0)
+        with torch.no_grad():
+            pos = (torch.log(flat) - self.ln_lo) / self.w  # −inf for rate 0
+            self.out_of_range += int(((pos < 0) | (pos >= self.K)).sum())
+            idx = pos.floor().clamp_(0, self.K - 1).long()
+        idx += torch.arange(self.H, device=self.device) * self.K
+        self.rate_hist += torch.bincount(idx.reshape(-1), minlength=self.H * self.K).view(self.H, self.K)
+
+    def _update_memory(self, r: torch.Tensor) -> None:
+        slow = r * self.a_min  # −ln of each channel's largest |Ā_t|
+        with torch.no_grad():
+            k = self.log_inv_eps / slow  # inf where the channel does not decay
+        self.mem_median.append(k.median(dim=-1).values.float())
+        self.mem_max.append((self.log_inv_eps / slow.amin(dim=-1)).float())
+
+    def _update_heatmap(self, r: torch.Tensor, t0: int) -> None:
+        abs_slow = torch.exp(-r * self.a_min).sum(0)  # (T, H), summed over the batch
+        bins = (torch.arange(t0, t0 + r.shape[1], device=self.device) // self.heatmap_bin)
+        self.heat_sum.index_add_(0, bins, abs_slow)
+        self.heat_cnt.index_add_(0, bins, torch.full_like(bins, self.batch, dtype=torch.float64))
+
+    def _update_lags(self, r: torch.Tensor, G: torch.Tensor, t0: int) -> None:
+        T = r.shape[1]
+        t1 = t0 + T
+        for j, (lag, stride) in enumerate(zip(self.lags, self.strides)):
+            # Input positions s (multiples of the stride) in this chunk, and those still pending from earlier.
+            first = -(-t0 // stride) * stride
+            s_new = torch.arange(min(first, t1), t1, stride, device=self.device)
+            s_all = torch.cat([self.hist_s[j], s_new])
+            G_all = torch.cat([self.hist_G[j], G[:, s_new - t0]], dim=1)
+            done = (s_all + lag < t1) & (s_all + lag >= t0)
+            if bool(done.any()):
+                t_idx = s_all[done] + lag - t0
+                dG = G[:, t_idx] - G_all[:, done]  # (batch, n, H)
+                self.decay_sum[j] += torch.exp(-dG * self.a_min).sum((0, 1))
+                self.frozen_sum[j] += torch.exp(-lag * r[:, t_idx] * self.a_min).sum((0, 1))
+                self.pairs[j] += int(done.sum()) * self.batch
+            keep = s_all + lag >= t1
+            self.hist_s[j], self.hist_G[j] = s_all[keep], G_all[:, keep]
+
+    # -- results ------------------------------------------------------------------------------------------
+    def abs_histogram(self) -> tuple[np.ndarray, np.ndarray]:
+        """Histogram of ln(−ln|Ā_t|) over tokens, channels and states, and its bin edges.
+
+        The channels' ln-rate histograms shifted by ln a[h, n] rounded to the bin grid.
+        """
+        a = self.a
+        positive = a > 0
+        off = torch.zeros_like(a, dtype=torch.int64)
+        off[positive] = torch.round(torch.log(a[positive]) / self.w).long()
+        o_min = int(off[positive].min()) if bool(positive.any()) else 0
+        o_max = int(off[positive].max()) if bool(positive.any()) else 0
+        n_bins = self.K + o_max - o_min
+        out = torch.zeros(n_bins, dtype=torch.float64, device=self.device)
+        hist = self.rate_hist.to(torch.float64)
+        for h_chunk in torch.split(torch.arange(self.H, device=self.device), 256):
+            o = off[h_chunk] - o_min  # (h, Na)
+            idx = o[:, :, None] + torch.arange(self.K, device=self.device)  # (h, Na, K)
+            vals = hist[h_chunk][:, None, :].expand(-1, self.Na, -1)
+            mask = positive[h_chunk][:, :, None].expand_as(idx)
+            out.index_add_(0, idx[mask], vals[mask])
+        edges = self.ln_lo + (np.arange(n_bins + 1) + o_min) * self.w
+        return out.cpu().numpy(), edges
+
+    def result(self) -> LayerStats:
+        """The finished statistics (the accumulator can keep going afterwards)."""
+        rate_hist = self.rate_hist.sum(0).to(torch.float64).cpu().numpy()
+        rate_edges = self.ln_lo + np.arange(self.K + 1) * self.w
+        q = np.asarray(_QUANTILES)
+        rate_q = np.exp(hist_quantile(rate_hist, rate_edges, q))
+        abs_hist, abs_edges = self.abs_histogram()
+        y_q = hist_quantile(abs_hist, abs_edges, q)  # quantiles of ln(−ln|Ā|)
+        abs_q = np.exp(-np.exp(y_q[::-1]))  # |Ā| decreases in y: the q-quantile uses y's (1−q)-quantile
+        mem_q = self.log_inv_eps * np.exp(-y_q[::-1])
+        a_np = self.a.cpu().numpy()
+        rmin, rmax = self.rate_min.cpu().numpy(), self.rate_max.cpu().numpy()
+        # Exact extremes: |Ā| is smallest at the largest rate × largest a, largest at the smallest of both.
+        abs_min = float(np.exp(-np.max(rmax * a_np.max(1)))) if self.t else math.nan
+        abs_max = float(np.exp(-np.min(rmin * a_np.min(1)))) if self.t else math.nan
+        zero_a = (a_np <= 0).sum(1)  # states that never decay, per channel
+        inf_count = int((self.rate_zero.cpu().numpy() * (self.Na - zero_a)).sum() + self.t * self.batch * zero_a.sum())
+        pairs = np.asarray(self.pairs, dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            decay_channel = self.decay_sum.cpu().numpy() / pairs[:, None]
+            frozen_channel = self.frozen_sum.cpu().numpy() / pairs[:, None]
+            heat = (self.heat_sum / self.heat_cnt[:, None]).cpu().numpy()
+        mem_med = torch.cat(self.mem_median, dim=1).cpu().numpy() if self.mem_median else np.zeros((self.batch, 0))
+        mem_max = torch.cat(self.mem_max, dim=1).cpu().numpy() if self.mem_max else np.zeros((self.batch, 0))
+        return LayerStats(
+            n_tokens=self.t,
+            n_channels=self.H,
+            n_states=self.Na,
+            eps=self.eps,
+            rate_min=float(rmin.min()) if self.t else math.nan,
+            rate_max=float(rmax.max()) if self.t else math.nan,
+            rate_quantiles=dict(zip(_QUANTILES, rate_q.tolist())),
+            abs_min=abs_min,
+            abs_max=abs_max,
+            abs_quantiles=dict(zip(_QUANTILES, abs_q.tolist())),
+            memory_horizon_quantiles=dict(zip(_QUANTILES, mem_q.tolist())),
+            memory_horizon_inf_count=inf_count,
+            rate_hist=rate_hist,
+            rate_edges=rate_edges,
+            abs_hist=abs_hist,
+            abs_edges=abs_edges,
+            memory_token_median=mem_med,
+            memory_token_max=mem_max,
+            lags=np.asarray(self.lags),
+            lag_stride=np.asarray(self.strides),
+            lag_pairs=pairs.astype(np.int64),
+            decay_mean=decay_channel.mean(1),
+            decay_max_channel=decay_channel.max(1) if self.H else decay_channel.sum(1),
+            decay_channel=decay_channel,
+            frozen_mean=frozen_channel.mean(1),
+            heatmap=heat,
+            heatmap_bin=self.heatmap_bin,
+            rate_out_of_range=int(self.out_of_range),
+            bin_width=self.w,
+        )
