@@ -5,6 +5,11 @@ h_t = Ā_t h_{t-1} + B̄_t u_t, y_t = C_t h_t + D u_t. Shapes put batch and toke
 lam (batch, L, *channels, N), B (batch, L, *channels, N, m), C (batch, L, *channels, p, N),
 D (*channels, p, m), dt (batch, L, *channels). The fast chunked engine for long inputs is a separate piece;
 this container and its sequential reference (:meth:`LTVSystem.simulate_ref`) define the semantics.
+
+A layer's ``ltv(u)`` also stores the SSM's own input sequence (the signal that multiplies B̄_t, e.g. Mamba's
+convolution output) as ``inputs`` (batch, L, *channels, m), so :meth:`LTVSystem.output_ref` reproduces the
+layer's SSM output. Fields may be numpy arrays or torch tensors (the model's dtype); every method returns
+float64/complex128 numpy.
 """
 
 from __future__ import annotations
@@ -39,14 +44,22 @@ class LTVSystem:
     dt: Any = None
     output: OutputMode = "real"
     meta: dict[str, Any] = field(default_factory=dict)
+    inputs: Any = None
 
     def __post_init__(self) -> None:
-        lam, B, C = (np.shape(x) for x in (self.lam, self.B, self.C))
+        lam, B, C = (tuple(np.shape(x)) for x in (self.lam, self.B, self.C))
         if len(lam) < 3 or B[:-1] != lam or C[:-2] + C[-1:] != lam:
             raise ShapeError(
                 f"LTVSystem needs lam (batch, L, ..., N), B (batch, L, ..., N, m), C (batch, L, ..., p, N); "
                 f"got lam {lam}, B {B}, C {C}"
             )
+        if self.inputs is not None:
+            want = lam[:-1] + B[-1:]
+            got = tuple(np.shape(self.inputs))
+            if got != want:
+                raise ShapeError(
+                    f"LTVSystem inputs must have shape (batch, L, *channels, m) = {want}, got {got}"
+                )
 
     @property
     def batch_size(self) -> int:
@@ -60,13 +73,26 @@ class LTVSystem:
     def channel_shape(self) -> tuple[int, ...]:
         return tuple(np.shape(self.lam)[2:-1])
 
+    @property
+    def n_states(self) -> int:
+        """States per channel N (a real state in the real output mode with real λ, B̄)."""
+        return int(np.shape(self.lam)[-1])
+
+    @property
+    def n_inputs(self) -> int:
+        return int(np.shape(self.B)[-1])
+
+    @property
+    def n_outputs(self) -> int:
+        return int(np.shape(self.C)[-2])
+
     def frozen(self, t: int) -> DiagonalLTI:
         """The frozen-time LTI system at token ``t``: batch dims (batch, *channels)."""
         if not -self.length <= t < self.length:
             raise ShapeError(f"token index {t} outside the sequence of length {self.length}")
-        D = _np(self.D)
+        # Slice before converting: only token t is copied to float64, not the whole sequence.
         return DiagonalLTI(
-            _np(self.lam)[:, t], _np(self.B)[:, t], _np(self.C)[:, t], D, output=self.output,
+            _np(self.lam[:, t]), _np(self.B[:, t]), _np(self.C[:, t]), _np(self.D), output=self.output,
             meta={**self.meta, "frozen_at": int(t)},
         )
 
@@ -80,6 +106,7 @@ class LTVSystem:
         Returns
         -------
         y : ndarray, shape (batch, L, *channels, p)
+            float64 for the real output modes, complex128 for ``output="complex"``.
         """
         lam, B, C, D = (np.asarray(_np(x), dtype=np.complex128) for x in (self.lam, self.B, self.C, self.D))
         u = np.asarray(_np(u), dtype=np.float64)
@@ -90,4 +117,23 @@ class LTVSystem:
             y = (C[:, t] @ h[..., None])[..., 0]
             y = y if self.output == "complex" else (2.0 if self.output == "conj_pair" else 1.0) * y.real
             ys.append(y + (D @ u[:, t][..., None])[..., 0])
-        return np.stack(ys, axis=1)
+        y = np.stack(ys, axis=1)
+        # Real output modes give a real signal (D is real there): float64, not complex128 with zero imag.
+        return y if self.output == "complex" else y.real.copy()
+
+    def output_ref(self) -> np.ndarray:
+        """:meth:`simulate_ref` on the stored ``inputs``: the layer's SSM output y_t = C_t h_t + D u_t.
+
+        Returns
+        -------
+        y : ndarray, float64 (complex128 for ``output="complex"``), shape (batch, L, *channels, p)
+        """
+        if self.inputs is None:
+            raise ShapeError(
+                "this LTVSystem has no stored inputs; pass the input sequence to simulate_ref(u) instead"
+            )
+        return self.simulate_ref(self.inputs)
+
+    def abs_eigenvalues(self) -> np.ndarray:
+        """|Ā_t| for every token, channel and state, float64, shape (batch, L, *channels, N)."""
+        return np.abs(_np(self.lam))

@@ -1,0 +1,219 @@
+"""Small torch building blocks shared by the input-dependent families (Mamba, Mamba-2, RG-LRU).
+
+One copy each of what the three reference blocks have in common: RMSNorm, the causal depthwise
+convolution, the softplus-inverse step-size bias init, parameter checking against the expected checkpoint
+shapes, and the hyperparameter merging (defaults ← preset ← user) with clear errors.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import CheckpointError, NonFiniteError, ShapeError, SsmctlError, unknown_name
+
+__all__ = [
+    "as_float_tensor",
+    "check_positive_int",
+    "check_dt_range",
+    "causal_depthwise_conv",
+    "generator",
+    "init_dt_bias",
+    "layer_input",
+    "merge_hyper",
+    "rms_norm",
+    "shape_of",
+    "softplus_inverse",
+    "uniform",
+    "validate_params",
+]
+
+
+def as_float_tensor(name: str, value: Any, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A detached CPU tensor of ``dtype`` from a tensor or array, refusing non-numeric input."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu()
+    else:
+        arr = np.asarray(value)
+        if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+            raise ShapeError(f"{name} must be numeric, got dtype {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    if t.is_complex():
+        raise ShapeError(f"{name} must be real, got a complex tensor")
+    return t.to(dtype)
+
+
+def check_positive_int(family: str, **values: Any) -> None:
+    """Raise a clear error unless every keyword is a positive integer."""
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+            raise SsmctlError(f"{family}: {name} must be a positive integer, got {v!r}")
+
+
+def check_dt_range(family: str, dt_min: float, dt_max: float, dt_init_floor: float) -> None:
+    """Δ0 is drawn log-uniformly in [dt_min, dt_max], so both must be positive and ordered."""
+    if not (isinstance(dt_min, (int, float)) and dt_min > 0 and math.isfinite(dt_min)):
+        raise SsmctlError(f"{family}: dt_min must be a positive number, got {dt_min!r}")
+    if not (isinstance(dt_max, (int, float)) and math.isfinite(dt_max) and dt_max >= dt_min):
+        raise SsmctlError(f"{family}: dt_max must be a number >= dt_min = {dt_min}, got {dt_max!r}")
+    if not (isinstance(dt_init_floor, (int, float)) and dt_init_floor >= 0):
+        raise SsmctlError(f"{family}: dt_init_floor must be >= 0, got {dt_init_floor!r}")
+
+
+def merge_hyper(
+    family: str,
+    defaults: Mapping[str, Any],
+    presets: Mapping[str, Mapping[str, Any]],
+    hyper: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Defaults, then the named ``preset`` (if any), then the caller's keywords; unknown names are errors."""
+    hyper = dict(hyper)
+    preset = hyper.pop("preset", None)
+    config = dict(defaults)
+    if preset is not None:
+        if preset not in presets:
+            raise unknown_name(f"{family} preset", preset, list(presets))
+        config.update(presets[preset])
+    unknown = sorted(set(hyper) - set(defaults))
+    if unknown:
+        raise unknown_name(f"{family} hyperparameter", unknown[0], list(defaults) + ["preset"])
+    config.update(hyper)
+    config["preset"] = preset
+    return config
+
+
+def generator(seed: int) -> torch.Generator:
+    """A CPU generator seeded once per model, so an init is reproducible from its config alone."""
+    g = torch.Generator()
+    g.manual_seed(int(seed))
+    return g
+
+
+def uniform(shape: tuple[int, ...], low: float, high: float, gen: torch.Generator) -> torch.Tensor:
+    """U[low, high) float32 samples from ``gen``."""
+    return torch.rand(shape, generator=gen, dtype=torch.float32) * (high - low) + low
+
+
+def softplus_inverse(x: torch.Tensor) -> torch.Tensor:
+    """y with softplus(y) = x (x > 0), in the stable form the reference code uses: x + log(−expm1(−x))."""
+    return x + torch.log(-torch.expm1(-x))
+
+
+def init_dt_bias(
+    n: int, dt_min: float, dt_max: float, dt_init_floor: float, gen: torch.Generator
+) -> torch.Tensor:
+    """softplus⁻¹(Δ0) with Δ0 log-uniform in [dt_min, dt_max], floored at ``dt_init_floor`` (Mamba-1/2).
+
+    Returns
+    -------
+    Tensor, float32, shape (n,)
+    """
+    u = torch.rand((n,), generator=gen, dtype=torch.float32)
+    dt = torch.exp(u * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(min=dt_init_floor)
+    return softplus_inverse(dt)
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, *, unit_offset: bool = False) -> torch.Tensor:
+    """RMSNorm over the last axis: x / sqrt(mean(x²) + eps) · w (Mamba) or · (1 + w) (RecurrentGemma).
+
+    Computed in float32 as all three references do.
+    """
+    x = x.float()
+    normed = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    scale = 1.0 + weight.float() if unit_offset else weight.float()
+    return normed * scale
+
+
+def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Causal depthwise 1-D convolution along time with zero history.
+
+    Parameters
+    ----------
+    x : Tensor, shape (batch, L, channels)
+    weight : Tensor, shape (channels, 1, width)
+        torch ``nn.Conv1d`` layout: ``weight[c, 0, width-1]`` multiplies the current token,
+        ``weight[c, 0, width-1-k]`` the token k steps back.
+    bias : Tensor, shape (channels,), or None
+
+    Returns
+    -------
+    Tensor, shape (batch, L, channels)
+    """
+    L, width = x.shape[1], weight.shape[-1]
+    y = F.conv1d(x.transpose(1, 2), weight, bias, padding=width - 1, groups=weight.shape[0])
+    return y[..., :L].transpose(1, 2)
+
+
+def layer_input(family: str, index: int, u: Any, d_model: int) -> torch.Tensor:
+    """Check and convert a layer input to float32 (batch, L, d_model)."""
+    t = as_float_tensor("u", u)
+    if t.ndim != 3:
+        raise ShapeError(
+            f"{family} layer {index}: ltv(u) needs u of shape (batch, L, d_model={d_model}), got {tuple(t.shape)}"
+        )
+    if t.shape[-1] != d_model:
+        raise ShapeError(
+            f"{family} layer {index}: ltv(u) expects input width d_model = {d_model}, got {t.shape[-1]} "
+            f"(u has shape {tuple(t.shape)})"
+        )
+    if t.shape[1] == 0:
+        raise ShapeError(f"{family} layer {index}: ltv(u) needs at least one token, got L = 0")
+    if not torch.isfinite(t).all():
+        raise NonFiniteError(f"{family} layer {index}: the input u contains NaN or Inf")
+    return t
+
+
+def validate_params(
+    family: str,
+    index: int,
+    params: Mapping[str, Any],
+    expected: Mapping[str, tuple[int, ...]],
+    optional: frozenset[str] = frozenset(),
+) -> dict[str, torch.Tensor]:
+    """Check every expected key is present with its shape and finite; return float32 tensors.
+
+    Keys outside ``expected`` (e.g. an MLP sub-block's weights in the same state_dict) are dropped.
+
+    Raises
+    ------
+    CheckpointError
+        A required key is missing.
+    ShapeError
+        A tensor's shape differs from the expected one (the message names key, expected and found shape).
+    NonFiniteError
+        A tensor holds NaN or Inf.
+    """
+    missing = [k for k in expected if k not in params and k not in optional]
+    if missing:
+        raise CheckpointError(
+            f"{family} layer {index}: missing parameter(s) {', '.join(missing)}; "
+            f"expected the keys of one block relative to the block: {', '.join(expected)}"
+        )
+    out: dict[str, torch.Tensor] = {}
+    for key, shape in expected.items():
+        if key not in params:
+            continue
+        t = as_float_tensor(key, params[key])
+        if tuple(t.shape) != tuple(shape):
+            raise ShapeError(
+                f"{family} layer {index}: parameter {key} has shape {tuple(t.shape)}, expected {tuple(shape)}"
+            )
+        if not torch.isfinite(t).all():
+            n_bad = int((~torch.isfinite(t)).sum())
+            raise NonFiniteError(f"{family} layer {index}: parameter {key} has {n_bad} NaN/Inf entries")
+        out[key] = t
+    return out
+
+
+def shape_of(params: Mapping[str, Any], key: str, family: str, ndim: int) -> tuple[int, ...]:
+    """Shape of ``params[key]`` (tensor or array) with a clear error when missing or of the wrong rank."""
+    if key not in params:
+        raise CheckpointError(f"{family}: cannot infer sizes, parameter {key} is missing")
+    shape = tuple(int(s) for s in np.shape(params[key]))
+    if len(shape) != ndim:
+        raise ShapeError(f"{family}: parameter {key} should have {ndim} dimension(s), found shape {shape}")
+    return shape
