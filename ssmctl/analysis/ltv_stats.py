@@ -274,6 +274,12 @@ class LTVStats:
             keep = s_all + lag >= t1
             self.hist_s[j], self.hist_G[j] = s_all[keep], G_all[:, keep]
 
+    def state_numel(self) -> int:
+        """Numbers held by the accumulators, excluding the per-token traces (independent of L for a fixed setup)."""
+        tensors = [self.rate_hist, self.rate_min, self.rate_max, self.rate_zero, self.decay_sum, self.frozen_sum,
+                   self.G_prev, self.heat_sum, self.heat_cnt, *self.hist_G, *self.hist_s]
+        return int(sum(t.numel() for t in tensors))
+
     # -- results ------------------------------------------------------------------------------------------
     def abs_histogram(self) -> tuple[np.ndarray, np.ndarray]:
         """Histogram of ln(−ln|Ā_t|) over tokens, channels and states, and its bin edges.
