@@ -13,7 +13,7 @@ and keeps, per layer:
   histogram is the channels' rate histograms shifted by ln a[h, n] rounded to the bin grid (error ≤ half a
   bin: ``bin_width``/2 relative in −ln|Ā|, i.e. in the memory horizon); exact minima and maxima on the side;
 * per token, the frozen-time memory horizon k_ε = ln(1/ε) / (rate_t[h]·a[h, n]) of the slowest mode of each
-  channel: its median over channels and its maximum (the layer's longest memory at that token);
+  channel: its geometric mean over channels and its maximum (the layer's longest memory at that token);
 * the transition-product decay: ‖Ā_t ⋯ Ā_{s+1}‖ (the largest of the diagonal's entries: the slowest mode)
   at lags ℓ = t − s, averaged over t and over the batch, next to the frozen-time prediction ‖Ā_t‖^ℓ at the
   same t. Lags up to ``lag_samples`` use every t; a larger lag ℓ uses every s that is a multiple of
@@ -37,6 +37,7 @@ from ..errors import ShapeError, SsmctlError
 
 __all__ = ["LTVStats", "LayerStats", "default_lags", "hist_quantile"]
 
+_LOG2E = 1.0 / math.log(2.0)
 _QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
@@ -99,7 +100,7 @@ class LayerStats:
     rate_edges: np.ndarray
     abs_hist: np.ndarray
     abs_edges: np.ndarray
-    memory_token_median: np.ndarray
+    memory_token_gmean: np.ndarray
     memory_token_max: np.ndarray
     lags: np.ndarray
     lag_stride: np.ndarray
@@ -113,6 +114,25 @@ class LayerStats:
     rate_out_of_range: int
     bin_width: float
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _running_sum(r: torch.Tensor, start: torch.Tensor, block: int = 16) -> torch.Tensor:
+    """start + Σ_{τ≤t} r_τ in float64, returned channel-major (batch, H, T).
+
+    Sums within blocks of ``block`` tokens in float32 (a small triangular matrix product: few terms, so no
+    precision is lost), block offsets in float64. A plain cumulative sum along the token axis of (batch, T, H)
+    is several times slower on CPU.
+    """
+    b, T, H = r.shape
+    nb = -(-T // block)
+    rp = torch.nn.functional.pad(r, (0, 0, 0, nb * block - T)) if nb * block != T else r
+    rb = rp.reshape(b, nb, block, H)
+    tril = torch.ones(block, block, dtype=r.dtype, device=r.device).tril_()
+    local = torch.matmul(tril, rb)  # (b, nb, block, H)
+    offsets = torch.cumsum(local[:, :, -1].to(torch.float64), dim=1) - local[:, :, -1].to(torch.float64)
+    offsets += start[:, None]
+    G = local.to(torch.float64).add_(offsets[:, :, None]).reshape(b, nb * block, H)[:, :T]
+    return G.transpose(1, 2)
 
 
 class LTVStats:
@@ -147,7 +167,7 @@ class LTVStats:
         *,
         batch: int = 1,
         lags: Sequence[int] | None = None,
-        lag_samples: int = 64,
+        lag_samples: int = 16,
         eps: float = 1e-2,
         bin_width: float = 0.025,
         rate_range: tuple[float, float] = (1e-7, 1e3),
@@ -174,7 +194,8 @@ class LTVStats:
         self.length, self.batch, self.eps = int(length), int(batch), float(eps)
         self.log_inv_eps = math.log(1.0 / eps)
         self.a_min = a.amin(dim=1)  # slowest mode per channel
-        self.a_max = a.amax(dim=1)
+        self.a_min32 = self.a_min.float()
+        self.log_a_min32 = torch.log(self.a_min32)  # −inf for a channel that never decays
 
         self.w = float(bin_width)
         self.ln_lo = math.log(lo)
@@ -183,6 +204,11 @@ class LTVStats:
         self.rate_min = torch.full((self.H,), math.inf, dtype=torch.float64, device=self.device)
         self.rate_max = torch.full((self.H,), -math.inf, dtype=torch.float64, device=self.device)
         self.rate_zero = torch.zeros(self.H, dtype=torch.int64, device=self.device)
+        self.hist_offsets_f = (torch.arange(self.H, device=self.device) * self.K).float()
+        self._ones = torch.ones(0, dtype=torch.int64, device=self.device)
+        self.lo, self.hi = float(lo), float(hi)
+        if self.H * self.K >= 2**24:
+            raise SsmctlError(f"histogram too large ({self.H} channels × {self.K} bins); use a wider bin_width")
         self.out_of_range = 0
 
         lags = default_lags(self.length) if lags is None else sorted({int(x) for x in lags})
@@ -194,8 +220,16 @@ class LTVStats:
         self.frozen_sum = torch.zeros(len(lags), self.H, dtype=torch.float64, device=self.device)
         self.pairs = [0] * len(lags)
         # Per lag: cumulative rates G_s (batch, n, H) at the sampled input positions s still waiting for t = s + lag.
-        self.hist_G = [torch.zeros(self.batch, 0, self.H, dtype=torch.float64, device=self.device) for _ in lags]
-        self.hist_s = [torch.zeros(0, dtype=torch.int64, device=self.device) for _ in lags]
+        self.hist_G = [torch.zeros(self.batch, self.H, 0, dtype=torch.float64, device=self.device) for _ in lags]
+        self.hist_start = [0 for _ in lags]
+        # Power-of-two lags sampled at every token come from products doubled level by level,
+        # P_2k(t) = P_k(t)·P_k(t − k), with the last k values of P_k kept across chunks.
+        self.doubling = {lag: j for j, (lag, st) in enumerate(zip(lags, self.strides))
+                         if st == 1 and lag & (lag - 1) == 0}
+        self.strided = [j for j, lag in enumerate(lags) if lag not in self.doubling]
+        top = max(self.doubling, default=0)
+        self.tails = {k: torch.ones(self.batch, k, self.H, device=self.device)
+                      for k in (1 << i for i in range(max(0, top.bit_length() - 1)))}
         self.G_prev = torch.zeros(self.batch, self.H, dtype=torch.float64, device=self.device)
 
         self.heatmap_bin = max(1, -(-self.length // heatmap_bins))
@@ -203,7 +237,7 @@ class LTVStats:
         self.heat_sum = torch.zeros(n_hb, self.H, dtype=torch.float64, device=self.device)
         self.heat_cnt = torch.zeros(n_hb, dtype=torch.float64, device=self.device)
 
-        self.mem_median: list[torch.Tensor] = []
+        self.mem_gmean: list[torch.Tensor] = []
         self.mem_max: list[torch.Tensor] = []
         self.t = 0
 
@@ -220,87 +254,130 @@ class LTVStats:
         T = rate.shape[1]
         if self.t + T > self.length:
             raise ShapeError(f"more tokens than the announced length {self.length}")
-        r = rate.detach().to(self.device, torch.float64)
-        t0 = self.t
-        self._update_hist(r)
-        self._update_memory(r)
-        self._update_heatmap(r, t0)
-        G = self.G_prev[:, None] + torch.cumsum(r, dim=1)  # G_t = Σ_{τ ≤ t} rate_τ, float64
-        self._update_lags(r, G, t0)
-        self.G_prev = G[:, -1].clone()
+        with torch.no_grad():
+            r = rate.detach().to(self.device, torch.float32)
+            t0 = self.t
+            log_r = torch.log(r)  # −inf at rate 0
+            slow = r * self.a_min32  # −ln of each channel's largest |Ā_t|, (batch, T, H)
+            e1 = torch.exp2(slow * -_LOG2E)  # each channel's largest |Ā_t| (exp2: twice as fast as exp)
+            self._update_hist(r, log_r)
+            self._update_memory(log_r, slow)
+            self._update_heatmap(e1, t0)
+            self._update_doubling(e1, t0)
+            if self.strided:
+                G = _running_sum(r, self.G_prev)  # (batch, H, T) float64
+                self._update_lags(slow, G, t0)
+                self.G_prev = G[:, :, -1].clone()
         self.t += T
 
-    def _update_hist(self, r: torch.Tensor) -> None:
+    def _update_hist(self, r: torch.Tensor, log_r: torch.Tensor) -> None:
         flat = r.reshape(-1, self.H)
-        self.rate_min = torch.minimum(self.rate_min, flat.amin(0))
-        self.rate_max = torch.maximum(self.rate_max, flat.amax(0))
-        self.rate_zero += (flat <= 0).sum(0)
-        with torch.no_grad():
-            pos = (torch.log(flat) - self.ln_lo) / self.w  # −inf for rate 0
+        lo, hi = flat.amin(0), flat.amax(0)
+        self.rate_min = torch.minimum(self.rate_min, lo.double())
+        self.rate_max = torch.maximum(self.rate_max, hi.double())
+        pos = torch.mul(log_r.reshape(-1, self.H), 1.0 / self.w).sub_(self.ln_lo / self.w)
+        if float(lo.min()) <= 0.0:
+            self.rate_zero += (flat <= 0).sum(0)
+        if float(lo.min()) < self.lo or float(hi.max()) >= self.hi:  # rare: count what falls outside
             self.out_of_range += int(((pos < 0) | (pos >= self.K)).sum())
-            idx = pos.floor().clamp_(0, self.K - 1).long()
-        idx += torch.arange(self.H, device=self.device) * self.K
-        self.rate_hist += torch.bincount(idx.reshape(-1), minlength=self.H * self.K).view(self.H, self.K)
+        # bin index + channel offset, formed in float32 (exact below 2^24) before one integer conversion
+        idx = pos.floor_().clamp_(0, self.K - 1).add_(self.hist_offsets_f).long()
+        if self._ones.numel() < idx.numel():
+            self._ones = torch.ones(idx.numel(), dtype=torch.int64, device=self.device)
+        # straight into the accumulator: bincount would allocate and zero H·K counters per chunk
+        self.rate_hist.view(-1).scatter_add_(0, idx.view(-1), self._ones[: idx.numel()])
 
-    def _update_memory(self, r: torch.Tensor) -> None:
-        slow = r * self.a_min  # −ln of each channel's largest |Ā_t|
-        with torch.no_grad():
-            k = self.log_inv_eps / slow  # inf where the channel does not decay
-        self.mem_median.append(k.median(dim=-1).values.float())
-        self.mem_max.append((self.log_inv_eps / slow.amin(dim=-1)).float())
+    def _update_memory(self, log_r: torch.Tensor, slow: torch.Tensor) -> None:
+        # Geometric mean over channels of each channel's horizon ln(1/ε)/(rate·a_min), and the longest one.
+        self.mem_gmean.append((self.log_inv_eps * torch.exp(-(log_r + self.log_a_min32).mean(-1))))
+        self.mem_max.append(self.log_inv_eps / slow.amin(dim=-1))
 
-    def _update_heatmap(self, r: torch.Tensor, t0: int) -> None:
-        abs_slow = torch.exp(-r * self.a_min).sum(0)  # (T, H), summed over the batch
-        bins = (torch.arange(t0, t0 + r.shape[1], device=self.device) // self.heatmap_bin)
-        self.heat_sum.index_add_(0, bins, abs_slow)
-        self.heat_cnt.index_add_(0, bins, torch.full_like(bins, self.batch, dtype=torch.float64))
+    def _update_heatmap(self, e1: torch.Tensor, t0: int) -> None:
+        T = e1.shape[1]
+        bins = torch.arange(t0, t0 + T, device=self.device) // self.heatmap_bin
+        self.heat_sum.index_add_(0, bins, e1.sum(0, dtype=torch.float64))
+        self.heat_cnt.index_add_(0, bins, torch.full((T,), float(self.batch), dtype=torch.float64, device=self.device))
 
-    def _update_lags(self, r: torch.Tensor, G: torch.Tensor, t0: int) -> None:
-        T = r.shape[1]
+    def _update_doubling(self, e1: torch.Tensor, t0: int) -> None:
+        if not self.doubling:
+            return
+        T = e1.shape[1]
+        P = F = e1  # P_k(t): product of the last k factors e1; F_k(t) = e1(t)^k, the frozen-time prediction
+        k = 1
+        while True:
+            j = self.doubling.get(k)
+            if j is not None:
+                start = max(0, k - t0)  # t ≥ k: the input position s = t − k exists
+                if start < T:
+                    self.decay_sum[j] += P[:, start:].sum((0, 1)).double()
+                    self.frozen_sum[j] += F[:, start:].sum((0, 1)).double()
+                    self.pairs[j] += (T - start) * self.batch
+            tail = self.tails.get(k)
+            if tail is None:
+                break
+            P2 = torch.empty_like(P)
+            m = min(k, T)
+            torch.mul(P[:, :m], tail[:, :m], out=P2[:, :m])  # P_k(t − k) for the first k tokens
+            if T > k:
+                torch.mul(P[:, k:], P[:, :-k], out=P2[:, k:])
+            self.tails[k] = torch.cat([tail, P], dim=1)[:, -k:] if T < k else P[:, -k:].clone()
+            P, F, k = P2, F * F, 2 * k
+
+    def _update_lags(self, slow: torch.Tensor, G: torch.Tensor, t0: int) -> None:
+        """Pairs (s, t = s + lag) with t in this chunk; pending input positions s form one arithmetic progression.
+
+        ``G`` is (batch, H, T) channel-major; ``slow`` (batch, T, H).
+        """
+        T = G.shape[2]
         t1 = t0 + T
-        for j, (lag, stride) in enumerate(zip(self.lags, self.strides)):
-            # Input positions s (multiples of the stride) in this chunk, and those still pending from earlier.
-            first = -(-t0 // stride) * stride
-            s_new = torch.arange(min(first, t1), t1, stride, device=self.device)
-            s_all = torch.cat([self.hist_s[j], s_new])
-            G_all = torch.cat([self.hist_G[j], G[:, s_new - t0]], dim=1)
-            done = (s_all + lag < t1) & (s_all + lag >= t0)
-            if bool(done.any()):
-                t_idx = s_all[done] + lag - t0
-                dG = G[:, t_idx] - G_all[:, done]  # (batch, n, H)
-                self.decay_sum[j] += torch.exp(-dG * self.a_min).sum((0, 1))
-                self.frozen_sum[j] += torch.exp(-lag * r[:, t_idx] * self.a_min).sum((0, 1))
-                self.pairs[j] += int(done.sum()) * self.batch
-            keep = s_all + lag >= t1
-            self.hist_s[j], self.hist_G[j] = s_all[keep], G_all[:, keep]
+        a_min = self.a_min32[:, None]
+        for j in self.strided:
+            lag, stride = self.lags[j], self.strides[j]
+            hG, hs = self.hist_G[j], self.hist_start[j]  # pending s = hs + k·stride, k < hG.shape[2]
+            first = -(-t0 // stride) * stride  # first sample position in this chunk
+            Gnew = G[:, :, first - t0::stride] if first < t1 else G[:, :, :0]
+            n_h, n_new = hG.shape[2], Gnew.shape[2]
+            nd_h = min(n_h, max(0, -(-(t1 - lag - hs) // stride))) if n_h else 0
+            nd_n = min(n_new, max(0, -(-(t1 - lag - first) // stride))) if n_new else 0
+            for n_done, G_s, s0 in ((nd_h, hG, hs), (nd_n, Gnew, first)):
+                if n_done == 0:
+                    continue
+                a = s0 + lag - t0  # chunk index of the first t
+                sl = slice(a, a + (n_done - 1) * stride + 1, stride)
+                dG = (G[:, :, sl] - G_s[:, :, :n_done]).float()  # (batch, H, n)
+                self.decay_sum[j] += torch.exp2(dG.mul_(a_min * -_LOG2E)).sum((0, 2)).double()
+                self.frozen_sum[j] += torch.exp2(slow[:, sl] * (-_LOG2E * lag)).sum((0, 1)).double()
+                self.pairs[j] += n_done * self.batch
+            self.hist_G[j] = torch.cat([hG[:, :, nd_h:], Gnew[:, :, nd_n:]], dim=2)
+            self.hist_start[j] = hs + nd_h * stride if n_h > nd_h else first + nd_n * stride
 
     def state_numel(self) -> int:
         """Numbers held by the accumulators, excluding the per-token traces (independent of L for a fixed setup)."""
         tensors = [self.rate_hist, self.rate_min, self.rate_max, self.rate_zero, self.decay_sum, self.frozen_sum,
-                   self.G_prev, self.heat_sum, self.heat_cnt, *self.hist_G, *self.hist_s]
+                   self.G_prev, self.heat_sum, self.heat_cnt, *self.hist_G, *self.tails.values()]
         return int(sum(t.numel() for t in tensors))
 
     # -- results ------------------------------------------------------------------------------------------
     def abs_histogram(self) -> tuple[np.ndarray, np.ndarray]:
         """Histogram of ln(−ln|Ā_t|) over tokens, channels and states, and its bin edges.
 
-        The channels' ln-rate histograms shifted by ln a[h, n] rounded to the bin grid.
+        The channels' ln-rate histograms shifted by ln a[h, n] rounded to the bin grid: with M[h, j] the number
+        of states of channel h whose shift is j bins, P = histᵀ M gives P[k, j] (rate bin k, shift j), and the
+        result sums P along k + j.
         """
         a = self.a
         positive = a > 0
-        off = torch.zeros_like(a, dtype=torch.int64)
-        off[positive] = torch.round(torch.log(a[positive]) / self.w).long()
-        o_min = int(off[positive].min()) if bool(positive.any()) else 0
-        o_max = int(off[positive].max()) if bool(positive.any()) else 0
-        n_bins = self.K + o_max - o_min
-        out = torch.zeros(n_bins, dtype=torch.float64, device=self.device)
-        hist = self.rate_hist.to(torch.float64)
-        for h_chunk in torch.split(torch.arange(self.H, device=self.device), 256):
-            o = off[h_chunk] - o_min  # (h, Na)
-            idx = o[:, :, None] + torch.arange(self.K, device=self.device)  # (h, Na, K)
-            vals = hist[h_chunk][:, None, :].expand(-1, self.Na, -1)
-            mask = positive[h_chunk][:, :, None].expand_as(idx)
-            out.index_add_(0, idx[mask], vals[mask])
+        if not bool(positive.any()):
+            return np.zeros(self.K), self.ln_lo + np.arange(self.K + 1) * self.w
+        off = torch.round(torch.log(a.clamp_min(1e-300)) / self.w).long()
+        o_min, o_max = int(off[positive].min()), int(off[positive].max())
+        n_off = o_max - o_min + 1
+        M = torch.zeros(self.H, n_off, dtype=torch.float64, device=self.device)
+        M.scatter_add_(1, (off - o_min).clamp_(0, n_off - 1), positive.to(torch.float64))
+        P = self.rate_hist.to(torch.float64).T @ M  # (K, n_off)
+        n_bins = self.K + n_off - 1
+        idx = torch.arange(self.K, device=self.device)[:, None] + torch.arange(n_off, device=self.device)
+        out = torch.zeros(n_bins, dtype=torch.float64, device=self.device).index_add_(0, idx.reshape(-1), P.reshape(-1))
         edges = self.ln_lo + (np.arange(n_bins + 1) + o_min) * self.w
         return out.cpu().numpy(), edges
 
@@ -326,7 +403,7 @@ class LTVStats:
             decay_channel = self.decay_sum.cpu().numpy() / pairs[:, None]
             frozen_channel = self.frozen_sum.cpu().numpy() / pairs[:, None]
             heat = (self.heat_sum / self.heat_cnt[:, None]).cpu().numpy()
-        mem_med = torch.cat(self.mem_median, dim=1).cpu().numpy() if self.mem_median else np.zeros((self.batch, 0))
+        mem_gmean = torch.cat(self.mem_gmean, dim=1).cpu().numpy() if self.mem_gmean else np.zeros((self.batch, 0))
         mem_max = torch.cat(self.mem_max, dim=1).cpu().numpy() if self.mem_max else np.zeros((self.batch, 0))
         return LayerStats(
             n_tokens=self.t,
@@ -345,7 +422,7 @@ class LTVStats:
             rate_edges=rate_edges,
             abs_hist=abs_hist,
             abs_edges=abs_edges,
-            memory_token_median=mem_med,
+            memory_token_gmean=mem_gmean,
             memory_token_max=mem_max,
             lags=np.asarray(self.lags),
             lag_stride=np.asarray(self.strides),

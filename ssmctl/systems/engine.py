@@ -28,7 +28,7 @@ from ..models.base import Model
 from ..report import SCHEMA_VERSION
 from .ltv_blocks import RUNNERS, runner_for
 
-__all__ = ["simulate", "SimulationResult", "resolve_device", "default_chunk", "RATE_MEANING"]
+__all__ = ["simulate", "SimulationResult", "resolve_device", "default_chunk", "default_slab", "RATE_MEANING"]
 
 RATE_MEANING = {
     "mamba": "Delta_t = softplus(dt_proj(x_proj(x_t)) + bias) per inner channel; |A_bar| = exp(-Delta_t*exp(A_log))",
@@ -53,10 +53,22 @@ def resolve_device(device: Any = "auto") -> torch.device:
         raise SsmctlError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from None
 
 
+def _pow2(x: float, lo: int, hi: int) -> int:
+    return int(min(hi, max(lo, 2 ** round(math.log2(max(1.0, x))))))
+
+
 def default_chunk(device: torch.device, states_per_token: int) -> int:
-    """Tokens per chunk: ~2M scan elements per chunk on CPU (cache-sized blocks), ~64M on a GPU."""
-    budget = 64 * 2**20 if device.type == "cuda" else 2 * 2**20
-    return int(min(65536, max(16, 2 ** round(math.log2(max(1, budget // max(1, states_per_token)))))))
+    """Tokens per chunk (projections, statistics): 512 on CPU; ~64M scan elements per chunk on a GPU."""
+    if device.type == "cuda":
+        return _pow2(64 * 2**20 / max(1, states_per_token), 256, 65536)
+    return 512
+
+
+def default_slab(device: torch.device, states_per_token: int) -> int | None:
+    """Tokens the scan takes at once: ~512k state elements (2 MB temporaries, cache-sized) on CPU; all on GPU."""
+    if device.type == "cuda":
+        return None
+    return _pow2(2**19 / max(1, states_per_token), 16, 256)
 
 
 @dataclass
@@ -94,6 +106,7 @@ class SimulationResult:
     output: torch.Tensor | None = None
     device: str = "cpu"
     chunk: int = 0
+    slab: int | None = None
     seconds: float = 0.0
     scan_fallback: dict[int, int] = field(default_factory=dict)
 
@@ -122,9 +135,10 @@ class SimulationResult:
                     "memory_horizon_median": s.memory_horizon_quantiles[0.5],
                     "memory_horizon_quantiles": {str(q): v for q, v in s.memory_horizon_quantiles.items()},
                     "memory_horizon_inf_count": s.memory_horizon_inf_count,
-                    "memory_horizon_token_median": {
-                        "median": _nanmedian(s.memory_token_median),
-                        "max": _finite_max(s.memory_token_median),
+                    "memory_horizon_per_token": {
+                        "channel_gmean_median_over_tokens": _nanmedian(s.memory_token_gmean),
+                        "longest_median_over_tokens": _nanmedian(s.memory_token_max),
+                        "longest_max_over_tokens": _finite_max(s.memory_token_max),
                     },
                     "transition_decay": {
                         "lags": s.lags.tolist(),
@@ -147,6 +161,7 @@ class SimulationResult:
             "batch": self.batch,
             "device": self.device,
             "chunk": self.chunk,
+            "slab": self.slab,
             "seconds": self.seconds,
             "tokens_per_s": self.tokens_per_second,
             "eps": self.stats[self.layers[0]].eps if self.layers else None,
@@ -278,9 +293,10 @@ def simulate(
     layers: Sequence[int] | None = None,
     chunk: int | str = "auto",
     block: int = 16,
+    slab: int | str | None = "auto",
     device: Any = "auto",
     lags: Sequence[int] | None = None,
-    lag_samples: int = 64,
+    lag_samples: int = 16,
     window: tuple[int, int] | None = None,
     eps: float = 1e-2,
     keep_output: bool = False,
@@ -300,9 +316,11 @@ def simulate(
     layers : sequence of int, optional
         Layers to collect statistics for (default all); layers after the last one asked for are not run.
     chunk : int or "auto"
-        Tokens per chunk (results do not depend on it). "auto": ~2M scan elements per chunk on CPU, ~64M on GPU.
+        Tokens per chunk (results do not depend on it). "auto": 512 on CPU, ~64M scan elements on a GPU.
     block : int
-        Tokens per block of the cumulative-sum scan inside a chunk.
+        Tokens per block of the cumulative-sum scan.
+    slab : int, None or "auto"
+        Tokens the scan processes at once inside a chunk (CPU: cache-sized slabs; None: the whole chunk).
     device : "auto", "cpu" or "cuda"
     lags : sequence of int, optional
         Lags of the transition-product decay (default: powers of two below L).
@@ -355,10 +373,12 @@ def simulate(
         if not 0 <= w0 < w1 <= L:
             raise ShapeError(f"window {tuple(window)} must satisfy 0 <= start < stop <= L = {L}")
         window = (w0, w1)
-    runners = [runner_for(layer, dev) for layer in model.layers[: chosen[-1] + 1]]
-    per_token = max(r.H * r.P * r.N for r in runners)
+    per_token = max(_states_per_token(layer) for layer in model.layers[: chosen[-1] + 1]) * batch
+    if slab == "auto":
+        slab = default_slab(dev, per_token)
+    runners = [runner_for(layer, dev, slab) for layer in model.layers[: chosen[-1] + 1]]
     if chunk == "auto":
-        chunk = default_chunk(dev, per_token * batch)
+        chunk = default_chunk(dev, per_token)
     chunk = int(chunk)
     if chunk < 1:
         raise SsmctlError(f"chunk must be a positive integer, got {chunk}")
@@ -417,9 +437,19 @@ def simulate(
         output=torch.cat(outputs, dim=1) if keep_output else None,
         device=str(dev),
         chunk=chunk,
+        slab=slab,
         seconds=seconds,
         scan_fallback=fallback,
     )
+
+
+def _states_per_token(layer) -> int:
+    c = layer.config
+    if layer.family == "mamba":
+        return int(c["d_inner"] * c["d_state"])
+    if layer.family == "mamba2":
+        return int(c["d_inner"] * c["d_state"])
+    return int(c.get("lru_width", c.get("d_model", 1)))
 
 
 def _collect(acc: dict[str, list], piece: dict[str, Any]) -> None:

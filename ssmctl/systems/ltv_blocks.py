@@ -53,11 +53,19 @@ class ChunkOutput:
 
 
 def _conv_with_state(x: torch.Tensor, state: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
-    """Causal depthwise conv of x (batch, T, ch) continuing from the previous inputs ``state`` (batch, k−1, ch)."""
+    """Causal depthwise conv of x (batch, T, ch) continuing from the previous inputs ``state`` (batch, k−1, ch).
+
+    ``weight`` is torch's Conv1d layout (ch, 1, k), weight[..., k−1] on the current token. Computed as k shifted
+    multiply-adds in the (batch, T, ch) layout: no transposes (a transposing copy costs more than the conv).
+    """
     k = weight.shape[-1]
-    full = torch.cat([state, x], dim=1)
-    y = F.conv1d(full.transpose(1, 2), weight, bias, groups=weight.shape[0]).transpose(1, 2)
-    return y, full[:, full.shape[1] - (k - 1):].clone()
+    T = x.shape[1]
+    full = torch.cat([state, x], dim=1)  # (batch, k−1+T, ch)
+    w = weight[:, 0, :].T.contiguous()  # (k, ch)
+    y = full[:, :T] * w[0] if bias is None else torch.addcmul(bias, full[:, :T], w[0])
+    for j in range(1, k):  # over the kernel taps, not over tokens
+        y.addcmul_(full[:, j:j + T], w[j])
+    return y, full[:, T:].clone()
 
 
 @dataclass
@@ -66,6 +74,7 @@ class BlockRunner:
 
     layer: Layer
     device: torch.device
+    slab: int | None = None
     params: dict[str, torch.Tensor] = field(default_factory=dict)
 
     family = ""
@@ -97,7 +106,8 @@ class BlockRunner:
         raise NotImplementedError  # pragma: no cover
 
     def _scan(self, dt, v, B, C, state, want_states: bool, block: int) -> ScanResult:
-        res = selective_scan(dt, self.A, v, B, C, state["ssm"], block=block, return_states=want_states)
+        res = selective_scan(dt, self.A, v, B, C, state["ssm"], block=block, slab=self.slab,
+                             return_states=want_states)
         state["ssm"] = res.h_last
         return res
 
@@ -280,8 +290,11 @@ def _state_before(h0: torch.Tensor | None, states: torch.Tensor, ws: slice) -> t
 RUNNERS: dict[str, type[BlockRunner]] = {"mamba": MambaRunner, "mamba2": Mamba2Runner, "rglru": RGLRURunner}
 
 
-def runner_for(layer: Layer, device: Any) -> BlockRunner:
-    """The chunked runner of ``layer`` on ``device`` (parameters copied there in float32)."""
+def runner_for(layer: Layer, device: Any, slab: int | None = None) -> BlockRunner:
+    """The chunked runner of ``layer`` on ``device`` (parameters copied there in float32).
+
+    ``slab``: tokens the scan handles at once inside a chunk (see :func:`~ssmctl.systems.scan.selective_scan`).
+    """
     try:
         cls = RUNNERS[layer.family]
     except KeyError:
@@ -289,4 +302,4 @@ def runner_for(layer: Layer, device: Any) -> BlockRunner:
             f"simulation supports the input-dependent families {', '.join(RUNNERS)}; layer {layer.index} is "
             f"{layer.family!r}" + (" (time-invariant: use layer.system())" if layer.kind == "LTI" else "")
         ) from None
-    return cls(layer=layer, device=torch.device(device))
+    return cls(layer=layer, device=torch.device(device), slab=slab)

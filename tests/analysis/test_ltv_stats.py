@@ -27,7 +27,8 @@ B, L, H, N = 2, 700, 6, 4
 @pytest.fixture(scope="module")
 def data():
     g = torch.Generator().manual_seed(0)
-    rate = torch.exp(torch.randn(B, L, H, generator=g, dtype=torch.float64) - 2.5)  # Δ-like, log-normal
+    # float32 rates, as the engine produces them; the brute-force checks below work in float64 from these values
+    rate = torch.exp(torch.randn(B, L, H, generator=g) - 2.5)  # Δ-like, log-normal
     a = torch.rand(H, N, generator=g, dtype=torch.float64) * 12 + 0.2
     return rate, a
 
@@ -50,7 +51,7 @@ def test_default_lags():
 
 
 def test_extremes_are_exact(data, result):
-    rate, a = (x.numpy() for x in data)
+    rate, a = (x.double().numpy() for x in data)
     absA = np.exp(-rate[..., None] * a)  # |Ā_t| for every (batch, token, channel, state)
     assert result.abs_min == pytest.approx(absA.min(), rel=1e-12)
     assert result.abs_max == pytest.approx(absA.max(), rel=1e-12)
@@ -59,7 +60,7 @@ def test_extremes_are_exact(data, result):
 
 
 def test_quantiles_within_one_bin_of_numpy(data, result):
-    rate, a = (x.numpy() for x in data)
+    rate, a = (x.double().numpy() for x in data)
     w = result.bin_width
     absA = np.exp(-rate[..., None] * a)
     mh = memory_horizon(absA, eps=1e-2)  # ssmctl's frozen-time horizon, per eigenvalue
@@ -74,21 +75,20 @@ def test_quantiles_within_one_bin_of_numpy(data, result):
 
 
 def test_token_traces_and_heatmap(data, result):
-    rate, a = (x.numpy() for x in data)
+    rate, a = (x.double().numpy() for x in data)
     slow = rate * a.min(1)  # −ln of each channel's largest |Ā_t|
     k = np.log(100.0) / slow
-    np.testing.assert_allclose(result.memory_token_max, np.log(100.0) / slow.min(-1), rtol=1e-6)
-    # torch's median is the lower median
-    np.testing.assert_allclose(result.memory_token_median, np.sort(k, -1)[..., (H - 1) // 2], rtol=1e-6)
+    np.testing.assert_allclose(result.memory_token_max, np.log(100.0) / slow.min(-1), rtol=1e-5)
+    np.testing.assert_allclose(result.memory_token_gmean, np.exp(np.log(k).mean(-1)), rtol=1e-5)
     binsize = result.heatmap_bin
     heat = np.exp(-slow).mean(0)  # (L, H) averaged over the batch
     n_bins = -(-L // binsize)
     expect = np.stack([heat[i * binsize:(i + 1) * binsize].mean(0) for i in range(n_bins)])
-    np.testing.assert_allclose(result.heatmap, expect, rtol=1e-12)
+    np.testing.assert_allclose(result.heatmap, expect, rtol=1e-6)
 
 
 def test_transition_decay_matches_products_of_eigenvalues(data, result):
-    rate, a = (x.numpy() for x in data)
+    rate, a = (x.double().numpy() for x in data)
     absA = np.exp(-rate[..., None] * a)
     for j, (lag, stride) in enumerate(zip(result.lags, result.lag_stride)):
         assert stride == max(1, lag // 16)
@@ -98,18 +98,19 @@ def test_transition_decay_matches_products_of_eigenvalues(data, result):
         norms = prods.max(-1)
         frozen = (absA[:, s + lag] ** lag).max(-1)
         assert result.lag_pairs[j] == B * len(s)
-        np.testing.assert_allclose(result.decay_channel[j], norms.mean((0, 1)), rtol=1e-9)
-        assert result.decay_mean[j] == pytest.approx(norms.mean(), rel=1e-9)
-        assert result.frozen_mean[j] == pytest.approx(frozen.mean(), rel=1e-9)
+        # exponentials in float32: values below ~1e-38 read as 0
+        np.testing.assert_allclose(result.decay_channel[j], norms.mean((0, 1)), rtol=2e-5, atol=1e-36)
+        assert result.decay_mean[j] == pytest.approx(norms.mean(), rel=2e-5, abs=1e-36)
+        assert result.frozen_mean[j] == pytest.approx(frozen.mean(), rel=2e-5, abs=1e-36)
 
 
 @pytest.mark.parametrize("chunk", [3, 37, 700])
 def test_chunking_does_not_change_anything(data, result, chunk):
     other = _run(*data, chunk=chunk, lag_samples=16)[1]
-    for name in ("rate_hist", "abs_hist", "lag_pairs", "memory_token_median", "memory_token_max"):
+    for name in ("rate_hist", "abs_hist", "lag_pairs", "memory_token_gmean", "memory_token_max"):
         np.testing.assert_array_equal(getattr(other, name), getattr(result, name))
-    for name in ("decay_mean", "frozen_mean", "heatmap"):
-        np.testing.assert_allclose(getattr(other, name), getattr(result, name), rtol=1e-12)
+    for name in ("decay_mean", "frozen_mean", "heatmap"):  # float32 partial sums per chunk
+        np.testing.assert_allclose(getattr(other, name), getattr(result, name), rtol=1e-6, atol=1e-36)
 
 
 def test_state_is_independent_of_sequence_length():

@@ -15,7 +15,7 @@ from ssmctl.errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSy
 from ssmctl.hf_folder import model_from_state_dict
 from ssmctl.models import mamba
 from ssmctl.models.base import Layer, Model
-from ssmctl.systems.engine import default_chunk, resolve_device, simulate
+from ssmctl.systems.engine import default_chunk, default_slab, resolve_device, simulate
 
 transformers = pytest.importorskip("transformers")
 from transformers.models.mamba import modeling_mamba  # noqa: E402
@@ -144,8 +144,8 @@ def test_mamba_window_states_continue_the_family_reference(our_mamba, ids):
 
 
 def test_results_do_not_depend_on_chunk_or_block(our_mamba, ids):
-    runs = [simulate(our_mamba, ids, chunk=c, block=b, device="cpu", keep_output=True, lag_samples=8)
-            for c, b in ((L, 16), (11, 4), (5, 2))]
+    runs = [simulate(our_mamba, ids, chunk=c, block=b, slab=s, device="cpu", keep_output=True, lag_samples=8)
+            for c, b, s in ((L, 16, None), (11, 4, 8), (5, 2, "auto"), (20, 16, 3))]
     for other in runs[1:]:
         assert _rel(other.output, runs[0].output) < 1e-5
         for i in range(3):
@@ -286,8 +286,9 @@ def test_jamba_mamba_mixer_matches_transformers(ids):
 def test_device_choice():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert default_chunk(torch.device("cpu"), 512 * 16) == 256
+    assert default_chunk(torch.device("cpu"), 512 * 16) == 512
     assert default_chunk(torch.device("cuda"), 512 * 16) == 8192
+    assert default_slab(torch.device("cpu"), 512 * 16) == 64 and default_slab(torch.device("cuda"), 1) is None
     with pytest.raises(SsmctlError, match="unknown device"):
         resolve_device("tpu:9")
 
