@@ -7,12 +7,16 @@ analysis is a pure function of systems. See DESIGN.md for the conventions.
 from __future__ import annotations
 
 from . import errors
+from .analysis.cloud import eigenvalue_cloud
 from .analysis.norms import *  # noqa: F401,F403
 from .analysis.norms import __all__ as _norms_all
 from .analysis.response import *  # noqa: F401,F403
 from .analysis.response import __all__ as _response_all
 from .analysis.spectrum import *  # noqa: F401,F403
 from .analysis.spectrum import __all__ as _spectrum_all
+from .analysis.pseudospectra import *  # noqa: F401,F403
+from .analysis.pseudospectra import __all__ as _pseudospectra_all
+from .load import load
 from .models import Layer, Model, families, init
 from .systems.control import from_control, to_control
 from .systems.discretize import from_continuous, from_continuous_dense
@@ -30,6 +34,7 @@ __all__ = [
     "to_control",
     "from_control",
     "init",
+    "load",
     "families",
     "Model",
     "Layer",
@@ -37,4 +42,6 @@ __all__ = [
     *_spectrum_all,
     *_response_all,
     *_norms_all,
+    *_pseudospectra_all,
+    "eigenvalue_cloud",
 ]

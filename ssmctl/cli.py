@@ -3,6 +3,8 @@
     ssmctl figures                 eigenvalue figure and tables of every family's initialization
     ssmctl eig FAMILY [...]        eigenvalue statistics of one fresh layer (--json, --plot)
     ssmctl demo [--json]           full LTI analysis of a built-in S4D-style example layer
+    ssmctl inspect PATH            per-layer eigenvalue table of a checkpoint (--json, --plot)
+    ssmctl compare A B|init        how the eigenvalues moved between two checkpoints (--json, --plot)
 """
 
 from __future__ import annotations
@@ -175,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    from .cli_checkpoints import register as register_checkpoints
+
+    register_checkpoints(sub)
     return parser
 
 

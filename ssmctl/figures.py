@@ -91,7 +91,7 @@ def plot_clouds(clouds: dict[str, tuple[Any, np.ndarray]]) -> Any:
     rows = int(np.ceil(n / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.2 * rows), squeeze=False)
     for ax, (name, (layer, lam)) in zip(axes.flat, clouds.items()):
-        kind = "LTV: Ā_t over random input" if layer.kind == "LTV" else "LTI"
+        kind = "LTV: Ā_t" if layer.kind == "LTV" else "LTI"
         plot.eigenvalues(lam, ax=ax, title=f"{name} ({kind})", eps=EPS)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")

@@ -1,9 +1,13 @@
 """Reading checkpoints from disk, safely: safetensors, or ``torch.load(..., weights_only=True)``.
 
-Nothing in a checkpoint is ever executed. Pickle-based files go through torch's weights-only unpickler; the
-few harmless container classes that PyTorch Lightning / Hydra checkpoints hold (their hyperparameter
-dictionaries) are mapped to inert stand-ins that only store their state. A file that needs any other class
-is refused with a message naming it. A path that does not exist is an error, never a download.
+Nothing in a checkpoint is ever executed. Pickle-based files go through torch's weights-only unpickler with
+an explicit allow-list for the few harmless classes PyTorch Lightning / Hydra checkpoints hold (their
+hyperparameter containers): OmegaConf classes map to inert stand-ins that only store their state
+(:data:`INERT_GLOBALS`, read back with :func:`plain`), Lightning's AttributeDict to ``dict``
+(:data:`DICT_GLOBALS`), and the plain types OmegaConf metadata names to themselves (:data:`HARMLESS_GLOBALS`).
+A file that needs any other class is refused with a message naming it (:func:`pickle_globals` reads the
+names from the opcodes without unpickling). A path that does not exist is an error, never a download.
+Safetensors files can be read lazily, tensor by tensor (:class:`TensorStore`).
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import pickletools
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator, Mapping
 
 from .errors import CheckpointError
 
-__all__ = ["Checkpoint", "read_checkpoint", "read_tensor_file", "INERT_GLOBALS"]
+__all__ = ["Checkpoint", "TensorStore", "read_checkpoint", "read_tensor_file", "pickle_globals", "plain", "INERT_GLOBALS", "DICT_GLOBALS", "HARMLESS_GLOBALS"]
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 SAFETENSORS_SUFFIX = ".safetensors"
@@ -32,7 +38,7 @@ class _Inert:
     def __setstate__(self, state: Any) -> None:
         self.state = state
 
-    def __setitem__(self, key: Any, value: Any) -> None:  # dict-like subclasses are filled by SETITEMS
+    def __setitem__(self, key: Any, value: Any) -> None:  # for SETITEM(S), should a stand-in ever get one
         self.__dict__.setdefault("items", {})[key] = value
 
     def append(self, value: Any) -> None:  # list-like subclasses are filled by APPENDS
@@ -43,6 +49,33 @@ class _Inert:
 
     def __repr__(self) -> str:
         return f"<inert {type(self).__name__}>"
+
+
+def plain(obj: Any) -> Any:
+    """Inert stand-ins (OmegaConf containers and nodes, Namespace) → plain dicts, lists, values.
+
+    OmegaConf pickles a DictConfig/ListConfig as its ``__dict__`` with the children in ``_content`` and a
+    node's value in ``_val``; a Namespace carries its attributes as state. (Lightning's AttributeDict
+    already loads as a plain dict, see :data:`DICT_GLOBALS`.)
+    """
+    if isinstance(obj, _Inert):
+        state = obj.state
+        if isinstance(state, dict) and "_content" in state:
+            return plain(state["_content"])
+        if isinstance(state, dict) and "_val" in state:
+            return plain(state["_val"])
+        if "items" in obj.__dict__:
+            return {k: plain(v) for k, v in obj.__dict__["items"].items()}
+        if "values" in obj.__dict__:
+            return [plain(v) for v in obj.__dict__["values"]]
+        if isinstance(state, dict):
+            return {k: plain(v) for k, v in state.items() if not str(k).startswith("_")}
+        return plain(state) if state is not None else dict(obj.kwargs) or None
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    return obj
 
 
 def _inert(name: str) -> type:
@@ -62,11 +95,92 @@ INERT_GLOBALS: tuple[str, ...] = (
     "omegaconf.nodes.IntegerNode",
     "omegaconf.nodes.FloatNode",
     "omegaconf.nodes.BooleanNode",
+    "argparse.Namespace",
+)
+
+# Lightning's hyperparameter dict subclasses. torch's weights-only unpickler fills only exact dicts, so these
+# names load as plain ``dict``: same content, no Lightning, nothing run.
+DICT_GLOBALS: tuple[str, ...] = (
     "pytorch_lightning.utilities.parsing.AttributeDict",
     "lightning.fabric.utilities.data.AttributeDict",
     "lightning_fabric.utilities.data.AttributeDict",
-    "argparse.Namespace",
 )
+
+
+class TensorStore(Mapping[str, Any]):
+    """A checkpoint's tensors by name, read from disk only when asked for.
+
+    Safetensors files are opened once (their headers give every name, shape and dtype) and a tensor is read
+    when it is indexed, so analyses that need a few small tensors per layer never load the large
+    projections. Tensors from pickle-based files are held as torch returned them (memory-mapped where the
+    file is a zip archive). Indexing returns a new read each time; nothing is cached here.
+    """
+
+    def __init__(self) -> None:
+        self._eager: dict[str, Any] = {}
+        self._lazy: dict[str, tuple[Any, str]] = {}  # name -> (safe_open handle, file)
+
+    def add_tensors(self, tensors: Mapping[str, Any]) -> None:
+        self._eager.update(tensors)
+
+    def add_safetensors(self, path: str) -> None:
+        from safetensors import safe_open
+
+        try:
+            handle = safe_open(path, framework="pt", device="cpu")
+            names = list(handle.keys())
+        except Exception as exc:  # safetensors raises its own SafetensorError and OSError
+            raise CheckpointError(f"cannot read {path}: the file is corrupt or truncated ({type(exc).__name__}: {exc})") from None
+        for name in names:
+            self._lazy[name] = (handle, path)
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._eager:
+            return self._eager[key]
+        try:
+            handle, path = self._lazy[key]
+        except KeyError:
+            raise KeyError(key) from None
+        try:
+            return handle.get_tensor(key)
+        except Exception as exc:
+            raise CheckpointError(f"cannot read tensor {key!r} from {path}: {type(exc).__name__}: {exc}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._eager
+        yield from (k for k in self._lazy if k not in self._eager)
+
+    def __len__(self) -> int:
+        return len(self._eager) + sum(1 for k in self._lazy if k not in self._eager)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._eager or key in self._lazy
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        """Shape of tensor ``key`` without reading it."""
+        if key in self._eager:
+            return tuple(self._eager[key].shape)
+        handle, _ = self._lazy[key]
+        return tuple(handle.get_slice(key).get_shape())
+
+    def dtype(self, key: str) -> str:
+        """Storage dtype of ``key`` as a short name ("float32", "bfloat16", ...), without reading it."""
+        if key in self._eager:
+            return str(self._eager[key].dtype).removeprefix("torch.")
+        handle, _ = self._lazy[key]
+        return _SAFETENSORS_DTYPES.get(handle.get_slice(key).get_dtype(), handle.get_slice(key).get_dtype())
+
+    def file_of(self, key: str) -> str | None:
+        """The file a lazily read tensor comes from (None for tensors held in memory)."""
+        entry = self._lazy.get(key)
+        return entry[1] if entry else None
+
+
+_SAFETENSORS_DTYPES = {
+    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
+    "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool", "C64": "complex64", "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+}
 
 
 @dataclass
@@ -75,8 +189,9 @@ class Checkpoint:
 
     Attributes
     ----------
-    tensors : dict[str, torch.Tensor]
-        Flat state dict (Lightning's ``state_dict`` entry unwrapped).
+    tensors : dict[str, torch.Tensor] or TensorStore
+        Flat state dict (Lightning's ``state_dict`` entry unwrapped); a :class:`TensorStore` when read with
+        ``lazy=True``.
     config : dict
         ``config.json`` of a Hugging Face folder, else {}.
     path : str
@@ -86,26 +201,69 @@ class Checkpoint:
         Non-tensor entries (e.g. a Lightning checkpoint's ``hyper_parameters``, as inert objects).
     """
 
-    tensors: dict[str, Any]
+    tensors: Mapping[str, Any]
     config: dict[str, Any]
     path: str
     files: list[str] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+# Plain Python objects OmegaConf metadata refers to by name (ContainerMetadata.object_type = dict, key_type =
+# typing.Any, resolver caches as defaultdict(dict)). Loading them creates a type object or an empty
+# container; none of them runs code from the file.
+HARMLESS_GLOBALS: tuple[str, ...] = (
+    "builtins.dict",
+    "builtins.list",
+    "builtins.tuple",
+    "builtins.int",
+    "builtins.float",
+    "builtins.str",
+    "builtins.bool",
+    "typing.Any",
+    "collections.defaultdict",
+)
+
+
+def _harmless() -> list[Any]:
+    import builtins
+    import collections
+    import typing
+
+    objects = {
+        "builtins.dict": builtins.dict,
+        "builtins.list": builtins.list,
+        "builtins.tuple": builtins.tuple,
+        "builtins.int": builtins.int,
+        "builtins.float": builtins.float,
+        "builtins.str": builtins.str,
+        "builtins.bool": builtins.bool,
+        "typing.Any": typing.Any,
+        "collections.defaultdict": collections.defaultdict,
+    }
+    return [(objects[name], name) for name in HARMLESS_GLOBALS]
+
+
 def _safe_globals() -> list[Any]:
-    return [(_inert(name), name) for name in INERT_GLOBALS]
+    return [(_inert(name), name) for name in INERT_GLOBALS] + [(dict, name) for name in DICT_GLOBALS] + _harmless()
 
 
 def _load_pickle(path: str) -> Any:
     import torch
 
     try:
-        with torch.serialization.safe_globals(_safe_globals()):
+        with torch.serialization.safe_globals(_safe_globals()), warnings.catch_warnings():
+            # torch warns about pickle protocols newer than its default; the weights-only unpickler still
+            # checks every opcode, so the warning says nothing about safety.
+            warnings.simplefilter("ignore", UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zipfile(path))
     except pickle.UnpicklingError as exc:
+        names, parsed = _refused_globals(path)
+        if not names and not parsed:
+            raise CheckpointError(
+                f"cannot read {path}: the file is corrupt or truncated (not a readable pickle: {_short_detail(exc)})"
+            ) from None
         raise CheckpointError(
-            f"refused to load {path}: unpickling it needs {_unsafe_globals(path, exc)}. ssmctl never runs code "
+            f"refused to load {path}: unpickling it needs {_describe_refusal(names, exc)}. ssmctl never runs code "
             "from a checkpoint; re-save its state_dict with safetensors (safetensors.torch.save_file) or as a "
             "plain tensor dict (torch.save(model.state_dict(), ...))"
         ) from None
@@ -113,19 +271,95 @@ def _load_pickle(path: str) -> Any:
         raise CheckpointError(f"cannot read {path}: the file is corrupt or truncated ({type(exc).__name__}: {exc})") from None
 
 
-def _unsafe_globals(path: str, exc: Exception) -> str:
-    """Name what the weights-only unpickler refused: the classes/functions the pickle references."""
-    import torch
+_STRING_OPS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"})
+_GET_OPS = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_PUT_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 
+
+def pickle_globals(path: str) -> tuple[list[str], bool]:
+    """Every class or function a pickle file references, read from its opcodes without unpickling.
+
+    Zip checkpoints (``torch.save``'s default) are read with torch's own scanner; plain and legacy pickle
+    files are walked with :mod:`pickletools` (legacy ``torch.save`` files are several pickles followed by raw
+    storage bytes, so the walk stops at the first thing that does not parse).
+
+    Returns
+    -------
+    names : list of str
+        Dotted names ("module.qualname"), in order of appearance, without repeats.
+    parsed : bool
+        Whether at least one complete pickle was read (False for a corrupt file).
+    """
+    if _is_zipfile(path):
+        import torch
+
+        try:
+            return list(dict.fromkeys(torch.serialization.get_unsafe_globals_in_checkpoint(path))), True
+        except Exception:
+            return [], False
+    names: list[str] = []
+    parsed = False
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(0)
+        while fh.tell() < size:
+            pushed: list[Any] = []  # what each opcode put on the stack, strings kept (enough for STACK_GLOBAL)
+            memo: dict[int, Any] = {}
+            try:
+                for op, arg, _ in pickletools.genops(fh):
+                    name = op.name
+                    if name in _STRING_OPS:
+                        pushed.append(arg)
+                    elif name == "GLOBAL":
+                        names.append(str(arg).replace(" ", "."))
+                        pushed.append(None)
+                    elif name == "STACK_GLOBAL":
+                        if len(pushed) >= 2 and isinstance(pushed[-2], str) and isinstance(pushed[-1], str):
+                            names.append(f"{pushed[-2]}.{pushed[-1]}")
+                        else:
+                            names.append("<unresolved STACK_GLOBAL>")
+                        pushed.append(None)
+                    elif name == "MEMOIZE":
+                        memo[len(memo)] = pushed[-1] if pushed else None
+                    elif name in _PUT_OPS:
+                        memo[int(arg)] = pushed[-1] if pushed else None
+                    elif name in _GET_OPS:
+                        pushed.append(memo.get(int(arg)))
+                    elif name not in ("PROTO", "FRAME", "MARK", "STOP"):
+                        pushed.append(None)
+                parsed = True
+            except Exception:  # end of the pickles of a legacy torch file, or a corrupt file
+                break
+    return list(dict.fromkeys(n.replace("__builtin__.", "builtins.") for n in names)), parsed
+
+
+def _torch_allowed_globals() -> set[str]:
     try:
-        names = [n for n in torch.serialization.get_unsafe_globals_in_checkpoint(path) if n not in INERT_GLOBALS]
-    except Exception:  # not a zip checkpoint: fall back on torch's own message
-        names = []
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        return set(_get_allowed_globals())
+    except Exception:  # private API: without it every global is reported, which only lengthens the message
+        return set()
+
+
+def _refused_globals(path: str) -> tuple[list[str], bool]:
+    names, parsed = pickle_globals(path)
+    allowed = _torch_allowed_globals() | set(INERT_GLOBALS) | set(DICT_GLOBALS) | set(HARMLESS_GLOBALS)
+    # Storage classes of legacy files are allowed by torch under their own rules.
+    return [n for n in names if n not in allowed and not n.endswith("Storage")], parsed
+
+
+def _short_detail(exc: Exception) -> str:
+    """The informative line of torch's weights-only error (its long text suggests weights_only=False)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    keys = ("GLOBAL", "Unsupported", "Can only", "Unsupported operand")
+    return next((line for line in lines if any(k in line for k in keys)), lines[0] if lines else type(exc).__name__)
+
+
+def _describe_refusal(names: list[str], exc: Exception) -> str:
     if names:
         return "code outside the allow-list: " + ", ".join(names)
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    detail = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line or "Can only" in line), "")
-    return f"objects torch's weights-only unpickler refuses ({detail or lines[0] if lines else exc})"
+    return f"objects torch's weights-only unpickler refuses ({_short_detail(exc)})"
 
 
 def _is_zipfile(path: str) -> bool:
@@ -202,7 +436,7 @@ def _folder_files(folder: str) -> list[str]:
     )
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+def read_checkpoint(path: str | os.PathLike[str], *, lazy: bool = False) -> Checkpoint:
     """Read a checkpoint file or Hugging Face folder from disk.
 
     Parameters
@@ -210,6 +444,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     path : str or path-like
         A folder (``config.json`` + ``model.safetensors`` / shards / ``pytorch_model.bin``), or one file
         (``.safetensors``, ``.pt``, ``.pth``, ``.bin``, Lightning ``.ckpt``).
+    lazy : bool
+        Return the tensors as a :class:`TensorStore` that reads safetensors data only when a tensor is
+        indexed (headers, names, shapes and dtypes are read now, so a corrupt file still fails here).
 
     Returns
     -------
@@ -230,8 +467,18 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
                     raise CheckpointError(f"cannot parse {cfg_path}: {exc}") from None
     else:
         files, config = [path], {}
-    tensors: dict[str, Any] = {}
     extras: dict[str, Any] = {}
+    if lazy:
+        store = TensorStore()
+        for f in files:
+            if f.endswith(SAFETENSORS_SUFFIX):
+                store.add_safetensors(f)
+            else:
+                t, e = read_tensor_file(f)
+                store.add_tensors(t)
+                extras.update(e)
+        return Checkpoint(tensors=store, config=config, path=path, files=files, extras=extras)
+    tensors: dict[str, Any] = {}
     for f in files:
         t, e = read_tensor_file(f)
         tensors.update(t)

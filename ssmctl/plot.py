@@ -121,8 +121,11 @@ def eigenvalues(
     ax.set_title(title if title is not None else _title(obj, "eigenvalues"))
     if inset and lam.size:
         near = lam[np.abs(lam - 1) < 0.2]
-        if near.size:
-            ins = ax.inset_axes([0.04, 0.04, 0.36, 0.36])
+        if near.size >= 5:
+            # Zoom on the crowd near z = 1: wide enough for half of the nearby eigenvalues (twice their median
+            # distance to 1), so long-memory modes separate from the unit circle.
+            span = float(np.clip(2.0 * np.median(np.abs(near - 1)), 2e-3, 0.2))
+            ins = ax.inset_axes([0.03, 0.64, 0.33, 0.33])
             ins.plot(np.cos(theta), np.sin(theta), color="0.3", lw=0.8)
             kw = dict(scatter_kw, s=4)
             if color_by == "memory_horizon":
@@ -131,12 +134,11 @@ def eigenvalues(
                 ins.scatter(near.real, near.imag, c=kn, cmap="viridis", norm=norm, **kw)
             else:
                 ins.scatter(near.real, near.imag, color="C0", **kw)
-            span = max(float(np.abs(near - 1).max()) * 1.1, 2e-3)
-            ins.set_xlim(1 - span, 1 + span * 0.2)
-            ins.set_ylim(-span * 0.6, span * 0.6)
+            ins.set_xlim(1 - span, 1 + span * 0.25)
+            ins.set_ylim(-span * 0.625, span * 0.625)
             ins.set_xticks([])
             ins.set_yticks([])
-            ins.set_title("near z = 1", fontsize=7)
+            ins.text(0.03, 0.03, f"zoom near 1\n(width {span:.2g})", transform=ins.transAxes, fontsize=6, va="bottom")
     return ax
 
 

@@ -52,3 +52,20 @@ def test_complex_bode_covers_negative_frequencies(rng):
     sys = random_diagonal(rng, N=3, m=1, p=1, output="complex")
     ax_mag, _ = ssmctl.plot.bode(sys)
     assert ax_mag.lines[0].get_xdata().min() < 0
+
+
+def test_hankel_plot_draws_normalized_values(rng):
+    sys = random_diagonal(rng, N=4, m=1, p=1, output="conj_pair")
+    ax = ssmctl.plot.hankel(sys)
+    hsv = ssmctl.hankel_singular_values(sys)
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), hsv / hsv[0])
+
+
+def test_pseudospectrum_plot_marks_the_eigenvalues():
+    A = np.array([[0.5, 10.0], [0.0, 0.6]])
+    sys = ssmctl.DenseLTI(A, np.ones((2, 1)), np.ones((1, 2)))
+    ax = ssmctl.plot.pseudospectrum(sys, resolution=60)
+    pts = ax.collections[-1].get_offsets()
+    np.testing.assert_allclose(np.sort(pts[:, 0]), [0.5, 0.6])
+    with pytest.raises(SsmctlError, match="index it first"):
+        ssmctl.plot.pseudospectrum(ssmctl.DenseLTI(np.stack([A, A]), np.ones((2, 1)), np.ones((1, 2))))

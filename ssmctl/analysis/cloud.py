@@ -29,6 +29,16 @@ def random_layer_input(
     return rng.standard_normal((batch, length, d_model)).astype(np.float32)
 
 
+def _distinct(lam: Any) -> Any:
+    """Collapse dims along which a tensor is a broadcast view (stride 0), e.g. Mamba-2's one Ā_t per head
+    spread over headdim × N: each distinct value is kept once, so quantiles are unchanged (every value has
+    the same multiplicity) while memory is not multiplied by headdim·N."""
+    if hasattr(lam, "stride"):
+        index = tuple(0 if (st == 0 and n > 1) else slice(None) for st, n in zip(lam.stride(), lam.shape))
+        return lam[index]
+    return lam
+
+
 def eigenvalue_cloud(obj: Any, *, batch: int | None = None, length: int | None = None, seed: int = 0) -> np.ndarray:
     """All discrete eigenvalues of a system, layer, model, LTV system or array, flattened.
 
@@ -44,7 +54,7 @@ def eigenvalue_cloud(obj: Any, *, batch: int | None = None, length: int | None =
     if isinstance(obj, (DiagonalLTI, DenseLTI)):
         return eigenvalues(obj).reshape(-1)
     if isinstance(obj, LTVSystem):
-        return np.asarray(_np(obj.lam), dtype=np.complex128).reshape(-1)
+        return np.asarray(_np(_distinct(obj.lam)), dtype=np.complex128).reshape(-1)
     if hasattr(obj, "layers"):
         return np.concatenate([eigenvalue_cloud(layer, batch=batch, length=length, seed=seed) for layer in obj.layers])
     if hasattr(obj, "system") and hasattr(obj, "kind"):

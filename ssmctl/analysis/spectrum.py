@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 
-from ..errors import SsmctlError
+from ..errors import SsmctlError, UnsupportedSystemError
+from ..systems.control import standard_form
 from ..systems.lti import DenseLTI, DiagonalLTI, _as_array, as_system
 
-__all__ = ["eigenvalues", "spectral_radius", "spectral_margin", "memory_horizon"]
+__all__ = ["eigenvalues", "spectral_radius", "spectral_margin", "memory_horizon", "zeros"]
 
 
 def eigenvalues(sys: Any) -> np.ndarray:
@@ -73,3 +75,71 @@ def memory_horizon(sys_or_eigs: Any, eps: float = 1e-2) -> np.ndarray:
     decaying = r < 1.0
     out[decaying] = np.log(eps) / log_r[decaying]  # log_r = -inf at λ = 0 gives 0 steps
     return out
+
+
+# A generalized eigenvalue α/β of the Rosenbrock pencil counts as infinite when |β| ≤ this·|α|: the
+# rounding level of β for the structurally infinite ones is ~eps·‖pencil‖, far below it.
+_INFINITE_ZERO_RTOL = 1e-10
+# D' is inverted (zeros = eig(A − B'D'^{-1}C)) only when it is this well conditioned.
+_FEEDTHROUGH_COND = 1e8
+
+
+def zeros(sys: Any) -> np.ndarray:
+    """Transmission zeros of a SISO or square MIMO system.
+
+    The finite generalized eigenvalues of the Rosenbrock pencil of the textbook realization
+    (A = Ā, B' = ĀB̄, C, D' = CB̄ + D): [[A, B'], [C, D']] − z·[[I, 0], [0, 0]], as python-control's
+    ``zeros(to_control(sys))`` defines them (for minimal systems; decoupling zeros of non-minimal systems
+    are included). Where D' is well conditioned the pencil's Schur complement is used: the n zeros are the
+    eigenvalues of A − B'D'^{-1}C.
+
+    Parameters
+    ----------
+    sys : DiagonalLTI, DenseLTI or a layer with ``.system()``; p = m required
+
+    Returns
+    -------
+    ndarray, complex
+        Without batch dims: shape (k,), the k finite zeros (sorted with ``np.sort_complex``). With batch
+        dims: shape (..., k_max), each row's zeros first, padded with NaN where a system has fewer than the
+        most numerous row (k_max ≤ n).
+
+    Raises
+    ------
+    UnsupportedSystemError
+        When the numbers of inputs and outputs differ (non-square systems generically have no transmission
+        zeros and the pencil is not square).
+    """
+    sys = as_system(sys)
+    p, m = sys.n_outputs, sys.n_inputs
+    if p != m:
+        raise UnsupportedSystemError(
+            f"zeros needs a square system (as many outputs as inputs); this one has p={p} outputs and m={m} "
+            "inputs. Select a square subsystem (rows of C and D, columns of B and D) first"
+        )
+    A, Bp, C, Dp = (x.reshape((-1,) + x.shape[-2:]) for x in standard_form(sys))
+    nb, n = A.shape[0], A.shape[-1]
+    found: list[np.ndarray] = [np.zeros(0, dtype=np.complex128)] * nb
+    if n:
+        with np.errstate(all="ignore"):
+            cond = np.linalg.cond(Dp) if m else np.full(nb, np.inf)
+        direct = np.isfinite(cond) & (cond < _FEEDTHROUGH_COND)
+        if direct.any():
+            Z = np.linalg.eigvals(A[direct] - Bp[direct] @ np.linalg.solve(Dp[direct], C[direct]))
+            for i, z in zip(np.flatnonzero(direct), Z):
+                found[i] = z.astype(np.complex128)
+        eye = np.zeros((n + p, n + m))
+        eye[:n, :n] = np.eye(n)
+        for i in np.flatnonzero(~direct):
+            pencil = np.block([[A[i], Bp[i]], [C[i], Dp[i]]])
+            alpha, beta = scipy.linalg.eigvals(pencil, eye, homogeneous_eigvals=True)
+            finite = np.abs(beta) > _INFINITE_ZERO_RTOL * np.abs(alpha)
+            found[i] = (alpha[finite] / beta[finite]).astype(np.complex128)
+    found = [np.sort_complex(z) for z in found]
+    if not sys.batch_shape:
+        return found[0]
+    k = max(z.shape[0] for z in found)
+    out = np.full((nb, k), np.nan + 1j * np.nan)
+    for i, z in enumerate(found):
+        out[i, : z.shape[0]] = z
+    return out.reshape(sys.batch_shape + (k,))

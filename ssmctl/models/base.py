@@ -43,6 +43,12 @@ class Family:
     frozen: Callable[["Layer", Any, int], Any] | None = None
     # Exact discrete eigenvalues where LAPACK on the system matrix is unreliable (S4's non-normal DPLR form).
     eigenvalues: Callable[["Layer"], Any] | None = None
+    # Checkpoint loading: build a layer from tensors keyed as the reference code names them inside one block.
+    layer_from_params: Callable[[dict[str, Any], dict[str, Any], int], "Layer"] | None = None
+    config_from_params: Callable[..., dict[str, Any]] | None = None
+    # LTV families: input-free eigenvalues at the bias-only step size, and the continuous-time A.
+    bias_eigenvalues: Callable[["Layer"], Any] | None = None
+    continuous_A: Callable[["Layer"], Any] | None = None
 
 
 @dataclass

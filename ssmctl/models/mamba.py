@@ -358,5 +358,9 @@ FAMILY = register(
         variants=(),
         presets=PRESETS,
         ltv=ltv,
+        layer_from_params=layer_from_params,
+        config_from_params=config_from_params,
+        bias_eigenvalues=bias_eigenvalues,
+        continuous_A=continuous_A,
     )
 )

@@ -405,5 +405,9 @@ FAMILY = register(
         variants=A_INITS,
         presets=PRESETS,
         ltv=ltv,
+        layer_from_params=layer_from_params,
+        config_from_params=config_from_params,
+        bias_eigenvalues=bias_eigenvalues,
+        continuous_A=continuous_A,
     )
 )

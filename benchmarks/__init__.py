@@ -1,0 +1,1 @@
+"""ssmctl's benchmarks: scripts that time ssmctl against reference tools and write JSON to benchmarks/results/."""

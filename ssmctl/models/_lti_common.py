@@ -1,0 +1,161 @@
+"""Helpers the LTI families (S4, S4D, S5, LRU) share: hyperparameters, parameter checks, random draws.
+
+Private: the public faces are each family's ``init`` and ``layer_from_params``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+from scipy import special
+
+from ..errors import CheckpointError, NonFiniteError, ShapeError, SsmctlError, UnknownNameError, unknown_name
+
+__all__ = [
+    "resolve_config",
+    "check_positive_int",
+    "check_dt_range",
+    "check_choice",
+    "fetch_param",
+    "log_uniform",
+    "truncated_normal",
+    "complex_normal",
+    "real_view",
+    "complex_of",
+]
+
+
+def resolve_config(
+    family: str, defaults: Mapping[str, Any], presets: Mapping[str, Mapping[str, Any]], hyper: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Defaults, then the named preset, then explicit overrides; unknown names are refused with a listing."""
+    hyper = dict(hyper)
+    preset = hyper.pop("preset", None)
+    unknown = sorted(set(hyper) - set(defaults))
+    if unknown:
+        raise UnknownNameError(
+            f"{family}: unknown hyperparameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(sorted(defaults))}, preset"
+        )
+    cfg = dict(defaults)
+    if preset is not None:
+        if preset not in presets:
+            raise unknown_name(f"{family} preset", preset, list(presets))
+        cfg.update(presets[preset])
+    cfg.update(hyper)
+    cfg["preset"] = preset
+    return cfg
+
+
+def check_positive_int(family: str, name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise SsmctlError(f"{family}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_dt_range(family: str, dt_min: Any, dt_max: Any) -> tuple[float, float]:
+    """Step-size range of the log-uniform Δ init: 0 < dt_min <= dt_max, both finite."""
+    try:
+        lo, hi = float(dt_min), float(dt_max)
+    except (TypeError, ValueError):
+        raise SsmctlError(f"{family}: dt_min and dt_max must be numbers, got {dt_min!r}, {dt_max!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise SsmctlError(f"{family}: dt_min and dt_max must be finite, got {lo}, {hi}")
+    if lo <= 0:
+        raise SsmctlError(f"{family}: dt_min must be > 0 (Δ is sampled log-uniformly), got {lo}")
+    if lo > hi:
+        raise SsmctlError(f"{family}: dt_min ({lo}) must not exceed dt_max ({hi})")
+    return lo, hi
+
+
+def check_choice(family: str, kind: str, value: Any, known: tuple[str, ...]) -> str:
+    if value not in known:
+        raise unknown_name(f"{family} {kind}", value, known)
+    return str(value)
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):  # torch tensor, possibly bf16/f16 or on an accelerator
+        value = value.detach().cpu()
+        if str(value.dtype) in ("torch.bfloat16", "torch.float16"):
+            value = value.float()
+        value = value.numpy()
+    return np.asarray(value)
+
+
+def fetch_param(
+    family: str,
+    index: int,
+    params: Mapping[str, Any],
+    key: str,
+    expected: tuple[int | None, ...],
+    spec: str,
+) -> np.ndarray:
+    """One parameter as a real float array, checked for presence, shape and finiteness.
+
+    Parameters
+    ----------
+    expected : tuple
+        Expected shape; ``None`` entries accept any size (they are inferred from this array).
+    spec : str
+        The symbolic shape for messages, e.g. ``"(H, N/2, 2)"``.
+
+    Returns
+    -------
+    ndarray, float32 or float64 (float16/bfloat16 are upcast to float32)
+    """
+    where = f"{family} layer {index}"
+    if key not in params:
+        raise CheckpointError(
+            f"{where}: missing parameter {key!r} (expected shape {spec}); found keys: {', '.join(sorted(params))}"
+        )
+    arr = _to_numpy(params[key])
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise ShapeError(f"{where}: parameter {key!r} must be a real float array, got dtype {arr.dtype}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float64)
+    elif arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float32 if arr.dtype.itemsize < 4 else np.float64)
+    ok = arr.ndim == len(expected) and all(e is None or e == s for e, s in zip(expected, arr.shape))
+    if not ok:
+        shown = tuple("?" if e is None else e for e in expected)
+        raise ShapeError(f"{where}: parameter {key!r} has shape {arr.shape}, expected {spec} = {shown}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        first = np.argwhere(bad)[0].tolist()
+        raise NonFiniteError(
+            f"{where}: parameter {key!r} has {int(bad.sum())} non-finite value(s) (first at index {first})"
+        )
+    return arr
+
+
+def log_uniform(rng: np.random.Generator, shape: tuple[int, ...], lo: float, hi: float) -> np.ndarray:
+    """log x ~ U[log lo, log hi): the Δ init of S4, S4D and S5 (returns log x)."""
+    return rng.random(shape) * (math.log(hi) - math.log(lo)) + math.log(lo)
+
+
+def truncated_normal(rng: np.random.Generator, shape: tuple[int, ...], variance: float) -> np.ndarray:
+    """jax.nn.initializers.variance_scaling(..., "truncated_normal"): N(0,1) cut at ±2, rescaled to ``variance``."""
+    lo, hi = special.ndtr(-2.0), special.ndtr(2.0)
+    z = special.ndtri(lo + rng.random(shape) * (hi - lo))  # inverse-CDF sampling inside [−2, 2]
+    # 0.8796… is the standard deviation of N(0,1) truncated to [−2, 2] (the constant jax uses).
+    return z * (math.sqrt(variance) / 0.87962566103423978)
+
+
+def complex_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """torch.randn(..., dtype=cfloat): real and imaginary parts each N(0, ½), so E|z|² = 1."""
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * math.sqrt(0.5)
+
+
+def real_view(z: np.ndarray) -> np.ndarray:
+    """torch.view_as_real: a trailing axis of 2 holding (Re, Im)."""
+    z = np.asarray(z)
+    return np.stack([z.real, z.imag], axis=-1).astype(np.float64)
+
+
+def complex_of(x: np.ndarray) -> np.ndarray:
+    """torch.view_as_complex: (..., 2) real → (...) complex128."""
+    x = np.asarray(x, dtype=np.float64)
+    return x[..., 0] + 1j * x[..., 1]

@@ -1,0 +1,133 @@
+"""Figures of ``ssmctl inspect --plot`` and ``ssmctl compare --plot``.
+
+One panel per layer for inspect (the unit-disk eigenvalue plot of :func:`ssmctl.plot.eigenvalues`); one row
+per layer pair for compare: overlaid unit-disk plots of A and B, and their radius and phase histograms side
+by side in the bins of Task-Level-Insights-from-Eigenvalues.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import plot
+from .inspect import PHASE_EDGES_DEG, RADIUS_EDGES, phase_histogram, radius_histogram
+
+__all__ = ["plot_inspect", "plot_compare", "unit_disk_overlay", "histogram_pair"]
+
+# A dense plot of many layers stays legible with this many panels per row.
+_COLS = 4
+
+
+def _grid(n: int, cols: int, size: float = 3.2) -> tuple[Any, np.ndarray]:
+    import matplotlib.pyplot as plt
+
+    rows = max(1, math.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    return fig, axes
+
+
+def plot_inspect(report: Mapping[str, Any], eigenvalues: Mapping[int, np.ndarray]) -> Any:
+    """Every layer of an inspect report: its eigenvalues on the unit disk (attention layers: a note).
+
+    Parameters
+    ----------
+    report : dict from :func:`ssmctl.inspect.inspect_report`
+    eigenvalues : dict, layer index → complex array (``inspect_report(..., eigenvalues=True)``)
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    rows = report["layers"]
+    n = len(rows)
+    cols = min(_COLS, max(1, n))
+    fig, axes = _grid(n, cols)
+    for ax, row in zip(axes.flat, rows):
+        lam = eigenvalues.get(row["index"]) if row["kind"] in ("LTI", "LTV") else None
+        if lam is None:
+            ax.axis("off")
+            what = row.get("name") or f"layer {row['index']}"
+            ax.text(0.5, 0.5, f"{what}\n{row['kind']}\n" + "\n".join(row.get("warnings") or [row.get("note", "")]),
+                    ha="center", va="center", fontsize=7, wrap=True, transform=ax.transAxes)
+            continue
+        at = f" at {row['at']}" if row.get("at") else ""
+        plot.eigenvalues(lam.reshape(-1), ax=ax, title=f"layer {row['index']} {row['family']}{at}",
+                         colorbar=False, inset=True)
+        ax.title.set_fontsize(8)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle(f"{report['path']} — eigenvalues per layer (colour: memory horizon, ε = {report['eps']:g})",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def unit_disk_overlay(lam_a: np.ndarray, lam_b: np.ndarray, ax: Any, *, labels: tuple[str, str] = ("A", "B"),
+                      max_points: int = 8000) -> Any:
+    """A and B eigenvalues on one unit-disk plot (B first, A on top)."""
+    theta = np.linspace(0, 2 * np.pi, 400)
+    ax.plot(np.cos(theta), np.sin(theta), color="0.3", lw=0.8)
+    rng = np.random.default_rng(0)
+    lim = 1.05
+    for lam, color, label, z in ((lam_b, "C1", labels[1], 1), (lam_a, "C0", labels[0], 2)):
+        lam = np.asarray(lam, dtype=np.complex128).reshape(-1)
+        if lam.size > max_points:
+            lam = lam[rng.choice(lam.size, max_points, replace=False)]
+        if lam.size:
+            lim = max(lim, float(np.abs(lam).max()) * 1.05)
+        ax.scatter(lam.real, lam.imag, s=5, alpha=0.6, linewidths=0, color=color, label=label, zorder=z)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.legend(fontsize=7, loc="upper left", markerscale=2)
+    return ax
+
+
+def histogram_pair(hist_a: Mapping[str, Any], hist_b: Mapping[str, Any], ax: Any, *, title: str = "",
+                   labels: tuple[str, str] = ("A", "B")) -> Any:
+    """Percentages of A and B per bin as side-by-side bars."""
+    x = np.arange(len(hist_a["percent"]))
+    ax.bar(x - 0.2, hist_a["percent"], width=0.4, color="C0", label=labels[0])
+    ax.bar(x + 0.2, hist_b["percent"], width=0.4, color="C1", label=labels[1])
+    ax.set_xticks(x)
+    ax.set_xticklabels(hist_a["labels"], rotation=45, ha="right", fontsize=6)
+    ax.set_ylabel("% of eigenvalues", fontsize=7)
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_compare(report: Mapping[str, Any], eigenvalues: Mapping[str, Any]) -> Any:
+    """One row per layer pair: unit-disk overlay, radius histogram, phase histogram (A vs B).
+
+    Parameters
+    ----------
+    report : dict from :func:`ssmctl.inspect.compare_report`
+    eigenvalues : ``compare_report(..., eigenvalues=True)["eigenvalues"]``
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+
+    pairs = [p for p in eigenvalues["pairs"] if p[0] in eigenvalues["a"] and p[1] in eigenvalues["b"]]
+    n = max(1, len(pairs))
+    fig, axes = plt.subplots(n, 3, figsize=(11, 3.1 * n), squeeze=False)
+    for row_axes, (ia, ib) in zip(axes, pairs):
+        la, lb = eigenvalues["a"][ia], eigenvalues["b"][ib]
+        unit_disk_overlay(la, lb, row_axes[0], labels=("A", "B"))
+        row_axes[0].set_title(f"layer {ia}" + (f" / {ib}" if ib != ia else ""), fontsize=8)
+        histogram_pair(radius_histogram(la), radius_histogram(lb), row_axes[1],
+                       title=f"|λ| (edges {', '.join(f'{e:g}' for e in RADIUS_EDGES)})")
+        histogram_pair(phase_histogram(la), phase_histogram(lb), row_axes[2],
+                       title=f"|arg λ| in degrees (edges {', '.join(f'{e:g}' for e in PHASE_EDGES_DEG)})")
+    if not pairs:
+        for ax in axes.flat:
+            ax.axis("off")
+    fig.suptitle(f"A = {report['a']}\nB = {report['b']}", fontsize=8)
+    fig.tight_layout()
+    return fig
