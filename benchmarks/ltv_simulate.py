@@ -32,6 +32,7 @@ import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -42,7 +43,7 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ssmctl.hf_folder import model_from_state_dict  # noqa: E402
+from ssmctl.load import load  # noqa: E402
 from ssmctl.report import dumps  # noqa: E402
 from ssmctl.systems.engine import resolve_device, simulate  # noqa: E402
 from ssmctl.systems.scan import selective_scan  # noqa: E402
@@ -116,9 +117,11 @@ def build_models(size: dict[str, Any], device: torch.device, seed: int = 0):
         vocab_size=VOCAB, hidden_size=size["d_model"], state_size=size["d_state"],
         num_hidden_layers=size["n_layers"], use_mambapy=False, use_associative_scan=False,
     )
-    hf = transformers.MambaModel(cfg).eval().to(device)
-    ours = model_from_state_dict({k: v.cpu() for k, v in hf.state_dict().items()}, cfg.to_dict(), source="random-init")
-    return hf, ours
+    full = transformers.MambaForCausalLM(cfg).eval()
+    with tempfile.TemporaryDirectory() as tmp:  # the same weights, written and read back by ssmctl.load
+        full.save_pretrained(tmp)
+        ours = load(tmp)
+    return full.backbone.to(device), ours
 
 
 def run_baseline(hf, ids: torch.Tensor) -> dict[str, Any]:

@@ -3,7 +3,8 @@
     ssmctl simulate PATH (--tokens FILE.npy | --random-tokens L) [--layers 0,3-5] [--device auto|cpu|cuda]
                          [--chunk C] [--json] [--plot FILE]
 
-PATH is a model folder (transformers ``save_pretrained`` of Mamba, Mamba-2 or RecurrentGemma). FILE.npy holds
+PATH is a checkpoint ``ssmctl.load`` reads (e.g. a transformers ``save_pretrained`` folder of Mamba, Mamba-2 or
+RecurrentGemma). FILE.npy holds
 token ids (integers, (L,) or (batch, L)) or embeddings / a signal (floats, (L, d_model) or (batch, L, d_model)).
 
 Hook it into the main parser with ``register(subparsers)`` (``ssmctl/cli.py``); ``python -m ssmctl.cli_simulate``
@@ -21,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import CheckpointError, SsmctlError
+from .systems.engine import partial_note
 from .report import dumps, fmt, format_table
 
 __all__ = ["register", "cmd_simulate", "load_model", "parse_layers", "main"]
@@ -47,17 +49,12 @@ def parse_layers(text: str | None) -> list[int] | None:
 
 
 def load_model(path: str) -> Any:
-    """The model at ``path``: ``ssmctl.load`` when the package has it, else the stop-gap HF-folder loader."""
-    import ssmctl
+    """The model at ``path`` (``ssmctl.load``), with a clear error for a path that does not exist."""
+    from .load import load
 
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such file or folder")
-    loader = getattr(ssmctl, "load", None)
-    if loader is not None:
-        return loader(path)
-    from .hf_folder import load_hf_folder  # superseded by ssmctl.load once it lands
-
-    return load_hf_folder(path)
+    return load(path)
 
 
 def _inputs(args: argparse.Namespace, model: Any) -> np.ndarray:
@@ -110,11 +107,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from .systems.engine import simulate
 
     model = load_model(args.path)
-    partial = model.extras.get("partial")
+    partial = partial_note(model)
     if partial and not args.partial:
         raise SsmctlError(
-            f"{args.path}: {partial}, so the layers would not see the model's real inputs; pass --partial to "
-            "simulate the recurrent blocks back to back anyway"
+            f"{args.path}: {partial}; pass --partial to simulate the SSM layers back to back anyway"
         )
     inputs = _inputs(args, model)
     progress = (not args.json) and (not args.no_progress)
@@ -123,8 +119,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         eps=args.eps, progress=progress and sys.stderr.isatty(),
     )
     summary = result.summary()
-    if partial:
-        summary["partial"] = partial
     if args.plot:
         import matplotlib
 
@@ -155,7 +149,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``simulate`` subcommand to an ``argparse`` subparsers object."""
     p = subparsers.add_parser("simulate", help="token-by-token eigenvalues, step sizes and memory of an LTV model",
                               description=__doc__.split("\n\n")[0])
-    p.add_argument("path", help="model folder (transformers save_pretrained: Mamba, Mamba-2, RecurrentGemma)")
+    p.add_argument("path", help="checkpoint folder or file (anything ssmctl.load reads)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--tokens", metavar="FILE.npy", help="token ids (int) or embeddings / signal (float)")
     src.add_argument("--random-tokens", metavar="L", type=int, help="L uniformly random token ids")
@@ -168,7 +162,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE", help="write the per-layer figure")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     p.add_argument("--partial", action="store_true",
-                   help="allow models whose attention / MLP blocks ssmctl does not simulate (RecurrentGemma)")
+                   help="allow hybrids whose attention / MLP / MoE sub-layers ssmctl does not simulate")
     p.set_defaults(func=cmd_simulate)
     return p
 

@@ -53,7 +53,7 @@ def test_table_and_plot(folder, tmp_path, capsys):
 
 
 def test_json_is_strict_and_matches_the_engine(folder, capsys):
-    from ssmctl.hf_folder import load_hf_folder
+    import ssmctl
     from ssmctl.systems.engine import simulate
 
     path, _ = folder
@@ -70,7 +70,7 @@ def test_json_is_strict_and_matches_the_engine(folder, capsys):
         assert decay["lags"] == [1, 2, 4, 8, 16, 32, 64, 128]
         assert all(b <= a + 1e-12 for a, b in zip(decay["norm_mean"], decay["norm_mean"][1:]))  # products shrink
     ids = np.random.default_rng(3).integers(0, 50, size=(1, 200))
-    direct = simulate(load_hf_folder(path), ids, layers=[0, 2], device="cpu").summary()
+    direct = simulate(ssmctl.load(path), ids, layers=[0, 2], device="cpu").summary()
     assert report["layers"][1]["abs_min"] == pytest.approx(direct["layers"][1]["abs_min"], rel=1e-6)
 
 
@@ -105,3 +105,5 @@ def test_partial_models_need_consent(tmp_path, capsys):
     assert main(["simulate", str(tmp_path), "--random-tokens", "40", "--partial", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["family"] == "rglru" and len(report["layers"]) == 2 and "attention" in report["partial"]
+    assert main(["simulate", str(tmp_path), "--random-tokens", "40", "--partial"]) == 0
+    assert "note: the model also has" in capsys.readouterr().out

@@ -28,7 +28,9 @@ from ..models.base import Model
 from ..report import SCHEMA_VERSION
 from .ltv_blocks import RUNNERS, runner_for
 
-__all__ = ["simulate", "SimulationResult", "resolve_device", "default_chunk", "default_slab", "RATE_MEANING"]
+__all__ = [
+    "simulate", "SimulationResult", "resolve_device", "default_chunk", "default_slab", "partial_note", "RATE_MEANING",
+]
 
 RATE_MEANING = {
     "mamba": "Delta_t = softplus(dt_proj(x_proj(x_t)) + bias) per inner channel; |A_bar| = exp(-Delta_t*exp(A_log))",
@@ -51,6 +53,23 @@ def resolve_device(device: Any = "auto") -> torch.device:
         return torch.device(name)
     except (RuntimeError, TypeError):
         raise SsmctlError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from None
+
+
+def partial_note(model: Model) -> str | None:
+    """What of ``model`` the engine does not run (hybrids' attention / MLP / MoE sub-layers), or None.
+
+    The engine runs the model's SSM layers back to back; ``ssmctl.load`` lists the other sub-layers of a hybrid
+    in ``model.extras['other_layers']``. With any present, layer inputs after the first differ from the model's.
+    """
+    others = model.extras.get("other_layers") or []
+    if not others:
+        return None
+    kinds: dict[str, int] = {}
+    for o in others:
+        kinds[o.get("kind", "other")] = kinds.get(o.get("kind", "other"), 0) + 1
+    listing = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    return (f"the model also has {listing} sub-layer(s) that ssmctl does not simulate: its SSM layers run back to "
+            "back, so every layer after the first sees a different input than in the full model")
 
 
 def _pow2(x: float, lo: int, hi: int) -> int:
@@ -109,6 +128,7 @@ class SimulationResult:
     slab: int | None = None
     seconds: float = 0.0
     scan_fallback: dict[int, int] = field(default_factory=dict)
+    partial: str | None = None
 
     @property
     def tokens_per_second(self) -> float:
@@ -173,6 +193,7 @@ class SimulationResult:
                 "the slowest mode); frozen_norm_mean uses ||A_bar_t||^lag",
                 "quantiles": "from histograms with bins of bin_width_ln in ln(dt) and ln(-ln|A_bar|); min/max exact",
             },
+            "partial": self.partial,
             "layers": rows,
         }
 
@@ -195,6 +216,16 @@ def _as_tensor(x: Any) -> torch.Tensor:
     if arr.dtype == object:
         raise SsmctlError("inputs must be a numeric array: token ids (integers) or embeddings (floats)")
     return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def _embedding_scale(model: Model, d_model: int) -> float:
+    """``model.extras['embedding_scale']``; RecurrentGemma checkpoints scale their embeddings by √d_model
+    (rounded to bfloat16, as transformers does) when the loader did not say."""
+    if "embedding_scale" in model.extras:
+        return float(model.extras["embedding_scale"])
+    if "hf-recurrent-gemma" in (model.extras.get("layouts") or ()):
+        return float(torch.tensor(math.sqrt(d_model), dtype=torch.bfloat16))
+    return 1.0
 
 
 class _Inputs:
@@ -232,7 +263,7 @@ class _Inputs:
                 )
             self.ids = x.long()
             self.embedding = emb
-            self.scale = float(model.extras.get("embedding_scale", 1.0))
+            self.scale = _embedding_scale(model, d_model)
             self.batch, self.length = x.shape
         else:
             if x.ndim == 2:
@@ -440,6 +471,7 @@ def simulate(
         slab=slab,
         seconds=seconds,
         scan_fallback=fallback,
+        partial=partial_note(model),
     )
 
 

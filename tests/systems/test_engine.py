@@ -12,10 +12,9 @@ import torch.nn.functional as F
 
 import ssmctl
 from ssmctl.errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSystemError
-from ssmctl.hf_folder import model_from_state_dict
 from ssmctl.models import mamba
 from ssmctl.models.base import Layer, Model
-from ssmctl.systems.engine import default_chunk, default_slab, resolve_device, simulate
+from ssmctl.systems.engine import default_chunk, default_slab, partial_note, resolve_device, simulate
 
 transformers = pytest.importorskip("transformers")
 from transformers.models.mamba import modeling_mamba  # noqa: E402
@@ -59,6 +58,13 @@ def _perturb(module, scale_dt=1.0):
                 p.mul_(scale_dt)
 
 
+def _saved_and_loaded(hf_model, tmp_path_factory):
+    """The transformers model written by save_pretrained and read back by ssmctl.load."""
+    path = tmp_path_factory.mktemp("ckpt")
+    hf_model.save_pretrained(path)
+    return ssmctl.load(str(path))
+
+
 def _block_outputs(blocks, run):
     """Outputs of each transformers block captured by forward hooks while ``run()`` executes."""
     seen = {}
@@ -84,14 +90,18 @@ def hf_mamba():
     torch.manual_seed(0)
     cfg = transformers.MambaConfig(vocab_size=VOCAB, hidden_size=24, state_size=6, num_hidden_layers=3, expand=2,
                                    conv_kernel=4, time_step_rank=3, use_mambapy=False, use_associative_scan=False)
-    model = transformers.MambaModel(cfg).eval()
+    model = transformers.MambaForCausalLM(cfg).eval()
     _perturb(model, scale_dt=3.0)
-    return model
+    return model.backbone
 
 
 @pytest.fixture(scope="module")
-def our_mamba(hf_mamba):
-    return model_from_state_dict(hf_mamba.state_dict(), hf_mamba.config.to_dict(), source="hf-mamba")
+def our_mamba(hf_mamba, tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = hf_mamba.config
+    full = transformers.MambaForCausalLM(cfg).eval()
+    full.backbone.load_state_dict(hf_mamba.state_dict())
+    return _saved_and_loaded(full, tmp_path_factory)
 
 
 @pytest.mark.parametrize("chunk", [L, 16, 7])
@@ -162,13 +172,13 @@ def hf_mamba2():
     torch.manual_seed(1)
     cfg = transformers.Mamba2Config(vocab_size=VOCAB, hidden_size=32, state_size=8, num_hidden_layers=2, expand=2,
                                     head_dim=8, num_heads=8, n_groups=2, chunk_size=16, conv_kernel=4)
-    model = transformers.Mamba2Model(cfg).eval()
+    model = transformers.Mamba2ForCausalLM(cfg).eval()
     _perturb(model)
     return model
 
 
 @pytest.mark.parametrize("chunk", [L, 9])
-def test_mamba2_every_layer_matches_transformers(hf_mamba2, ids, chunk, monkeypatch):
+def test_mamba2_every_layer_matches_transformers(hf_mamba2, ids, chunk, monkeypatch, tmp_path_factory):
     seen = []
     original = modeling_mamba2.mamba2_chunk_scan
 
@@ -178,13 +188,13 @@ def test_mamba2_every_layer_matches_transformers(hf_mamba2, ids, chunk, monkeypa
         return original(hidden_states, dt, A, B, C, *args, **kwargs)
 
     monkeypatch.setattr(modeling_mamba2, "mamba2_chunk_scan", spy)
-    ref = _block_outputs(hf_mamba2.layers, lambda: hf_mamba2(ids))
-    model = model_from_state_dict(hf_mamba2.state_dict(), hf_mamba2.config.to_dict())
+    ref = _block_outputs(hf_mamba2.backbone.layers, lambda: hf_mamba2(ids))
+    model = _saved_and_loaded(hf_mamba2, tmp_path_factory)
     res = simulate(model, ids, chunk=chunk, block=4, window=(0, L), device="cpu")
     for i in range(2):
         assert _rel(res.windows[i]["layer_output"], ref[i]) < 1e-4
         assert _rel(res.windows[i]["system"].dt[..., 0], seen[i]) < 1e-5
-        A = -torch.exp(hf_mamba2.layers[i].mixer.A_log.detach())
+        A = -torch.exp(hf_mamba2.backbone.layers[i].mixer.A_log.detach())
         assert _rel(res.windows[i]["system"].lam[..., 0, 0], torch.exp(seen[i] * A)) < 1e-5
 
 
@@ -197,7 +207,7 @@ def hf_griffin():
         intermediate_size=40, block_types=["recurrent", "recurrent", "attention"], attention_window_size=16,
         conv1d_width=4,
     )
-    model = transformers.RecurrentGemmaModel(cfg).eval()
+    model = transformers.RecurrentGemmaForCausalLM(cfg).eval()
     g = torch.Generator().manual_seed(5)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -213,7 +223,7 @@ def hf_griffin():
     return model
 
 
-def test_recurrentgemma_recurrent_blocks_match_transformers(hf_griffin, ids, monkeypatch):
+def test_recurrentgemma_recurrent_blocks_match_transformers(hf_griffin, ids, monkeypatch, tmp_path_factory):
     gates = []
     original = modeling_recurrent_gemma.RecurrentGemmaRglru._rnn_scan
 
@@ -222,7 +232,7 @@ def test_recurrentgemma_recurrent_blocks_match_transformers(hf_griffin, ids, mon
         return original(self, hidden_states, recurrent_gate, reset, recurrent_states, *args, **kwargs)
 
     monkeypatch.setattr(modeling_recurrent_gemma.RecurrentGemmaRglru, "_rnn_scan", spy)
-    layers = hf_griffin.layers
+    layers = hf_griffin.model.layers
     inputs, temporal = {}, {}
     hooks = [layers[i].register_forward_pre_hook(lambda m, a, kw, i=i: inputs.__setitem__(i, (a[0] if a else kw["hidden_states"]).detach()), with_kwargs=True)
              for i in (0, 1)]
@@ -232,9 +242,11 @@ def test_recurrentgemma_recurrent_blocks_match_transformers(hf_griffin, ids, mon
         hf_griffin(ids, use_cache=False)
     for h in hooks:
         h.remove()
-    model = model_from_state_dict(hf_griffin.state_dict(), hf_griffin.config.to_dict())
-    assert [lay.index for lay in model.layers] == [0, 1] and "attention" in model.extras["partial"]
+    model = _saved_and_loaded(hf_griffin, tmp_path_factory)
+    assert [lay.index for lay in model.layers] == [0, 1]
+    assert "attention" in partial_note(model) and "mlp" in partial_note(model)
     # Layer 0 from token ids: the embedding and its √d scaling go through Model.extras.
+    # (ssmctl.load records the layout; the engine applies RecurrentGemma's √d_model embedding scale from it)
     first = Model("rglru", {}, model.layers[:1], extras=model.extras)
     res0 = simulate(first, ids, chunk=8, window=(0, L), device="cpu")
     assert _rel(res0.windows[0]["system"].lam[..., 0], gates[0]) < 1e-5
