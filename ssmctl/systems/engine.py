@@ -323,7 +323,7 @@ def simulate(
     *,
     layers: Sequence[int] | None = None,
     chunk: int | str = "auto",
-    block: int = 16,
+    block: int = 8,
     slab: int | str | None = "auto",
     device: Any = "auto",
     lags: Sequence[int] | None = None,

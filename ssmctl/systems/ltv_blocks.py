@@ -99,7 +99,7 @@ class BlockRunner:
         }
 
     def forward(
-        self, u: torch.Tensor, state: dict[str, torch.Tensor], t0: int, *, block: int = 16,
+        self, u: torch.Tensor, state: dict[str, torch.Tensor], t0: int, *, block: int = 8,
         window: tuple[int, int] | None = None,
     ) -> ChunkOutput:
         """Run tokens [t0, t0 + T) of ``u`` (batch, T, d_model); ``state`` is updated in place."""
@@ -136,7 +136,7 @@ class MambaRunner(BlockRunner):
         w = self.inner_norms[key]
         return x if w is None else ops.rms_norm(x, w, self.inner_eps)
 
-    def forward(self, u, state, t0, *, block=16, window=None):
+    def forward(self, u, state, t0, *, block=8, window=None):
         cfg, p = self.cfg, self.params
         d_inner, N, r = cfg["d_inner"], cfg["d_state"], cfg["dt_rank"]
         b, T = u.shape[:2]
@@ -182,7 +182,7 @@ class Mamba2Runner(BlockRunner):
         D = p["mixer.D"]
         self.D = D.view(self.H, self.P) if cfg["D_has_hdim"] else D[:, None].expand(self.H, self.P)
 
-    def forward(self, u, state, t0, *, block=16, window=None):
+    def forward(self, u, state, t0, *, block=8, window=None):
         cfg, p = self.cfg, self.params
         d_inner, H, P, G, N = cfg["d_inner"], self.H, self.P, self.G, self.N
         b, T = u.shape[:2]
@@ -239,7 +239,7 @@ class RGLRURunner(BlockRunner):
         self.c = float(cfg["c"])
         self.A = -F.softplus(p[_LRU + "recurrent_param"])[:, None]  # log a, (w, 1)
 
-    def forward(self, u, state, t0, *, block=16, window=None):
+    def forward(self, u, state, t0, *, block=8, window=None):
         cfg, p = self.cfg, self.params
         w, heads = cfg["lru_width"], cfg["num_heads"]
         b, T = u.shape[:2]

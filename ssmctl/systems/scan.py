@@ -114,7 +114,7 @@ def selective_scan(
     C: torch.Tensor,
     h0: torch.Tensor | None = None,
     *,
-    block: int = 16,
+    block: int = 8,
     slab: int | None = None,
     return_states: bool = False,
 ) -> ScanResult:
@@ -197,7 +197,8 @@ def _scan_slab(dt, A, v, B, C, h0, block: int, return_states: bool) -> ScanResul
     # Temporaries are reused between calls of the same shape (written with out=): allocating them each time
     # costs as much as the arithmetic on CPU.
     E_, W_, Hl_ = _workspace((batch, nb, Ts, H, P, N, Na), dtype, dev, fresh_states=return_states)
-    E = torch.mul(Gc[:, :, :, None, :], (A * _LOG2E).T, out=E_).exp2_().unsqueeze(-1)  # exp2: 2× faster than exp
+    A2T = (A * _LOG2E).T.contiguous()  # (Na, H): contiguous along H, the innermost axis of E
+    E = torch.mul(Gc[:, :, :, None, :], A2T, out=E_).exp2_().unsqueeze(-1)  # exp2: 2× faster than exp
 
     # b_s e^{−A G_s}, summed over s ≤ t by a lower-triangular matrix product, then back to states.
     W = torch.mul(Bb.transpose(3, 4)[..., None, None], vb.view(batch, nb, Ts, 1, G, Hg, P),
