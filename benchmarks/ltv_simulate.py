@@ -33,7 +33,6 @@ import math  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Callable  # noqa: E402
@@ -68,13 +67,9 @@ def _trim() -> None:
         pass
 
 
-def _rss() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 class PeakMemory:
-    """Peak extra memory of a block: resident set sampled by a thread (CPU), or the CUDA allocator's peak."""
+    """Peak extra memory of a block: the kernel's resident-set high-water mark (VmHWM, reset through
+    /proc/self/clear_refs) over the resident set at the start (CPU), or the CUDA allocator's peak."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -87,26 +82,25 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self.base = torch.cuda.memory_allocated()
         else:
-            self.base = self.peak = _rss()
-            self.stop = False
-            self.thread = threading.Thread(target=self._sample, daemon=True)
-            self.thread.start()
+            self.base = _status_kib("VmRSS")
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")  # reset VmHWM to the current resident set
         return self
-
-    def _sample(self) -> None:
-        while not self.stop:
-            self.peak = max(self.peak, _rss())
-            time.sleep(0.002)
 
     def __exit__(self, *exc: Any) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
             self.bytes = torch.cuda.max_memory_allocated() - self.base
         else:
-            self.stop = True
-            self.thread.join()
-            self.peak = max(self.peak, _rss())
-            self.bytes = self.peak - self.base
+            self.bytes = (_status_kib("VmHWM") - self.base) * 1024
+
+
+def _status_kib(key: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{key} not in /proc/self/status")
 
 
 def build_models(size: dict[str, Any], device: torch.device, seed: int = 0):
@@ -244,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         simulate(ours, warm, device=device)
         run_baseline(hf, warm.to(device))
         flops = projection_flops_per_token(size["d_model"], size["n_layers"], size["d_state"])
+        # every ssmctl run first, then the baselines: the baseline's multi-GB allocations would otherwise
+        # leave the heap fragmented under the ssmctl runs that follow
+        size_rows = []
         for L in size["lengths"]:
             ids = torch.randint(0, VOCAB, (1, L), generator=torch.Generator().manual_seed(L))
             load0 = os.getloadavg()[0]
@@ -256,12 +253,17 @@ def main(argv: list[str] | None = None) -> int:
             row = {
                 "size": key, "label": size["label"], "d_model": size["d_model"], "n_layers": size["n_layers"],
                 "d_state": size["d_state"], "L": L, "ssmctl_tokens_per_s": L / sec, "ssmctl_seconds": sec,
-                "ssmctl_peak_bytes": mem, "chunk": res.chunk,
+                "ssmctl_peak_bytes": mem, "chunk": res.chunk, "slab": res.slab,
                 "scan_fallback_columns": int(sum(res.scan_fallback.values())),
                 "projection_roof_tokens_per_s": env["sgemm_gflops"] * 1e9 / flops,
+                "load_average": [load0],
             }
             row["ssmctl_fraction_of_roof"] = row["ssmctl_tokens_per_s"] / row["projection_roof_tokens_per_s"]
             del res
+            size_rows.append(row)
+        for row in size_rows:
+            L = row["L"]
+            ids = torch.randint(0, VOCAB, (1, L), generator=torch.Generator().manual_seed(L))
             if L <= args.baseline_max_tokens:
                 bsec, bmem = math.inf, 0
                 for _ in range(args.repeats):
@@ -269,11 +271,12 @@ def main(argv: list[str] | None = None) -> int:
                     if s_ < bsec:
                         bsec, bmem = s_, m_
                 row.update(baseline_tokens_per_s=L / bsec, baseline_seconds=bsec, baseline_peak_bytes=bmem,
-                           speedup=bsec / sec, memory_ratio=bmem / max(mem, 1))
+                           speedup=bsec / row["ssmctl_seconds"], memory_ratio=bmem / max(row["ssmctl_peak_bytes"], 1))
             else:
                 row.update(baseline_tokens_per_s=None, baseline_seconds=None, baseline_peak_bytes=None,
-                           speedup=None, memory_ratio=None, baseline_note=f"skipped above {args.baseline_max_tokens} tokens")
-            row["load_average"] = [load0, os.getloadavg()[0]]
+                           speedup=None, memory_ratio=None,
+                           baseline_note=f"skipped above {args.baseline_max_tokens} tokens")
+            row["load_average"].append(os.getloadavg()[0])
             rows.append(row)
             _print_row(row)
         del hf, ours
