@@ -1,0 +1,312 @@
+"""Benchmark: ssmctl's LTV engine versus transformers' forward with hooks, side by side in one process.
+
+Both run the same random-init transformers Mamba model on the same random tokens:
+
+* baseline — what a user would otherwise write: ``MambaModel`` forward (its CPU path loops over tokens and
+  materializes (batch, d_inner, L, N) tensors) with a forward hook on every mixer's ``x_proj`` that keeps the
+  layer's Δ_t = softplus(dt_proj(δ_t)) and computes Ā_t = exp(Δ_t A) (reduced to min / mean / max on the spot,
+  so the hook does not keep L·d_inner·N numbers per layer);
+* ssmctl — ``simulate(model, tokens)`` with its default chunking: per-layer histograms and quantiles of |Ā_t|
+  and Δ_t, memory horizons per token, transition-product decay at power-of-two lags.
+
+Sizes: (a) small: d_model 256, 2 layers, d_state 16, L ∈ {1k, 4k, 16k, 64k}; (b) mamba-130m size: d_model 768,
+24 layers, d_state 16, L ∈ {1k, 4k}. Reports tokens/s and peak memory (extra resident memory over the run,
+sampled every 2 ms on CPU; ``torch.cuda.max_memory_allocated`` on a GPU), the sgemm roof of this machine and,
+on a GPU, the memory bandwidth the scan achieves. Writes benchmarks/results/ltv_simulate.json (strict JSON).
+
+    python benchmarks/ltv_simulate.py            # full run (minutes on a 2-core CPU)
+    python benchmarks/ltv_simulate.py --quick    # a few-second smoke run
+"""
+
+from __future__ import annotations
+
+import os
+
+# GNU OpenMP threads spin while waiting; on a shared, oversubscribed CPU that stalls every small op. Passive
+# waiting is set before torch loads (both contenders run under it); an explicit setting is respected.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ssmctl.load import load  # noqa: E402
+from ssmctl.report import dumps  # noqa: E402
+from ssmctl.systems.engine import resolve_device, simulate  # noqa: E402
+from ssmctl.systems.scan import selective_scan  # noqa: E402
+
+SIZES = {
+    "a": {"label": "small", "d_model": 256, "n_layers": 2, "d_state": 16, "lengths": [1024, 4096, 16384, 65536]},
+    "b": {"label": "mamba-130m size", "d_model": 768, "n_layers": 24, "d_state": 16, "lengths": [1024, 4096]},
+}
+QUICK = {
+    "a": {"label": "small (quick)", "d_model": 256, "n_layers": 2, "d_state": 16, "lengths": [512, 2048]},
+}
+VOCAB = 1000
+
+
+def _trim() -> None:
+    """Give freed heap memory back to the OS (glibc), so the resident set tracks what is in use."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class PeakMemory:
+    """Peak extra memory of a block: the kernel's resident-set high-water mark (VmHWM, reset through
+    /proc/self/clear_refs) over the resident set at the start (CPU), or the CUDA allocator's peak."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def __enter__(self) -> "PeakMemory":
+        gc.collect()
+        _trim()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+        else:
+            self.base = _status_kib("VmRSS")
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")  # reset VmHWM to the current resident set
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.bytes = torch.cuda.max_memory_allocated() - self.base
+        else:
+            self.bytes = (_status_kib("VmHWM") - self.base) * 1024
+
+
+def _status_kib(key: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+def build_models(size: dict[str, Any], device: torch.device, seed: int = 0):
+    import transformers
+
+    torch.manual_seed(seed)
+    cfg = transformers.MambaConfig(
+        vocab_size=VOCAB, hidden_size=size["d_model"], state_size=size["d_state"],
+        num_hidden_layers=size["n_layers"], use_mambapy=False, use_associative_scan=False,
+    )
+    full = transformers.MambaForCausalLM(cfg).eval()
+    with tempfile.TemporaryDirectory() as tmp:  # the same weights, written and read back by ssmctl.load
+        full.save_pretrained(tmp)
+        ours = load(tmp)
+    return full.backbone.to(device), ours
+
+
+def run_baseline(hf, ids: torch.Tensor) -> dict[str, Any]:
+    """transformers forward; hooks keep each layer's Δ_t and reduce Ā_t = exp(Δ_t A) to min / mean / max."""
+    kept: list[dict[str, Any]] = []
+
+    def hook(module, inputs, output, mixer):
+        r, N = mixer.time_step_rank, mixer.ssm_state_size
+        ts, _, _ = torch.split(output, [r, N, N], dim=-1)
+        dt = F.softplus(ts @ mixer.dt_proj.weight.T + mixer.dt_proj.bias)  # (b, L, d_inner)
+        abar = torch.exp(dt[..., None] * -torch.exp(mixer.A_log.float()))  # (b, L, d_inner, N)
+        kept.append({"dt": dt, "abs_min": abar.min(), "abs_mean": abar.mean(), "abs_max": abar.max()})
+
+    handles = [layer.mixer.x_proj.register_forward_hook(lambda m, i, o, mixer=layer.mixer: hook(m, i, o, mixer))
+               for layer in hf.layers]
+    try:
+        with torch.no_grad():
+            hf(ids)
+    finally:
+        for h in handles:
+            h.remove()
+    return {"layers": len(kept)}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, int, Any]:
+    with PeakMemory(device) as mem:
+        _sync(device)
+        t = time.perf_counter()
+        out = fn()
+        _sync(device)
+        seconds = time.perf_counter() - t
+    return seconds, mem.bytes, out
+
+
+def sgemm_roof(device: torch.device) -> float:
+    """GFLOP/s of a large float32 matrix product on this device (the projections' ceiling)."""
+    a = torch.randn(2048, 768, device=device)
+    b = torch.randn(768, 3072, device=device)
+    reps = 3 if device.type == "cpu" else 50
+    a @ b
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    _sync(device)
+    return 2 * 2048 * 768 * 3072 * reps / (time.perf_counter() - t) / 1e9
+
+
+def projection_flops_per_token(d_model: int, n_layers: int, d_state: int, expand: int = 2) -> float:
+    d_inner, r = expand * d_model, math.ceil(d_model / 16)
+    per_layer = 2 * (d_model * 2 * d_inner + d_inner * (r + 2 * d_state) + r * d_inner + d_inner * d_model)
+    return float(per_layer * n_layers)
+
+
+def scan_bandwidth(device: torch.device, L: int, d_inner: int = 512, N: int = 16, chunk: int = 8192) -> dict[str, Any]:
+    """Time the selective scan alone on Mamba-1 shapes; bytes it must move vs. bytes its passes move."""
+    dt = torch.rand(1, L, d_inner, device=device) * 0.05
+    A = -torch.arange(1, N + 1.0, device=device).repeat(d_inner, 1)
+    v, B, C = (torch.randn(1, L, d_inner, 1, device=device), torch.randn(1, L, 1, N, device=device),
+               torch.randn(1, L, 1, N, device=device))
+
+    def run():
+        h = None
+        for t0 in range(0, L, chunk):
+            res = selective_scan(dt[:, t0:t0 + chunk], A, v[:, t0:t0 + chunk], B[:, t0:t0 + chunk],
+                                 C[:, t0:t0 + chunk], h)
+            h = res.h_last
+        return h
+
+    run()
+    seconds, _, _ = timed(run, device)
+    io_bytes = 4 * L * (3 * d_inner + 2 * N)  # read dt, v, B, C; write y
+    # the passes over (tokens × channels × states) the cumulative-sum form makes (≈ 10 reads/writes each)
+    pass_bytes = 4 * L * d_inner * N * 10
+    return {"L": L, "seconds": seconds, "tokens_per_s": L / seconds, "io_GBps": io_bytes / seconds / 1e9,
+            "pass_GBps": pass_bytes / seconds / 1e9}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="a few-second smoke run")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--sizes", default="a,b", help="comma-separated: a (small), b (mamba-130m size)")
+    p.add_argument("--lengths", help="override the sequence lengths, comma-separated")
+    p.add_argument("--baseline-max-tokens", type=int, default=16384,
+                   help="skip the baseline above this L (it materializes (d_inner, L, N) tensors: ~8 GB at 64k)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--repeats", type=int, default=1, help="take the best of this many runs per cell")
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "ltv_simulate.json"))
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    table = QUICK if args.quick else SIZES
+    sizes = {k: dict(v) for k, v in table.items() if k in args.sizes.split(",")}
+    if args.lengths:
+        for s in sizes.values():
+            s["lengths"] = [int(x) for x in args.lengths.split(",")]
+    env = {
+        "device": str(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
+    env["sgemm_gflops"] = sgemm_roof(device)
+    print(f"device {device}, torch {torch.__version__}, threads {env['threads']}, OMP_WAIT_POLICY "
+          f"{env['omp_wait_policy']}, sgemm {env['sgemm_gflops']:.0f} GFLOP/s, load {os.getloadavg()[0]:.2f}")
+    rows = []
+    for key, size in sizes.items():
+        hf, ours = build_models(size, device)
+        warm = torch.randint(0, VOCAB, (1, 256))
+        simulate(ours, warm, device=device)
+        run_baseline(hf, warm.to(device))
+        flops = projection_flops_per_token(size["d_model"], size["n_layers"], size["d_state"])
+        # every ssmctl run first, then the baselines: the baseline's multi-GB allocations would otherwise
+        # leave the heap fragmented under the ssmctl runs that follow
+        size_rows = []
+        for L in size["lengths"]:
+            ids = torch.randint(0, VOCAB, (1, L), generator=torch.Generator().manual_seed(L))
+            load0 = os.getloadavg()[0]
+            best = None
+            for _ in range(args.repeats):
+                sec, mem, res = timed(lambda: simulate(ours, ids, device=device), device)
+                if best is None or sec < best[0]:
+                    best = (sec, mem, res)
+            sec, mem, res = best
+            row = {
+                "size": key, "label": size["label"], "d_model": size["d_model"], "n_layers": size["n_layers"],
+                "d_state": size["d_state"], "L": L, "ssmctl_tokens_per_s": L / sec, "ssmctl_seconds": sec,
+                "ssmctl_peak_bytes": mem, "chunk": res.chunk, "slab": res.slab,
+                "scan_fallback_columns": int(sum(res.scan_fallback.values())),
+                "projection_roof_tokens_per_s": env["sgemm_gflops"] * 1e9 / flops,
+                "load_average": [load0],
+            }
+            row["ssmctl_fraction_of_roof"] = row["ssmctl_tokens_per_s"] / row["projection_roof_tokens_per_s"]
+            del res
+            size_rows.append(row)
+        for row in size_rows:
+            L = row["L"]
+            ids = torch.randint(0, VOCAB, (1, L), generator=torch.Generator().manual_seed(L))
+            if L <= args.baseline_max_tokens:
+                bsec, bmem = math.inf, 0
+                for _ in range(args.repeats):
+                    s_, m_, _ = timed(lambda: run_baseline(hf, ids.to(device)), device)
+                    if s_ < bsec:
+                        bsec, bmem = s_, m_
+                row.update(baseline_tokens_per_s=L / bsec, baseline_seconds=bsec, baseline_peak_bytes=bmem,
+                           speedup=bsec / row["ssmctl_seconds"], memory_ratio=bmem / max(row["ssmctl_peak_bytes"], 1))
+            else:
+                row.update(baseline_tokens_per_s=None, baseline_seconds=None, baseline_peak_bytes=None,
+                           speedup=None, memory_ratio=None,
+                           baseline_note=f"skipped above {args.baseline_max_tokens} tokens")
+            row["load_average"].append(os.getloadavg()[0])
+            rows.append(row)
+            _print_row(row)
+        del hf, ours
+        gc.collect()
+    scan = []
+    if device.type == "cuda":
+        for L in ([4096] if args.quick else [4096, 16384, 65536]):
+            scan.append(scan_bandwidth(device, L))
+            print(f"scan alone L={L}: {scan[-1]['tokens_per_s']:,.0f} tok/s, {scan[-1]['pass_GBps']:.0f} GB/s over its passes")
+    out = {"schema": 1, "benchmark": "ltv_simulate", "quick": args.quick, "environment": env, "rows": rows,
+           "scan_bandwidth": scan}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(dumps(out) + "\n")
+    json.loads(Path(args.out).read_text())  # strict JSON round trip
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _fmt_bytes(b: float | None) -> str:
+    return "-" if b is None else f"{b / 2**20:,.0f} MiB"
+
+
+def _print_row(r: dict[str, Any]) -> None:
+    base = "-" if r["baseline_tokens_per_s"] is None else f"{r['baseline_tokens_per_s']:,.0f}"
+    speed = "-" if r["speedup"] is None else f"{r['speedup']:.1f}x"
+    print(f"({r['size']}) {r['label']:<16} L={r['L']:>6}  ssmctl {r['ssmctl_tokens_per_s']:>8,.0f} tok/s "
+          f"{_fmt_bytes(r['ssmctl_peak_bytes']):>10}   baseline {base:>8} tok/s {_fmt_bytes(r['baseline_peak_bytes']):>10}"
+          f"   speedup {speed:>6}   roof {100 * r['ssmctl_fraction_of_roof']:.0f}%   load {r['load_average'][0]:.1f}",
+          flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Streaming LTV statistics against brute force on the full (tokens × channels × states) arrays in numpy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ssmctl.analysis.ltv_stats import LTVStats, default_lags, hist_quantile
+from ssmctl.analysis.spectrum import memory_horizon
+from ssmctl.errors import ShapeError, SsmctlError
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread avoids OpenMP spin-waiting on a shared CPU (restored afterwards)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+B, L, H, N = 2, 700, 6, 4
+
+
+@pytest.fixture(scope="module")
+def data():
+    g = torch.Generator().manual_seed(0)
+    # float32 rates, as the engine produces them; the brute-force checks below work in float64 from these values
+    rate = torch.exp(torch.randn(B, L, H, generator=g) - 2.5)  # Δ-like, log-normal
+    a = torch.rand(H, N, generator=g, dtype=torch.float64) * 12 + 0.2
+    return rate, a
+
+
+def _run(rate, a, chunk, **kw):
+    st = LTVStats(a, rate.shape[1], batch=rate.shape[0], **kw)
+    for t0 in range(0, rate.shape[1], chunk):
+        st.update(rate[:, t0:t0 + chunk])
+    return st, st.result()
+
+
+@pytest.fixture(scope="module")
+def result(data):
+    return _run(*data, chunk=128, lag_samples=16)[1]
+
+
+def test_default_lags():
+    assert default_lags(1) == [1] and default_lags(2) == [1] and default_lags(9) == [1, 2, 4, 8]
+    assert default_lags(4097) == [2**k for k in range(13)]
+
+
+def test_extremes_are_exact(data, result):
+    rate, a = (x.double().numpy() for x in data)
+    absA = np.exp(-rate[..., None] * a)  # |Ā_t| for every (batch, token, channel, state)
+    assert result.abs_min == pytest.approx(absA.min(), rel=1e-12)
+    assert result.abs_max == pytest.approx(absA.max(), rel=1e-12)
+    assert result.rate_min == rate.min() and result.rate_max == rate.max()
+    assert result.n_tokens == L and result.n_channels == H and result.n_states == N
+
+
+def test_quantiles_within_one_bin_of_numpy(data, result):
+    rate, a = (x.double().numpy() for x in data)
+    w = result.bin_width
+    absA = np.exp(-rate[..., None] * a)
+    mh = memory_horizon(absA, eps=1e-2)  # ssmctl's frozen-time horizon, per eigenvalue
+    for q in (0.05, 0.25, 0.5, 0.75, 0.95):
+        # rate: bins of w in ln; |Ā| and horizon: one bin plus the half-bin snap of ln a
+        assert abs(math.log(result.rate_quantiles[q]) - math.log(np.quantile(rate, q))) <= w
+        exact_y = np.log(-np.log(np.quantile(absA, q)))
+        assert abs(math.log(-math.log(result.abs_quantiles[q])) - exact_y) <= 1.5 * w
+        assert abs(math.log(result.memory_horizon_quantiles[q]) - math.log(np.quantile(mh, q))) <= 1.5 * w
+    assert result.memory_horizon_inf_count == 0
+    assert result.rate_hist.sum() == B * L * H and result.abs_hist.sum() == B * L * H * N
+
+
+def test_token_traces_and_heatmap(data, result):
+    rate, a = (x.double().numpy() for x in data)
+    slow = rate * a.min(1)  # −ln of each channel's largest |Ā_t|
+    k = np.log(100.0) / slow
+    np.testing.assert_allclose(result.memory_token_max, np.log(100.0) / slow.min(-1), rtol=1e-5)
+    np.testing.assert_allclose(result.memory_token_gmean, np.exp(np.log(k).mean(-1)), rtol=1e-5)
+    binsize = result.heatmap_bin
+    heat = np.exp(-slow).mean(0)  # (L, H) averaged over the batch
+    n_bins = -(-L // binsize)
+    expect = np.stack([heat[i * binsize:(i + 1) * binsize].mean(0) for i in range(n_bins)])
+    np.testing.assert_allclose(result.heatmap, expect, rtol=1e-6)
+
+
+def test_transition_decay_matches_products_of_eigenvalues(data, result):
+    rate, a = (x.double().numpy() for x in data)
+    absA = np.exp(-rate[..., None] * a)
+    for j, (lag, stride) in enumerate(zip(result.lags, result.lag_stride)):
+        assert stride == max(1, lag // 16)
+        s = np.arange(0, L - lag, stride)
+        # ‖Ā_t ⋯ Ā_{s+1}‖ for a diagonal matrix: the largest |entry|, products taken token by token
+        prods = np.stack([np.prod(absA[:, si + 1:si + lag + 1], axis=1) for si in s], axis=1)  # (B, n, H, N)
+        norms = prods.max(-1)
+        frozen = (absA[:, s + lag] ** lag).max(-1)
+        assert result.lag_pairs[j] == B * len(s)
+        # exponentials in float32: values below ~1e-38 read as 0
+        np.testing.assert_allclose(result.decay_channel[j], norms.mean((0, 1)), rtol=2e-5, atol=1e-36)
+        assert result.decay_mean[j] == pytest.approx(norms.mean(), rel=2e-5, abs=1e-36)
+        assert result.frozen_mean[j] == pytest.approx(frozen.mean(), rel=2e-5, abs=1e-36)
+
+
+@pytest.mark.parametrize("chunk", [3, 37, 700])
+def test_chunking_does_not_change_anything(data, result, chunk):
+    other = _run(*data, chunk=chunk, lag_samples=16)[1]
+    for name in ("rate_hist", "abs_hist", "lag_pairs", "memory_token_gmean", "memory_token_max"):
+        np.testing.assert_array_equal(getattr(other, name), getattr(result, name))
+    for name in ("decay_mean", "frozen_mean", "heatmap"):  # float32 partial sums per chunk
+        np.testing.assert_allclose(getattr(other, name), getattr(result, name), rtol=1e-6, atol=1e-36)
+
+
+def test_state_is_independent_of_sequence_length():
+    a = torch.rand(5, 3, dtype=torch.float64) + 0.1
+    sizes = []
+    for length in (2_000, 40_000):
+        st = LTVStats(a, length, lags=[1, 4, 64, 1024], lag_samples=32, heatmap_bins=500)
+        r = torch.rand(1, length, 5, dtype=torch.float64) * 0.1
+        for t0 in range(0, length, 1000):
+            st.update(r[:, t0:t0 + 1000])
+        sizes.append(st.state_numel())
+    assert sizes[0] == sizes[1]
+
+
+def test_zero_rates_and_zero_decay_count_as_infinite_memory():
+    a = torch.tensor([[1.0, 0.0], [2.0, 3.0]], dtype=torch.float64)
+    rate = torch.tensor([[[0.0, 0.5], [0.1, 0.2]]], dtype=torch.float64)  # (1, 2 tokens, 2 channels)
+    res = _run(rate, a, chunk=2)[1]
+    # channel 0 state 1 never decays (2 tokens), channel 0 state 0 at the zero rate (1 token)
+    assert res.memory_horizon_inf_count == 3
+    assert res.abs_max == 1.0
+
+
+def test_hist_quantile_interpolates():
+    edges = np.array([0.0, 1.0, 2.0, 3.0])
+    counts = np.array([2.0, 0.0, 2.0])
+    np.testing.assert_allclose(hist_quantile(counts, edges, [0.0, 0.25, 0.5, 0.75, 1.0]), [0, 0.5, 1.0, 2.5, 3.0])
+    assert np.isnan(hist_quantile(np.zeros(3), edges, [0.5])).all()
+
+
+def test_bad_arguments():
+    a = torch.ones(3, 2)
+    with pytest.raises(ShapeError, match="channels, states"):
+        LTVStats(torch.ones(3), 10)
+    with pytest.raises(SsmctlError, match="non-negative"):
+        LTVStats(-a, 10)
+    with pytest.raises(SsmctlError, match="eps"):
+        LTVStats(a, 10, eps=2.0)
+    with pytest.raises(SsmctlError, match="rate_range"):
+        LTVStats(a, 10, rate_range=(1.0, 0.5))
+    with pytest.raises(SsmctlError, match="lags"):
+        LTVStats(a, 10, lags=[0, 2])
+    st = LTVStats(a, 10)
+    with pytest.raises(ShapeError, match="rate must have shape"):
+        st.update(torch.rand(1, 4, 2))
+    with pytest.raises(ShapeError, match="announced length"):
+        st.update(torch.rand(1, 11, 3))

@@ -1,0 +1,109 @@
+"""``ssmctl simulate`` on a fresh transformers save_pretrained Mamba folder: table, strict JSON, plot, errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ssmctl.cli_simulate import cmd_simulate, main, parse_layers, register
+from ssmctl.errors import SsmctlError
+
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = transformers.MambaConfig(vocab_size=50, hidden_size=32, state_size=4, num_hidden_layers=3)
+    path = tmp_path_factory.mktemp("mamba")
+    transformers.MambaForCausalLM(cfg).save_pretrained(path)
+    return str(path), cfg
+
+
+def _run(argv):
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_table_and_plot(folder, tmp_path, capsys):
+    path, _ = folder
+    ids = np.random.default_rng(1).integers(0, 50, 300)
+    np.save(tmp_path / "ids.npy", ids)
+    plot = tmp_path / "sim.png"
+    assert _run(["simulate", path, "--tokens", str(tmp_path / "ids.npy"), "--plot", str(plot), "--chunk", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "300 tokens" in out and "|Ā| median" in out and "memory median" in out
+    assert len([line for line in out.splitlines() if line.strip().startswith(("0 ", "1 ", "2 "))]) == 3
+    assert plot.stat().st_size > 10_000
+
+
+def test_json_is_strict_and_matches_the_engine(folder, capsys):
+    import ssmctl
+    from ssmctl.systems.engine import simulate
+
+    path, _ = folder
+    assert _run(["simulate", path, "--random-tokens", "200", "--seed", "3", "--json", "--layers", "0,2"]) == 0
+    text = capsys.readouterr().out
+    report = json.loads(text)  # strict: no NaN / Infinity
+    assert "NaN" not in text and "Infinity" not in text
+    assert report["schema"] == 1 and report["n_tokens"] == 200 and [r["index"] for r in report["layers"]] == [0, 2]
+    for row in report["layers"]:
+        for key in ("abs_min", "abs_median", "abs_max", "dt_median", "memory_horizon_median"):
+            assert isinstance(row[key], float) and math.isfinite(row[key])
+        assert 0 < row["abs_min"] <= row["abs_median"] <= row["abs_max"] <= 1
+        decay = row["transition_decay"]
+        assert decay["lags"] == [1, 2, 4, 8, 16, 32, 64, 128]
+        assert all(b <= a + 1e-12 for a, b in zip(decay["norm_mean"], decay["norm_mean"][1:]))  # products shrink
+    ids = np.random.default_rng(3).integers(0, 50, size=(1, 200))
+    direct = simulate(ssmctl.load(path), ids, layers=[0, 2], device="cpu").summary()
+    assert report["layers"][1]["abs_min"] == pytest.approx(direct["layers"][1]["abs_min"], rel=1e-6)
+
+
+def test_errors(folder, tmp_path, capsys):
+    path, _ = folder
+    np.save(tmp_path / "bad.npy", np.array([1, 2, 50]))
+    assert main(["simulate", path, "--tokens", str(tmp_path / "bad.npy")]) == 2
+    assert "token id 50 at (batch 0, position 2) is outside the vocabulary [0, 50)" in capsys.readouterr().err
+    assert main(["simulate", path]) == 2
+    assert "--tokens FILE.npy or --random-tokens L" in capsys.readouterr().err
+    assert main(["simulate", str(tmp_path / "nope"), "--random-tokens", "5"]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    np.save(tmp_path / "empty.npy", np.zeros(0, dtype=np.int64))
+    assert main(["simulate", path, "--tokens", str(tmp_path / "empty.npy")]) == 2
+    assert "empty input" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["simulate", path, "--random-tokens", "5", "--device", "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+    with pytest.raises(SsmctlError, match="cannot read 'x'"):
+        parse_layers("0,x")
+    assert parse_layers("0,2,5-7,-1") == [0, 2, 5, 6, 7, -1] and parse_layers(None) is None
+
+
+def test_partial_models_need_consent(tmp_path, capsys):
+    torch.manual_seed(0)
+    cfg = transformers.RecurrentGemmaConfig(vocab_size=40, hidden_size=32, lru_width=32, num_attention_heads=4,
+                                            num_hidden_layers=3, intermediate_size=40, attention_window_size=16,
+                                            block_types=["recurrent", "recurrent", "attention"])
+    transformers.RecurrentGemmaForCausalLM(cfg).save_pretrained(tmp_path)
+    assert main(["simulate", str(tmp_path), "--random-tokens", "40"]) == 2
+    assert "--partial" in capsys.readouterr().err
+    assert main(["simulate", str(tmp_path), "--random-tokens", "40", "--partial", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["family"] == "rglru" and len(report["layers"]) == 2 and "attention" in report["partial"]
+    assert main(["simulate", str(tmp_path), "--random-tokens", "40", "--partial"]) == 0
+    assert "note: the model also has" in capsys.readouterr().out

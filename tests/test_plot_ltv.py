@@ -1,0 +1,55 @@
+"""LTV plots draw what the statistics hold."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import ssmctl  # noqa: E402
+import ssmctl.plot_ltv as pl  # noqa: E402
+from ssmctl.errors import SsmctlError  # noqa: E402
+from ssmctl.systems.engine import simulate  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def result():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    model = ssmctl.init("mamba", d_model=16, n_layers=2, d_state=4)
+    res = simulate(model, torch.randn(1, 300, 16, generator=torch.Generator().manual_seed(0)), device="cpu",
+                   heatmap_bins=50)
+    torch.set_num_threads(n)
+    return res
+
+
+def test_panels(result):
+    s = result.stats[0]
+    fig, axes = plt.subplots(1, 4)
+    pl.abs_heatmap(s, ax=axes[0])
+    assert axes[0].images[0].get_array().shape == (s.n_channels, 50)
+    np.testing.assert_allclose(axes[0].images[0].get_array(), s.heatmap.T)
+    pl.dt_histogram(s, ax=axes[1])
+    assert axes[1].get_xscale() == "log"
+    pl.memory_trace(s, ax=axes[2])
+    np.testing.assert_allclose(axes[2].lines[0].get_ydata(), s.memory_token_max[0])
+    pl.transition_decay(s, ax=axes[3])
+    np.testing.assert_allclose(axes[3].lines[0].get_ydata(), np.maximum(s.decay_mean, 1e-30))
+    np.testing.assert_array_equal(axes[3].lines[0].get_xdata(), s.lags)
+    plt.close(fig)
+
+
+def test_figure_and_errors(result):
+    fig = pl.simulation_figure(result)
+    assert len(fig.axes) >= 8
+    plt.close(fig)
+    with pytest.raises(SsmctlError, match="no statistics for layers"):
+        pl.simulation_figure(result, layers=[5])
+    with pytest.raises(SsmctlError, match="LayerStats"):
+        pl.abs_heatmap(result)
+    with pytest.raises(SsmctlError, match="batch 3"):
+        pl.memory_trace(result.stats[0], batch=3)
