@@ -180,7 +180,9 @@ def h2_norm(sys: Any) -> np.ndarray:
     """
     sys = as_system(sys)
     _require_stable(sys, "h2_norm")
-    if isinstance(sys, DiagonalLTI):
+    if isinstance(sys, DiagonalLTI) and sys.is_real and not sys.real_state:
+        sq = _h2_squared_pairs(sys)
+    elif isinstance(sys, DiagonalLTI):
         lam, B, C, D = _flat_augmented(sys)
         sq = _h2_squared_modal(lam, B, C, D)
     else:
@@ -213,6 +215,35 @@ def _h2_squared_modal(lam: np.ndarray, B: np.ndarray, C: np.ndarray, D: np.ndarr
         tail = np.einsum("bij,bji,bij->b", CC, BB, kern).real
         CB = C[blk] @ B[blk]
         out[blk] = tail - _fro2(CB) + _fro2(CB + D[blk])
+    return out
+
+
+def _h2_squared_pairs(sys: DiagonalLTI) -> np.ndarray:
+    """H2² of a real-output system from its N stored modes (the modal formula over the 2N augmented modes).
+
+    With C_a = (f/2)[C, C̄] and B_a = [B; B̄] the four blocks of the modal sum are conjugate in pairs, so
+    the tail reduces to f²·(Re Σ (C^HC)_ji(BB^H)_ij K_ij + Re Σ (CᵀC)_ij(BBᵀ)_ji J_ij) with the
+    halved kernels K = ½/(1 − λ_iλ̄_j), J = ½/(1 − λ_iλ_j); SISO systems need two quadratic forms in u = c∘b.
+    """
+    lam, B, C, D = sys.broadcast_arrays()
+    N, m, p = sys.n_stored, sys.n_inputs, sys.n_outputs
+    lam, B, C, D = lam.reshape(-1, N), B.reshape(-1, N, m), C.reshape(-1, p, N), D.reshape(-1, p, m)
+    f = sys.real_factor
+    out = np.empty(lam.shape[0])
+    for blk in _blocks(lam.shape[0], 3 * N * N):
+        K, J = _pair_kernels(lam[blk])
+        if m == p == 1:
+            u = C[blk, 0, :] * B[blk, :, 0]
+            s = np.einsum("bi,bij,bj->b", u, K, u.conj()).real + np.einsum("bi,bij,bj->b", u, J, u).real
+        else:
+            Cb, Bb = C[blk], B[blk]
+            CC = Cb.conj().swapaxes(-1, -2) @ Cb
+            BB = Bb @ Bb.conj().swapaxes(-1, -2)
+            CtC = Cb.swapaxes(-1, -2) @ Cb
+            BBt = Bb @ Bb.swapaxes(-1, -2)
+            s = np.einsum("bji,bij,bij->b", CC, BB, K).real + np.einsum("bij,bji,bij->b", CtC, BBt, J).real
+        CB = f * (C[blk] @ B[blk]).real
+        out[blk] = f * f * s - _fro2(CB) + _fro2(CB + D[blk])
     return out
 
 
