@@ -308,6 +308,37 @@ def test_hankel_singular_values_of_a_non_minimal_system():
     assert np.allclose(hsv[:4], ref, rtol=1e-8)
 
 
+@pytest.mark.parametrize("output", ["conj_pair", "real"])
+def test_hankel_singular_values_of_siso_batches_against_block_hankel_matrices(output):
+    # SISO real systems take a one-gramian symmetric-eigenvalue route; each channel is checked against
+    # the SVD of its own finite Hankel matrix, and a channel with an unexcited mode (c_n = 0) is included.
+    rng = np.random.default_rng(21)
+    sys = rand_diag(rng, 5, 1, 1, output=output, batch=(3,), rmax=0.8)
+    C = sys.C.copy()
+    C[1, 0, 2] = 0.0
+    sys = DiagonalLTI(sys.lam, sys.B, C, sys.D, output=output)
+    hsv = hankel_singular_values(sys)
+    assert hsv.shape == (3, 10)
+    for i in range(3):
+        ref = _block_hankel_svals(sys[i], 80)[:10]
+        np.testing.assert_allclose(hsv[i], ref, rtol=1e-9, atol=1e-12 * ref[0])
+    assert hsv[1, -2:].max() < 1e-12 * hsv[1, 0]
+    assert np.allclose(hankel_singular_values(sys.to_dense()), hsv, rtol=1e-9, atol=1e-12 * hsv[:, :1])
+
+
+def test_hankel_singular_values_of_siso_systems_without_a_cholesky_factor(monkeypatch):
+    # Numerically singular gramians (no Cholesky factor) send a block of SISO channels through the
+    # two-factor SVD route; force that and check the values against the finite Hankel matrices again.
+    import ssmctl.analysis.norms as norms
+
+    rng = np.random.default_rng(22)
+    sys = rand_diag(rng, 4, 1, 1, batch=(2,), rmax=0.8)
+    monkeypatch.setattr(norms, "_cholesky_factor", lambda W: None)
+    hsv = hankel_singular_values(sys)
+    for i in range(2):
+        ref = _block_hankel_svals(sys[i], 80)[:8]
+        np.testing.assert_allclose(hsv[i], ref, rtol=1e-9, atol=1e-12 * ref[0])
+
 # --------------------------------------------------------------------------------------------------
 # balanced truncation
 # --------------------------------------------------------------------------------------------------
