@@ -414,6 +414,29 @@ def _sqrt_factor(W: np.ndarray) -> np.ndarray:
     return U * np.sqrt(s_)[..., None, :]
 
 
+def _pivoted_cholesky(W: np.ndarray) -> np.ndarray:
+    """L with W ≈ L L^H for positive semidefinite W, by LAPACK's rank-revealing pivoted Cholesky (?pstrf).
+
+    Used only where the batched plain Cholesky fails; LAPACK has no batched ?pstrf, so the (rare) blocks that
+    need it are factored one matrix at a time. Columns past the numerical rank (tol n·eps·max W_kk) are zero.
+    """
+    import scipy.linalg.lapack as lapack
+
+    flat = W.reshape((-1,) + W.shape[-2:])
+    n = W.shape[-1]
+    pstrf = lapack.zpstrf if np.iscomplexobj(W) else lapack.dpstrf
+    out = np.zeros_like(flat)
+    for i, Wi in enumerate(flat):
+        tol = n * _EPS * float(np.max(np.abs(np.diagonal(Wi))))
+        c, piv, rank, info = pstrf(Wi, lower=1, tol=tol)
+        if info < 0:
+            raise SsmctlError(f"pivoted Cholesky failed (LAPACK info {info})")
+        Lp = np.tril(c)
+        Lp[:, rank:] = 0.0
+        out[i][piv - 1] = Lp  # W[piv][:, piv] = Lp Lp^H, so W = P Lp Lp^H Pᵀ
+    return out.reshape(W.shape)
+
+
 def _cholesky_factor(W: np.ndarray) -> np.ndarray | None:
     """The Cholesky part of :func:`_sqrt_factor` (dead states decoupled); None where Cholesky fails."""
     n = W.shape[-1]
@@ -517,12 +540,10 @@ def _hsv_real_siso(sys: DiagonalLTI) -> np.ndarray:
             sg = sign
         L = _cholesky_factor(Wc)
         if L is None:
-            # A numerically singular gramian: an eigh-based factor would cost this method its accuracy on the
-            # small values (its error is not filtered by the observability side), so use two factors and an SVD.
-            Wc, Wo = general(blk)
-            Lc, Lo = _sqrt_factor(Wc), _sqrt_factor(Wo)
-            out[blk] = np.linalg.svd(Lo.conj().swapaxes(-1, -2) @ Lc, compute_uv=False)
-            continue
+            # A numerically singular gramian (long memory makes the Cauchy-like gramian's eigenvalues decay
+            # fast): a rank-revealing pivoted Cholesky factor keeps this method's accuracy, where an eigh-based
+            # factor would not (its error is not filtered by the observability side).
+            L = _pivoted_cholesky(Wc)
         M = L.swapaxes(-1, -2) @ (L * sg[..., :, None])
         out[blk] = np.abs(np.linalg.eigvalsh(M))
     out = -np.sort(-out, axis=-1)
