@@ -11,7 +11,8 @@ Both run the same random-init transformers Mamba model on the same random tokens
 
 Sizes: (a) small: d_model 256, 2 layers, d_state 16, L ∈ {1k, 4k, 16k, 64k}; (b) mamba-130m size: d_model 768,
 24 layers, d_state 16, L ∈ {1k, 4k}. Reports tokens/s and peak memory (extra resident memory over the run,
-sampled every 2 ms on CPU; ``torch.cuda.max_memory_allocated`` on a GPU), the sgemm roof of this machine and,
+the resident-set high-water mark of a fresh process per run on CPU — in one long process the C allocator's
+heap history shows through —; ``torch.cuda.max_memory_allocated`` on a GPU), the sgemm roof of this machine and,
 on a GPU, the memory bandwidth the scan achieves. Writes benchmarks/results/ltv_simulate.json (strict JSON).
 
     python benchmarks/ltv_simulate.py            # full run (minutes on a 2-core CPU)
@@ -199,6 +200,40 @@ def scan_bandwidth(device: torch.device, L: int, d_inner: int = 512, N: int = 16
             "pass_GBps": pass_bytes / seconds / 1e9}
 
 
+def memory_probe(contender: str, key: str, L: int, device: torch.device, quick: bool) -> int:
+    """Peak extra memory of one run in this (fresh) process: no earlier run has shaped the heap."""
+    size = (QUICK if quick else SIZES)[key]
+    hf, ours = build_models(size, device)
+    warm = torch.randint(0, VOCAB, (1, 256))
+    ids = torch.randint(0, VOCAB, (1, L), generator=torch.Generator().manual_seed(L))
+    if contender == "ssmctl":
+        simulate(ours, warm, device=device)
+        _, mem, _ = timed(lambda: simulate(ours, ids, device=device), device)
+    else:
+        run_baseline(hf, warm.to(device))
+        _, mem, _ = timed(lambda: run_baseline(hf, ids.to(device)), device)
+    return mem
+
+
+def probe_in_subprocess(contender: str, key: str, L: int, args: argparse.Namespace) -> int | None:
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--_probe", f"{contender}:{key}:{L}", "--device", args.device]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    if args.quick:
+        cmd.append("--quick")
+    # A fixed mmap threshold turns off glibc's adaptive one, under which the resident set of a process keeps
+    # freed blocks depending on its allocation history (4k vs 64k tokens then differ by warm-up, not by need).
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    for line in out.stdout.splitlines():
+        if line.startswith("PEAK_BYTES "):
+            return int(line.split()[1])
+    print(f"memory probe {contender} {key} L={L} failed: {out.stderr[-500:]}", file=sys.stderr)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a few-second smoke run")
@@ -210,10 +245,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--repeats", type=int, default=1, help="take the best of this many runs per cell")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "ltv_simulate.json"))
+    p.add_argument("--memory", choices=("subprocess", "inline"),
+                   help="peak memory from a fresh process per run (default; --quick: inline) or from the timing runs")
+    p.add_argument("--_probe", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.memory is None:
+        args.memory = "inline" if args.quick else "subprocess"
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    if args._probe:
+        contender, key, L = args._probe.split(":")
+        print(f"PEAK_BYTES {memory_probe(contender, key, int(L), device, args.quick)}")
+        return 0
     table = QUICK if args.quick else SIZES
     sizes = {k: dict(v) for k, v in table.items() if k in args.sizes.split(",")}
     if args.lengths:
@@ -227,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "memory_method": "peak resident set (VmHWM) over the start of the run, in a fresh process per run "
+        "(MALLOC_MMAP_THRESHOLD_=131072)"
+        if args.memory == "subprocess" else "peak resident set over the start of the run, in the timing process",
     }
     env["sgemm_gflops"] = sgemm_roof(device)
     print(f"device {device}, torch {torch.__version__}, threads {env['threads']}, OMP_WAIT_POLICY "
@@ -276,6 +323,13 @@ def main(argv: list[str] | None = None) -> int:
                 row.update(baseline_tokens_per_s=None, baseline_seconds=None, baseline_peak_bytes=None,
                            speedup=None, memory_ratio=None,
                            baseline_note=f"skipped above {args.baseline_max_tokens} tokens")
+            if args.memory == "subprocess":
+                row["ssmctl_peak_bytes"] = probe_in_subprocess("ssmctl", key, L, args)
+                if row["baseline_peak_bytes"] is not None:
+                    row["baseline_peak_bytes"] = probe_in_subprocess("baseline", key, L, args)
+                if row["ssmctl_peak_bytes"] and row["baseline_peak_bytes"]:
+                    row["memory_ratio"] = row["baseline_peak_bytes"] / row["ssmctl_peak_bytes"]
+            row["memory_method"] = args.memory
             row["load_average"].append(os.getloadavg()[0])
             rows.append(row)
             _print_row(row)

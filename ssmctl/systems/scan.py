@@ -12,9 +12,11 @@ multiplies it in (Mamba: v = Δ_t x_t, Euler-discretized B).
 
 :func:`selective_scan` splits the tokens into blocks of ``block`` tokens. Inside a block it uses cumulative
 sums of log Ā (G_t = Σ dt over the block, log-decay A·G_t) so that h_t = e^{A G_t}(h_in + Σ_{s≤t} e^{−A G_s} b_s)
-is a few tensor operations and one small triangular matrix product; across blocks a log-depth (Hillis–Steele)
-scan carries the states. No Python loop runs over tokens. The factor e^{−A G_s} overflows when a state decays by
-more than e^{−K} inside one block (fast-forgetting channels of trained models); those (block, channel) columns
+is a few tensor operations and one small triangular matrix product (the exponents measured from the middle of
+each block's range, which doubles the decay a block can hold); across blocks a log-depth (Hillis–Steele)
+scan carries the states. No Python loop runs over tokens; with ``slab`` (CPU) the tokens are taken in cache-sized
+slabs, a short loop across slabs carrying the state. The factor e^{−A G_s} overflows when a state decays by
+more than e^{−2K} inside one block (fast-forgetting channels of trained models); those (block, channel) columns
 are recomputed exactly with the log-depth scan, so the result is exact for every input.
 :func:`selective_scan_ref` is the plain sequential float64 recurrence the tests compare against.
 """
@@ -190,31 +192,32 @@ def _scan_slab(dt, A, v, B, C, h0, block: int, return_states: bool) -> ScanResul
     Bb = B.view(batch, nb, Ts, G, N)
     Cb = C.view(batch, nb, Ts, G, N)
 
-    # Cumulative log-decay inside each block, and e^{A G_t}, shape (batch, nb, Ts, Na, H, 1).
+    # Cumulative log-decay inside each block, measured from the middle of the block's range R = G_end / 2 so
+    # that both e^{A(G_t − R)} and e^{−A(G_s − R)} stay within e^{±|A|·G_end/2}: E (batch, nb, Ts, Na, H, 1).
     Gc = torch.cumsum(dtb, dim=2)
+    half = 0.5 * Gc[:, :, -1]  # (batch, nb, H)
     # dt ≥ 0 makes the log-decay monotone in t, so its block-end value bounds the whole block.
-    unsafe = (Gc[:, :, -1, :, None] * A).abs_() > _SAFE_LOG_RANGE.get(dtype, 60.0)  # (batch, nb, H, Na)
+    unsafe = (half[..., None] * A).abs_() > _SAFE_LOG_RANGE.get(dtype, 60.0)  # (batch, nb, H, Na)
     # Temporaries are reused between calls of the same shape (written with out=): allocating them each time
     # costs as much as the arithmetic on CPU.
     E_, W_, Hl_ = _workspace((batch, nb, Ts, H, P, N, Na), dtype, dev, fresh_states=return_states)
     A2T = (A * _LOG2E).T.contiguous()  # (Na, H): contiguous along H, the innermost axis of E
-    E = torch.mul(Gc[:, :, :, None, :], A2T, out=E_).exp2_().unsqueeze(-1)  # exp2: 2× faster than exp
+    E = torch.mul((Gc - half[:, :, None])[:, :, :, None, :], A2T, out=E_).exp2_().unsqueeze(-1)  # exp2: 2× exp
 
-    # b_s e^{−A G_s}, summed over s ≤ t by a lower-triangular matrix product, then back to states.
+    # b_s e^{−A(G_s − R)}, summed over s ≤ t by a lower-triangular matrix product, then back to states.
     W = torch.mul(Bb.transpose(3, 4)[..., None, None], vb.view(batch, nb, Ts, 1, G, Hg, P),
                   out=W_.view(batch, nb, Ts, N, G, Hg, P)).view(batch, nb, Ts, N, H, P)
     W.div_(E)
     Hloc = torch.matmul(_tril(Ts, dtype, dev), W.view(batch * nb, Ts, N * H * P),
                         out=Hl_.view(batch * nb, Ts, N * H * P)).view(batch, nb, Ts, N, H, P)
-    Hloc.mul_(E)
+    Hloc.mul_(E)  # block-local states Σ_{s≤t} e^{A(G_t − G_s)} b_s
 
     n_fallback = int(unsafe.sum())
-    if n_fallback:
-        _exact_columns(Hloc, unsafe, dtb, A, vb, Bb, Hg)
+    fallback = _exact_columns(Hloc, unsafe, dtb, A, vb, Bb, Hg) if n_fallback else None
 
     # Carry across blocks: state entering block j = Π decays · h0 + scanned block-end states.
     h0n = None if h0 is None else h0.to(dtype).permute(0, 3, 1, 2)  # (batch, N, H, P)
-    a_blk = E[:, :, -1]  # (batch, nb, Na, H, 1)
+    a_blk = torch.exp2(Gc[:, :, -1, None, :] * A2T).unsqueeze(-1)  # e^{A G_end}, (batch, nb, Na, H, 1)
     if nb > 1:
         a_cum, b_cum = associative_scan(a_blk, Hloc[:, :, -1], dim=1)
     else:
@@ -226,7 +229,14 @@ def _scan_slab(dt, A, v, B, C, h0, block: int, return_states: bool) -> ScanResul
         if h0n is not None:
             h_in[:, 0] = h0n
         h_in[:, 1:] = b_cum[:, :-1]
-        Hloc.addcmul_(E, h_in[:, :, None])
+        # e^{A G_t} h_in = E_t · (e^{A R} h_in): the reference factor goes on the (small) entering state
+        Hloc.addcmul_(E, h_in[:, :, None] * torch.exp2(half[:, :, None, :] * A2T).unsqueeze(-1)[:, :, None])
+        if fallback is not None:
+            # E over/underflows in the fallback columns: add their entering state there with e^{A G_t} itself
+            bi, ji, hi, local = fallback
+            decay = torch.exp(dtb.permute(0, 1, 3, 2)[bi, ji, hi].cumsum(-1)[..., None] * A[hi][:, None, :])
+            entering = h_in.permute(0, 1, 3, 4, 2)[bi, ji, hi]  # (n, P, N)
+            Hloc.permute(0, 1, 4, 2, 5, 3)[bi, ji, hi] = local + decay[:, :, None, :] * entering[:, None]
     h_last = b_cum[:, -1].permute(0, 2, 3, 1).contiguous()  # (batch, H, P, N)
 
     # y_t[h, p] = Σ_n C_t[g(h), n] h_t[h, p, n]; W's storage is free again and holds the product.
@@ -267,10 +277,11 @@ def _tril(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return _TRIL[key]
 
 
-def _exact_columns(Hloc, unsafe, dtb, A, vb, Bb, Hg) -> None:
+def _exact_columns(Hloc, unsafe, dtb, A, vb, Bb, Hg):
     """Recompute in place the block-local states of (block, channel) columns whose decay overflows the fast form.
 
-    ``Hloc`` is laid out (batch, nb, Ts, N, H, P).
+    ``Hloc`` is laid out (batch, nb, Ts, N, H, P). Returns the rows (batch, block, channel indices) and their
+    local states (n, Ts, P, N).
     """
     Na = A.shape[1]
     bi, ji, hi = unsafe.any(-1).nonzero(as_tuple=True)  # (batch, block, channel) triples
@@ -280,6 +291,7 @@ def _exact_columns(Hloc, unsafe, dtb, A, vb, Bb, Hg) -> None:
     b = v[..., None] * Bsel[:, :, None, :]  # (n, Ts, P, N)
     _, h = associative_scan(a.view(a.shape[0], a.shape[1], 1, Na), b, dim=1)
     Hloc.permute(0, 1, 4, 2, 5, 3)[bi, ji, hi] = h
+    return bi, ji, hi, h
 
 
 def selective_scan_ref(
