@@ -6,13 +6,13 @@ The research codes' kernels exclude D (they add D·u separately): their K_0 is o
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from ..errors import SsmctlError, UnsupportedSystemError
 from ..systems.lti import DenseLTI, DiagonalLTI, _as_array, as_system
-from .norms import _ArcBounds
+from .norms import _ArcBounds, _blocks
 
 __all__ = [
     "impulse_response",
@@ -27,12 +27,6 @@ __all__ = [
 
 # Largest number of complex entries a temporary may hold before work is split into blocks (~256 MiB).
 _BLOCK_ELEMENTS = 1 << 24
-
-
-def _blocks(total: int, per_item: int) -> Iterator[slice]:
-    step = max(1, _BLOCK_ELEMENTS // max(per_item, 1))
-    for start in range(0, total, step):
-        yield slice(start, min(start + step, total))
 
 
 def residues(sys: DiagonalLTI) -> np.ndarray:
@@ -115,7 +109,7 @@ def _impulse_diagonal(sys: DiagonalLTI, L: int) -> np.ndarray:
     folded = pm * r <= L
     per_item = (J * N + r * N * pm + L * pm) if folded else (L * N + L * pm)
     out = np.empty((lam.shape[0], L, pm), dtype=np.float64 if sys.is_real else np.complex128)
-    for blk in _blocks(lam.shape[0], 2 * per_item):
+    for blk in _blocks(lam.shape[0], 2 * per_item, _BLOCK_ELEMENTS):
         small, big, _ = _power_tables(lam[blk], L)
         if folded:
             W = (small.transpose(0, 2, 1)[..., :, :, None] * R[blk][..., :, None, :]).reshape(-1, N, r * pm)
@@ -177,8 +171,8 @@ def _tf_diagonal(sys: DiagonalLTI, z: np.ndarray) -> np.ndarray:
     if sys.is_real:
         return _tf_real_pairs(lam, R, z, sys.real_factor)
     out = np.empty((lam.shape[0], z.size, R.shape[-1]), dtype=np.complex128)
-    for bblk in _blocks(lam.shape[0], 2 * N * min(z.size, 4096)):
-        for fblk in _blocks(z.size, 2 * (bblk.stop - bblk.start) * N):
+    for bblk in _blocks(lam.shape[0], 2 * N * min(z.size, 4096), _BLOCK_ELEMENTS):
+        for fblk in _blocks(z.size, 2 * (bblk.stop - bblk.start) * N, _BLOCK_ELEMENTS):
             zz = z[None, fblk, None]
             with np.errstate(divide="ignore", invalid="ignore"):
                 S = zz / (zz - lam[bblk, None, :])  # (b, F, N)
@@ -278,7 +272,7 @@ def _tf_dense(sys: DenseLTI, z: np.ndarray) -> np.ndarray:
         out[modal] = _tf_diagonal(diag, z)
     eye = np.eye(n)
     for i in np.flatnonzero(~modal):
-        for fblk in _blocks(z.size, n * n):
+        for fblk in _blocks(z.size, n * n, _BLOCK_ELEMENTS):
             zz = z[fblk, None, None]
             X = np.linalg.solve(zz * eye - A[i], np.broadcast_to(B[i], (zz.shape[0], n, m)))
             out[i, fblk] = (zz * (C[i] @ X)).reshape(zz.shape[0], -1)
