@@ -5,6 +5,7 @@
     ssmctl demo [--json]           full LTI analysis of a built-in S4D-style example layer
     ssmctl inspect PATH            per-layer eigenvalue table of a checkpoint (--json, --plot)
     ssmctl compare A B|init        how the eigenvalues moved between two checkpoints (--json, --plot)
+    ssmctl simulate PATH           token-by-token eigenvalues, step sizes and memory of LTV layers on an input
 """
 
 from __future__ import annotations
@@ -181,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_checkpoints import register as register_checkpoints
 
     register_checkpoints(sub)
+
+    from .cli_simulate import register as register_simulate
+
+    register_simulate(sub)
     return parser
 
 

@@ -98,7 +98,8 @@ def eigenvalues(
     ax.plot(np.cos(theta), np.sin(theta), color="0.3", lw=0.8)
     ax.axhline(0, color="0.85", lw=0.5, zorder=0)
     ax.axvline(0, color="0.85", lw=0.5, zorder=0)
-    scatter_kw: dict[str, Any] = dict(s=6, alpha=0.8, linewidths=0)
+    # Rasterize the points (not the axes or text): a vector file of 10^5 markers is tens of megabytes.
+    scatter_kw: dict[str, Any] = dict(s=6, alpha=0.8, linewidths=0, rasterized=True)
     if color_by == "memory_horizon" and lam.size:
         k = memory_horizon(lam, eps=eps)
         finite = k[np.isfinite(k) & (k > 0)]

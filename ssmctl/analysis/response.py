@@ -83,9 +83,17 @@ def _power_tables(lam: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray, int]
     """λ^i for i < r and λ^(r·j) for j < J = ceil(L / r); shapes (b, r, N) and (b, J, N)."""
     r = min(L, _POWER_BLOCK)
     J = -(-L // r)
-    small = np.power(lam[:, None, :], np.arange(r)[None, :, None])
-    big = np.power(lam[:, None, :], (r * np.arange(J))[None, :, None])
+    small = _cumulative_powers(lam, r)
+    big = _cumulative_powers(np.power(lam, r), J)
     return small, big, r
+
+
+def _cumulative_powers(x: np.ndarray, count: int) -> np.ndarray:
+    """x^j for j < count by a cumulative product (relative error ≲ count·eps), shape (b, count, N)."""
+    table = np.empty((x.shape[0], count, x.shape[-1]), dtype=np.result_type(x, np.complex128))
+    table[:, 0] = 1.0
+    table[:, 1:] = x[:, None, :]
+    return np.cumprod(table, axis=1)
 
 
 def _real_product(X: np.ndarray, Y: np.ndarray, factor: float) -> np.ndarray:
@@ -166,22 +174,91 @@ def _tf_diagonal(sys: DiagonalLTI, z: np.ndarray) -> np.ndarray:
     N = sys.n_stored
     lam = np.broadcast_to(sys.lam, sys.batch_shape + (N,)).reshape(-1, N)
     R = residues(sys).reshape(lam.shape[0], N, -1)
+    if sys.is_real:
+        return _tf_real_pairs(lam, R, z, sys.real_factor)
     out = np.empty((lam.shape[0], z.size, R.shape[-1]), dtype=np.complex128)
     for bblk in _blocks(lam.shape[0], 2 * N * min(z.size, 4096)):
         for fblk in _blocks(z.size, 2 * (bblk.stop - bblk.start) * N):
             zz = z[None, fblk, None]
             with np.errstate(divide="ignore", invalid="ignore"):
                 S = zz / (zz - lam[bblk, None, :])  # (b, F, N)
-                if not sys.is_real:
-                    out[bblk, fblk] = S @ R[bblk]
-                    continue
-                # Real systems add the conjugate modes: (f/2)[S R + S̄' R̄] with S̄' = z/(z − λ̄). Written as
-                # (S + S̄')·Re R + i(S − S̄')·Im R, it takes real products only (half the work of complex ones).
-                S_conj = zz / (zz - lam[bblk, None, :].conj())
-            plus, minus = S + S_conj, S - S_conj
-            Rr, Ri = R[bblk].real, R[bblk].imag
-            G = (plus.real @ Rr - minus.imag @ Ri) + 1j * (plus.imag @ Rr + minus.real @ Ri)
-            out[bblk, fblk] = (sys.real_factor / 2.0) * G
+            out[bblk, fblk] = S @ R[bblk]
+    return out
+
+
+# Entries of one (systems, frequencies, modes) real temporary of the pair sweep: small enough to stay in cache.
+_PAIR_SWEEP = 1 << 16
+
+
+def _tf_real_pairs(lam: np.ndarray, R: np.ndarray, z: np.ndarray, f: float) -> np.ndarray:
+    """Σ_n f·Re-pair terms of a real diagonal system: lam (b, N), residues R (b, N, p·m), z (F,) → (b, F, p·m).
+
+    Each mode and its conjugate over a common denominator,
+    R z/(z − λ) + R̄ z/(z − λ̄) = 2z(z·Re R − Re(R λ̄))/d with d = z² − 2 Re λ·z + |λ|², so G − D =
+    f·z·(z·Σ α_n/d_n − Σ γ_n/d_n) with real weights α = Re R, γ = Re(R λ̄) (f/2 of the pair's 2 folded into f).
+    1/d is formed in real arithmetic from the factors of d, (Re d − i Im d)/|d|², and the mode sums are one real product
+    [Re 1/d; Im 1/d] @ [α, γ]. With many input-output pairs the factors f z² and −f z are folded into the
+    (F, N) table first, so the (F, p·m) result needs no further passes.
+    """
+    nb, N = lam.shape
+    pm = R.shape[-1]
+    F = z.size
+    out = np.empty((nb, F, pm), dtype=np.complex128)
+    if N == 0 or F == 0 or pm == 0:
+        out[...] = 0.0
+        return out
+    a, b_ = lam.real, lam.imag
+    alpha = R.real
+    gamma = (R * lam.conj()[..., None]).real
+    zr, zi = z.real, z.imag
+    zsq = z * z
+    two_zi = 2.0 * zi
+    coef_u, coef_v = f * zsq, -f * z  # out = coef_u·Σα/d + coef_v·Σγ/d
+    fold = pm > 2 * N
+    W = np.concatenate([alpha, gamma], axis=-2 if fold else -1)  # (b, 2N, pm) or (b, N, 2pm)
+    per_sys = max(1, _PAIR_SWEEP // N)
+    bstep = max(1, per_sys // F)
+    fstep = F if bstep > 1 else min(F, per_sys)
+    for b0 in range(0, nb, bstep):
+        bb = slice(b0, min(b0 + bstep, nb))
+        k = bb.stop - bb.start
+        for f0 in range(0, F, fstep):
+            ff = slice(f0, min(f0 + fstep, F))
+            n_f = ff.stop - ff.start
+            X = np.empty((k, 2, n_f, N))
+            dre, dim = X[:, 0], X[:, 1]
+            # d = (z − λ)(z − λ̄) from its factors, so that d keeps a small relative error next to a pole:
+            # Re d = (zr − a)² − (zi − b)(zi + b), Im d = 2(zr − a)·zi.
+            np.subtract(zr[None, ff, None], a[bb, None, :], out=dim)
+            np.multiply(dim, dim, out=dre)
+            y = np.subtract(zi[None, ff, None], b_[bb, None, :])
+            y *= np.add(zi[None, ff, None], b_[bb, None, :])
+            dre -= y
+            dim *= two_zi[None, ff, None]
+            q = dre * dre
+            q += dim * dim
+            with np.errstate(divide="ignore"):
+                np.reciprocal(q, out=q)
+            dre *= q  # Re 1/d
+            dim *= q  # −Im 1/d
+            if fold:
+                # [Re(c·(1/d)), Im(c·(1/d))] for c = coef_u then coef_v, as a (2F, 2N) real table.
+                T = np.empty((k, 2, n_f, 2 * N))
+                for j, c in enumerate((coef_u[ff], coef_v[ff])):
+                    cr, ci = c.real[None, :, None], c.imag[None, :, None]
+                    cols = slice(j * N, (j + 1) * N)
+                    np.multiply(dre, cr, out=T[:, 0, :, cols])
+                    T[:, 0, :, cols] += dim * ci
+                    np.multiply(dre, ci, out=T[:, 1, :, cols])
+                    T[:, 1, :, cols] -= dim * cr
+                Y = T.reshape(k, 2 * n_f, 2 * N) @ W[bb]  # (k, 2F, pm)
+                out[bb, ff].real = Y[:, :n_f]
+                out[bb, ff].imag = Y[:, n_f:]
+            else:
+                Y = X.reshape(k, 2 * n_f, N) @ W[bb]  # (k, 2F, 2pm)
+                u = Y[:, :n_f, :pm] - 1j * Y[:, n_f:, :pm]
+                v = Y[:, :n_f, pm:] - 1j * Y[:, n_f:, pm:]
+                out[bb, ff] = coef_u[None, ff, None] * u + coef_v[None, ff, None] * v
     return out
 
 
@@ -242,6 +319,12 @@ def dc_gain(sys: Any) -> np.ndarray:
     Real for real systems. Infinite entries where Ā has an eigenvalue at 1.
     """
     sys = as_system(sys)
+    if isinstance(sys, DiagonalLTI):
+        # One point: C·diag(1/(1 − λ))·B̄ as a single product, without forming the (N, p·m) residues.
+        lam, B, C, D = sys.broadcast_arrays()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            G = (C * (1.0 / (1.0 - lam))[..., None, :]) @ B
+        return D + sys.real_factor * G.real if sys.is_real else D + G
     G = transfer_function(sys, np.array([1.0 + 0j]))[..., 0, :, :]
     if sys.is_real:
         return G.real

@@ -308,6 +308,37 @@ def test_hankel_singular_values_of_a_non_minimal_system():
     assert np.allclose(hsv[:4], ref, rtol=1e-8)
 
 
+@pytest.mark.parametrize("output", ["conj_pair", "real"])
+def test_hankel_singular_values_of_siso_batches_against_block_hankel_matrices(output):
+    # SISO real systems take a one-gramian symmetric-eigenvalue route; each channel is checked against
+    # the SVD of its own finite Hankel matrix, and a channel with an unexcited mode (c_n = 0) is included.
+    rng = np.random.default_rng(21)
+    sys = rand_diag(rng, 5, 1, 1, output=output, batch=(3,), rmax=0.8)
+    C = sys.C.copy()
+    C[1, 0, 2] = 0.0
+    sys = DiagonalLTI(sys.lam, sys.B, C, sys.D, output=output)
+    hsv = hankel_singular_values(sys)
+    assert hsv.shape == (3, 10)
+    for i in range(3):
+        ref = _block_hankel_svals(sys[i], 80)[:10]
+        np.testing.assert_allclose(hsv[i], ref, rtol=1e-9, atol=1e-12 * ref[0])
+    assert hsv[1, -2:].max() < 1e-12 * hsv[1, 0]
+    assert np.allclose(hankel_singular_values(sys.to_dense()), hsv, rtol=1e-9, atol=1e-12 * hsv[:, :1])
+
+
+def test_hankel_singular_values_of_siso_systems_without_a_cholesky_factor(monkeypatch):
+    # Numerically singular gramians (no Cholesky factor) send a block of SISO channels through the
+    # two-factor SVD route; force that and check the values against the finite Hankel matrices again.
+    import ssmctl.analysis.norms as norms
+
+    rng = np.random.default_rng(22)
+    sys = rand_diag(rng, 4, 1, 1, batch=(2,), rmax=0.8)
+    monkeypatch.setattr(norms, "_cholesky_factor", lambda W: None)
+    hsv = hankel_singular_values(sys)
+    for i in range(2):
+        ref = _block_hankel_svals(sys[i], 80)[:8]
+        np.testing.assert_allclose(hsv[i], ref, rtol=1e-9, atol=1e-12 * ref[0])
+
 # --------------------------------------------------------------------------------------------------
 # balanced truncation
 # --------------------------------------------------------------------------------------------------
@@ -459,3 +490,23 @@ def test_unstable_systems_are_refused_naming_the_modes(fn):
     A = np.diag([0.5, -1.2, 0.3])
     with pytest.raises(UnstableSystemError, match=r"1 eigenvalues of Ā have \|λ\| ≥ 1 .* \|λ\| = 1\.2"):
         fn(DenseLTI(A, np.ones((3, 1)), np.ones((1, 3))))
+
+
+@pytest.mark.parametrize("m,p", [(1, 1), (3, 3)])
+def test_real_state_systems_match_python_control(m, p):
+    # Real λ and B under a real read-out (Mamba, RG-LRU, S4D-Real): the real system keeps N states.
+    rng = np.random.default_rng(5)
+    N = 6
+    lam = rng.uniform(0.1, 0.97, N)
+    B = rng.normal(size=(N, m))
+    C = rng.normal(size=(p, N)) + 1j * rng.normal(size=(p, N))
+    sys = ssmctl.DiagonalLTI(lam, B, C, rng.normal(size=(p, m)), output="conj_pair")
+    assert sys.real_state and sys.n_states == N
+    cs = ssmctl.to_control(sys)
+    Wc, Wo = ssmctl.gramians(sys)
+    np.testing.assert_allclose(Wc, control.gram(cs, "c"), atol=1e-12)
+    np.testing.assert_allclose(Wo, control.gram(cs, "o"), atol=1e-10)
+    ref = np.sort(np.sqrt(np.abs(np.linalg.eigvals(control.gram(cs, "c") @ control.gram(cs, "o")))))[::-1]
+    # sqrt(eig(Wc·Wo)) itself is only accurate to about eps·σ1²/σ_i for the small values
+    np.testing.assert_allclose(ssmctl.hankel_singular_values(sys), ref, rtol=1e-8, atol=1e-8 * ref[0])
+    assert ssmctl.hinf_norm(sys) == pytest.approx(control.norm(cs, "inf", tol=1e-12), rel=2e-6)
