@@ -21,6 +21,7 @@ from .models import Layer, Model, families, init
 from .systems.control import from_control, to_control
 from .systems.discretize import from_continuous, from_continuous_dense
 from .systems.lti import DenseLTI, DiagonalLTI
+from .systems.engine import SimulationResult, simulate
 from .systems.ltv import LTVSystem
 
 __version__ = "0.1.0"
@@ -29,6 +30,8 @@ __all__ = [
     "DiagonalLTI",
     "DenseLTI",
     "LTVSystem",
+    "simulate",
+    "SimulationResult",
     "from_continuous",
     "from_continuous_dense",
     "to_control",

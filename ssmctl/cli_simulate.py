@@ -112,6 +112,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise SsmctlError(
             f"{args.path}: {partial}; pass --partial to simulate the SSM layers back to back anyway"
         )
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SsmctlError(f"--threads must be a positive integer, got {args.threads}")
+        import torch
+
+        # On a busy machine torch's OpenMP threads wait on the occupied cores; fewer threads avoid that.
+        torch.set_num_threads(args.threads)
     inputs = _inputs(args, model)
     progress = (not args.json) and (not args.no_progress)
     result = simulate(
@@ -157,6 +164,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--layers", help="layers to report, e.g. '0,3-5' (default all)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--chunk", type=int, help="tokens per chunk (default: automatic)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
     p.add_argument("--eps", type=float, default=1e-2, help="memory-horizon threshold (default 1e-2)")
     p.add_argument("--json", action="store_true", help="strict JSON on stdout")
     p.add_argument("--plot", metavar="FILE", help="write the per-layer figure")

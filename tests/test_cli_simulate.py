@@ -107,3 +107,16 @@ def test_partial_models_need_consent(tmp_path, capsys):
     assert report["family"] == "rglru" and len(report["layers"]) == 2 and "attention" in report["partial"]
     assert main(["simulate", str(tmp_path), "--random-tokens", "40", "--partial"]) == 0
     assert "note: the model also has" in capsys.readouterr().out
+
+
+def test_threads_option(folder, capsys):
+    path, _ = folder
+    before = torch.get_num_threads()
+    try:
+        assert main(["simulate", path, "--random-tokens", "16", "--threads", "1", "--json"]) == 0
+        assert torch.get_num_threads() == 1
+        capsys.readouterr()
+        assert main(["simulate", path, "--random-tokens", "16", "--threads", "0"]) == 2
+        assert "--threads must be a positive integer, got 0" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)
