@@ -4,7 +4,7 @@ Targets (issue "Checkpoints"): wall time under 5 s, peak memory under 2x the che
 
 The checkpoint is built once from a transformers config (hidden 768, 24 layers, state 16, vocab 50280: the
 sizes of state-spaces/mamba-130m) with random init and ``save_pretrained``. Each measurement runs the real
-command line, ``python -m ssmctl.cli_checkpoints inspect PATH --json``, in a fresh subprocess; wall time is
+command line, ``python -m ssmctl.cli inspect PATH --json``, in a fresh subprocess; wall time is
 measured around it and its peak resident memory comes from ``os.wait4`` (``ru_maxrss``), which counts
 everything the process touched: the interpreter, torch, and any checkpoint pages read. A baseline process
 that only imports what the command imports shows the fixed part of that.
@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     size = (folder / "model.safetensors").stat().st_size
     n_params = safetensors_parameters(folder / "model.safetensors")
 
-    cmd = [sys.executable, "-m", "ssmctl.cli_checkpoints", "inspect", str(folder), "--json"]
-    baseline_cmd = [sys.executable, "-c", "import torch, safetensors, ssmctl.cli_checkpoints, ssmctl.inspect, ssmctl.load"]
+    cmd = [sys.executable, "-m", "ssmctl.cli", "inspect", str(folder), "--json"]
+    baseline_cmd = [sys.executable, "-c", "import torch, safetensors, ssmctl.cli, ssmctl.inspect, ssmctl.load"]
     runs = []
     for _ in range(args.repeats):
         wall, rss, code, out = run_with_rusage(cmd)
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint_bytes": size,
         "checkpoint_build_s": build_s,
         "checkpoint_reused": reused,
-        "command": "python -m ssmctl.cli_checkpoints inspect PATH --json",
+        "command": "python -m ssmctl.cli inspect PATH --json",
         "runs": runs,
         "wall_s_best": best["wall_s"],
         "wall_s_median": sorted(r["wall_s"] for r in runs)[len(runs) // 2],

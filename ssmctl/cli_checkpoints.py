@@ -14,7 +14,7 @@ from typing import Any
 
 from .report import dumps
 
-__all__ = ["register", "cmd_inspect", "cmd_compare", "main"]
+__all__ = ["register", "cmd_inspect", "cmd_compare"]
 
 
 def _save(fig: Any, path: str) -> None:
@@ -84,22 +84,3 @@ def register(subparsers: Any) -> None:
     p.add_argument("--eps", type=float, default=1e-2, help="memory-horizon threshold (default 1e-2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the fresh init when B is 'init'")
     p.set_defaults(func=cmd_compare)
-
-
-def main(argv: Any = None) -> int:
-    """Run ``inspect`` / ``compare`` on their own (``python -m ssmctl.cli_checkpoints inspect PATH``)."""
-    from .errors import SsmctlError
-
-    parser = argparse.ArgumentParser(prog="ssmctl", description="Checkpoint commands of ssmctl.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except SsmctlError as exc:
-        print(f"ssmctl {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -7,8 +7,7 @@ PATH is a checkpoint ``ssmctl.load`` reads (e.g. a transformers ``save_pretraine
 RecurrentGemma). FILE.npy holds
 token ids (integers, (L,) or (batch, L)) or embeddings / a signal (floats, (L, d_model) or (batch, L, d_model)).
 
-Hook it into the main parser with ``register(subparsers)`` (``ssmctl/cli.py``); ``python -m ssmctl.cli_simulate``
-runs it on its own.
+:func:`register` adds it to the main parser's subcommands (``ssmctl/cli.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import argparse
 import os
 import re
 import sys
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -173,18 +172,3 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help="allow hybrids whose attention / MLP / MoE sub-layers ssmctl does not simulate")
     p.set_defaults(func=cmd_simulate)
     return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ssmctl")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except SsmctlError as exc:
-        print(f"ssmctl {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

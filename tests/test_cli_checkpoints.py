@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ssmctl.cli_checkpoints import main, register
+from ssmctl.cli import main
+from ssmctl.cli_checkpoints import register
 
 from . import ckpt_builders as cb
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from ssmctl.cli_simulate import cmd_simulate, main, parse_layers, register
+from ssmctl.cli import main
+from ssmctl.cli_simulate import cmd_simulate, parse_layers, register
 from ssmctl.errors import SsmctlError
 
 transformers = pytest.importorskip("transformers")
