@@ -13,13 +13,7 @@ from ssmctl.analysis.spectrum import memory_horizon
 from ssmctl.errors import ShapeError, SsmctlError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP spin-waiting on a shared CPU (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 B, L, H, N = 2, 700, 6, 4
 

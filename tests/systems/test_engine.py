@@ -22,13 +22,7 @@ from transformers.models.mamba2 import modeling_mamba2  # noqa: E402
 from transformers.models.recurrent_gemma import modeling_recurrent_gemma  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP spin-waiting on a shared CPU (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 L, VOCAB = 50, 40
 

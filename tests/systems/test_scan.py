@@ -11,13 +11,7 @@ from ssmctl.errors import ShapeError, SsmctlError
 from ssmctl.systems.scan import associative_scan, selective_scan, selective_scan_ref
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP spin-waiting on a shared CPU (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # (batch, L, H, P, G, N, Na): Mamba-1 (per-state decay, shared B/C), Mamba-2 (per-head decay, groups),
 # RG-LRU (one state, one input per channel).
