@@ -15,6 +15,7 @@ import pytest
 import scipy.optimize
 
 import ssmctl
+from tests.helpers import random_diagonal
 from ssmctl import DenseLTI, DiagonalLTI, from_control, to_control
 from ssmctl.analysis.response import StabilityMargins, stability_margins
 from ssmctl.analysis.spectrum import zeros
@@ -22,13 +23,7 @@ from ssmctl.errors import UnsupportedSystemError
 
 
 def rand_diag(rng, N, m, p, output="conj_pair", batch=(), rmin=0.3, rmax=0.95):
-    lam = rng.uniform(rmin, rmax, batch + (N,)) * np.exp(1j * rng.uniform(-np.pi, np.pi, batch + (N,)))
-    B = rng.standard_normal(batch + (N, m)) + 1j * rng.standard_normal(batch + (N, m))
-    C = rng.standard_normal(batch + (p, N)) + 1j * rng.standard_normal(batch + (p, N))
-    D = rng.standard_normal(batch + (p, m))
-    if output == "complex":
-        D = D + 1j * rng.standard_normal(D.shape)
-    return DiagonalLTI(lam, B, C, D, output=output)
+    return random_diagonal(rng, N, m, p, output=output, batch=batch, radius=(rmin, rmax))
 
 
 def G_at(sys, omega):
