@@ -27,6 +27,7 @@ from ..errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSystemE
 from ..models.base import Model
 from ..report import SCHEMA_VERSION
 from .ltv_blocks import RUNNERS, runner_for
+from .native import native_available, native_status
 
 __all__ = [
     "simulate", "SimulationResult", "resolve_device", "default_chunk", "default_slab", "partial_note", "RATE_MEANING",
@@ -113,6 +114,8 @@ class SimulationResult:
     scan_fallback : dict[int, int]
         Per layer, (block, channel) scan columns that decayed too fast for the cumulative-sum form and were
         computed by the exact log-depth path.
+    scan_backend : str
+        The scan that ran: "native" (compiled CPU kernel) or "tensor" (chunked cumulative-sum form).
     """
 
     family: str
@@ -128,6 +131,7 @@ class SimulationResult:
     slab: int | None = None
     seconds: float = 0.0
     scan_fallback: dict[int, int] = field(default_factory=dict)
+    scan_backend: str = ""
     partial: str | None = None
 
     @property
@@ -182,6 +186,7 @@ class SimulationResult:
             "device": self.device,
             "chunk": self.chunk,
             "slab": self.slab,
+            "scan_backend": self.scan_backend,
             "seconds": self.seconds,
             "tokens_per_s": self.tokens_per_second,
             "eps": self.stats[self.layers[0]].eps if self.layers else None,
@@ -326,6 +331,7 @@ def simulate(
     block: int = 8,
     slab: int | str | None = "auto",
     device: Any = "auto",
+    scan: str = "auto",
     lags: Sequence[int] | None = None,
     lag_samples: int = 16,
     window: tuple[int, int] | None = None,
@@ -353,6 +359,10 @@ def simulate(
     slab : int, None or "auto"
         Tokens the scan processes at once inside a chunk (CPU: cache-sized slabs; None: the whole chunk).
     device : "auto", "cpu" or "cuda"
+    scan : "auto", "native" or "tensor"
+        Which selective scan runs: "native" is the compiled sequential CPU kernel (:mod:`ssmctl.systems.native`),
+        "tensor" the chunked cumulative-sum form (any device); "auto" takes native on the CPU when it is
+        available. Both compute the same recurrence.
     lags : sequence of int, optional
         Lags of the transition-product decay (default: powers of two below L).
     lag_samples : int
@@ -383,6 +393,11 @@ def simulate(
     if not isinstance(model, Model) or not model.layers:
         raise SsmctlError("simulate needs a Model with at least one layer (ssmctl.init(...) or a loaded checkpoint)")
     dev = resolve_device(device)
+    if scan not in ("auto", "native", "tensor"):
+        raise SsmctlError(f"unknown scan {scan!r}; known: 'auto', 'native', 'tensor'")
+    if scan == "native" and (dev.type != "cpu" or not native_available()):
+        raise SsmctlError(f"scan='native' runs on the CPU only and needs the compiled kernel (device {dev}; "
+                          f"{native_status()}); use scan='auto' or 'tensor'")
     n_layers = len(model.layers)
     if layers is None:
         chosen = list(range(n_layers))
@@ -407,7 +422,7 @@ def simulate(
     per_token = max(_states_per_token(layer) for layer in model.layers[: chosen[-1] + 1]) * batch
     if slab == "auto":
         slab = default_slab(dev, per_token)
-    runners = [runner_for(layer, dev, slab) for layer in model.layers[: chosen[-1] + 1]]
+    runners = [runner_for(layer, dev, slab, scan) for layer in model.layers[: chosen[-1] + 1]]
     if chunk == "auto":
         chunk = default_chunk(dev, per_token)
     chunk = int(chunk)
@@ -471,6 +486,7 @@ def simulate(
         slab=slab,
         seconds=seconds,
         scan_fallback=fallback,
+        scan_backend=runners[0].used_backend,
         partial=partial_note(model),
     )
 

@@ -75,12 +75,14 @@ class BlockRunner:
     layer: Layer
     device: torch.device
     slab: int | None = None
+    backend: str = "auto"
     params: dict[str, torch.Tensor] = field(default_factory=dict)
 
     family = ""
 
     def __post_init__(self) -> None:
         self.params = {k: v.to(self.device, torch.float32) for k, v in self.layer.params.items()}
+        self.used_backend = ""  # the scan that ran last ("native" or "tensor")
         self.cfg = self.layer.config
         self.setup()
 
@@ -107,8 +109,9 @@ class BlockRunner:
 
     def _scan(self, dt, v, B, C, state, want_states: bool, block: int) -> ScanResult:
         res = selective_scan(dt, self.A, v, B, C, state["ssm"], block=block, slab=self.slab,
-                             return_states=want_states)
+                             return_states=want_states, backend=self.backend)
         state["ssm"] = res.h_last
+        self.used_backend = res.backend
         return res
 
     @staticmethod
@@ -290,10 +293,11 @@ def _state_before(h0: torch.Tensor | None, states: torch.Tensor, ws: slice) -> t
 RUNNERS: dict[str, type[BlockRunner]] = {"mamba": MambaRunner, "mamba2": Mamba2Runner, "rglru": RGLRURunner}
 
 
-def runner_for(layer: Layer, device: Any, slab: int | None = None) -> BlockRunner:
+def runner_for(layer: Layer, device: Any, slab: int | None = None, backend: str = "auto") -> BlockRunner:
     """The chunked runner of ``layer`` on ``device`` (parameters copied there in float32).
 
-    ``slab``: tokens the scan handles at once inside a chunk (see :func:`~ssmctl.systems.scan.selective_scan`).
+    ``slab``: tokens the scan handles at once inside a chunk; ``backend``: which scan runs ("auto", "tensor",
+    "native"; see :func:`~ssmctl.systems.scan.selective_scan`).
     """
     try:
         cls = RUNNERS[layer.family]
@@ -302,4 +306,4 @@ def runner_for(layer: Layer, device: Any, slab: int | None = None) -> BlockRunne
             f"simulation supports the input-dependent families {', '.join(RUNNERS)}; layer {layer.index} is "
             f"{layer.family!r}" + (" (time-invariant: use layer.system())" if layer.kind == "LTI" else "")
         ) from None
-    return cls(layer=layer, device=torch.device(device), slab=slab)
+    return cls(layer=layer, device=torch.device(device), slab=slab, backend=backend)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import NonFiniteError, ShapeError, SsmctlError
+from .native import native_scan, native_status
 
 __all__ = ["ScanResult", "selective_scan", "selective_scan_ref", "associative_scan"]
 
@@ -50,12 +51,15 @@ class ScanResult:
         Every h_t, when asked for with ``return_states=True``.
     n_fallback : int
         (block, channel) columns recomputed by the exact log-depth path (the fast form would overflow there).
+    backend : str
+        "tensor" (the cumulative-sum form), "native" (the compiled CPU kernel) or "reference" (the twin).
     """
 
     y: torch.Tensor
     h_last: torch.Tensor
     states: torch.Tensor | None = None
     n_fallback: int = 0
+    backend: str = "tensor"
 
 
 def associative_scan(a: torch.Tensor, b: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,6 +123,7 @@ def selective_scan(
     block: int = 8,
     slab: int | None = None,
     return_states: bool = False,
+    backend: str = "auto",
 ) -> ScanResult:
     """Chunked parallel scan of the selective recurrence (module docstring), in ``v``'s dtype and device.
 
@@ -139,6 +144,11 @@ def selective_scan(
         so that the (slab × H × P × N) temporaries stay in cache (CPU); None: all tokens at once (GPU).
     return_states : bool
         Also return every state h_t (memory L·H·P·N: ask only for short windows).
+    backend : {"auto", "tensor", "native"}
+        "tensor": the cumulative-sum form above, on any device. "native": the compiled sequential CPU kernel
+        (:mod:`ssmctl.systems.native`; an error when it is unavailable or the tensors are not float32/64 on the
+        CPU). "auto": native for float32/64 CPU tensors when it is available, else tensor. Both give the
+        recurrence's result; ``block`` and ``slab`` only shape the tensor form.
 
     Returns
     -------
@@ -153,6 +163,18 @@ def selective_scan(
     dt, A, B, C = (t.to(dtype) for t in (dt, A, B, C))
     if bool((dt < 0).any()):
         raise SsmctlError("selective_scan: dt must be non-negative (a step size or rate)")
+    if backend not in ("auto", "tensor", "native"):
+        raise SsmctlError(f"unknown scan backend {backend!r}; known: 'auto', 'tensor', 'native'")
+    if backend != "tensor":
+        fast = native_scan(dt, A, v, B, C, h0, return_states)
+        if fast is not None:
+            y, h_last, states = fast
+            return ScanResult(y=y, h_last=h_last, states=states, backend="native")
+        if backend == "native":
+            raise SsmctlError(
+                f"the native scan cannot run here ({native_status()}); it needs float32/float64 tensors on the "
+                f"CPU, got {v.dtype} on {v.device}; use backend='tensor' or 'auto'"
+            )
     if slab is None or slab >= L:
         return _scan_slab(dt, A, v, B, C, h0, block, return_states)
     if slab < 1:
@@ -322,4 +344,4 @@ def selective_scan_ref(
         h = a * h + v[:, t, :, :, None] * Bh[:, t, :, None, :]
         ys.append((h * Ch[:, t, :, None, :]).sum(-1))
         hs.append(h)
-    return ScanResult(y=torch.stack(ys, 1), h_last=h, states=torch.stack(hs, 1))
+    return ScanResult(y=torch.stack(ys, 1), h_last=h, states=torch.stack(hs, 1), backend="reference")

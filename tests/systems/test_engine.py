@@ -15,6 +15,7 @@ from ssmctl.errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSy
 from ssmctl.models import mamba
 from ssmctl.models.base import Layer, Model
 from ssmctl.systems.engine import default_chunk, default_slab, partial_note, resolve_device, simulate
+from ssmctl.systems.native import native_available, native_status
 
 transformers = pytest.importorskip("transformers")
 from transformers.models.mamba import modeling_mamba  # noqa: E402
@@ -25,6 +26,8 @@ from transformers.models.recurrent_gemma import modeling_recurrent_gemma  # noqa
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 L, VOCAB = 50, 40
+# Both scans run every transformers comparison: the compiled CPU kernel and the tensor form (the GPU's path).
+SCANS = ["tensor", pytest.param("native", marks=pytest.mark.skipif(not native_available(), reason=native_status()))]
 
 
 def _np(x):
@@ -99,10 +102,12 @@ def our_mamba(hf_mamba, tmp_path_factory):
 
 
 @pytest.mark.parametrize("chunk", [L, 16, 7])
-def test_mamba_every_layer_matches_transformers(hf_mamba, our_mamba, ids, chunk):
+@pytest.mark.parametrize("scan", SCANS)
+def test_mamba_every_layer_matches_transformers(hf_mamba, our_mamba, ids, chunk, scan):
     ref = _block_outputs(hf_mamba.layers, lambda: hf_mamba(ids))
-    res = simulate(our_mamba, ids, chunk=chunk, block=4, window=(0, L), device="cpu")
+    res = simulate(our_mamba, ids, chunk=chunk, block=4, window=(0, L), device="cpu", scan=scan)
     assert res.layers == [0, 1, 2] and res.n_tokens == L and res.batch == 2
+    assert res.scan_backend == scan and res.summary()["scan_backend"] == scan
     for i in range(3):
         assert _rel(res.windows[i]["layer_output"], ref[i]) < 1e-4
         # and the residual branch alone (the mixer's contribution), which is what the scan shapes
@@ -172,7 +177,8 @@ def hf_mamba2():
 
 
 @pytest.mark.parametrize("chunk", [L, 9])
-def test_mamba2_every_layer_matches_transformers(hf_mamba2, ids, chunk, monkeypatch, tmp_path_factory):
+@pytest.mark.parametrize("scan", SCANS)
+def test_mamba2_every_layer_matches_transformers(hf_mamba2, ids, chunk, scan, monkeypatch, tmp_path_factory):
     seen = []
     original = modeling_mamba2.mamba2_chunk_scan
 
@@ -184,7 +190,8 @@ def test_mamba2_every_layer_matches_transformers(hf_mamba2, ids, chunk, monkeypa
     monkeypatch.setattr(modeling_mamba2, "mamba2_chunk_scan", spy)
     ref = _block_outputs(hf_mamba2.backbone.layers, lambda: hf_mamba2(ids))
     model = _saved_and_loaded(hf_mamba2, tmp_path_factory)
-    res = simulate(model, ids, chunk=chunk, block=4, window=(0, L), device="cpu")
+    res = simulate(model, ids, chunk=chunk, block=4, window=(0, L), device="cpu", scan=scan)
+    assert res.scan_backend == scan
     for i in range(2):
         assert _rel(res.windows[i]["layer_output"], ref[i]) < 1e-4
         assert _rel(res.windows[i]["system"].dt[..., 0], seen[i]) < 1e-5
@@ -217,7 +224,8 @@ def hf_griffin():
     return model
 
 
-def test_recurrentgemma_recurrent_blocks_match_transformers(hf_griffin, ids, monkeypatch, tmp_path_factory):
+@pytest.mark.parametrize("scan", SCANS)
+def test_recurrentgemma_recurrent_blocks_match_transformers(hf_griffin, ids, scan, monkeypatch, tmp_path_factory):
     gates = []
     original = modeling_recurrent_gemma.RecurrentGemmaRglru._rnn_scan
 
@@ -242,13 +250,14 @@ def test_recurrentgemma_recurrent_blocks_match_transformers(hf_griffin, ids, mon
     # Layer 0 from token ids: the embedding and its √d scaling go through Model.extras.
     # (ssmctl.load records the layout; the engine applies RecurrentGemma's √d_model embedding scale from it)
     first = Model("rglru", {}, model.layers[:1], extras=model.extras)
-    res0 = simulate(first, ids, chunk=8, window=(0, L), device="cpu")
+    res0 = simulate(first, ids, chunk=8, window=(0, L), device="cpu", scan=scan)
+    assert res0.scan_backend == scan
     assert _rel(res0.windows[0]["system"].lam[..., 0], gates[0]) < 1e-5
     assert _rel(res0.windows[0]["layer_output"], inputs[0] + temporal[0]) < 1e-4
     # Layer 1 fed the input transformers gave it (after layer 0's MLP half, which ssmctl does not model).
     second = Model("rglru", {}, model.layers[1:2])
     for chunk in (L, 6):
-        res1 = simulate(second, inputs[1], chunk=chunk, window=(0, L), device="cpu")
+        res1 = simulate(second, inputs[1], chunk=chunk, window=(0, L), device="cpu", scan=scan)
         assert _rel(res1.windows[0]["layer_output"], inputs[1] + temporal[1]) < 1e-4
         assert _rel(res1.windows[0]["system"].lam[..., 0], gates[1]) < 1e-5
 
@@ -334,6 +343,18 @@ def test_bad_inputs(our_mamba, ids):
         simulate(our_mamba, ids, chunk=0, device="cpu")
     with pytest.raises(SsmctlError, match="Model with at least one layer"):
         simulate(object(), ids)
+    with pytest.raises(SsmctlError, match="unknown scan 'fast'"):
+        simulate(our_mamba, ids, scan="fast", device="cpu")
+
+
+def test_native_scan_refused_where_it_cannot_run(our_mamba, ids, monkeypatch):
+    from ssmctl.systems import engine
+
+    monkeypatch.setattr(engine, "native_available", lambda: False)
+    monkeypatch.setattr(engine, "native_status", lambda: "no C compiler found")
+    with pytest.raises(SsmctlError, match="scan='native'.*no C compiler found"):
+        simulate(our_mamba, ids, scan="native", device="cpu")
+    assert simulate(our_mamba, ids, scan="tensor", device="cpu").scan_backend == "tensor"
 
 
 def test_token_ids_need_an_embedding():

@@ -1,5 +1,6 @@
-"""The chunked selective scan against its sequential float64 twin: shapes of all three families, block sizes,
-chunk continuation, the exact fallback for fast decays, float32 accuracy, bad input."""
+"""Both selective scans — the chunked tensor form and the compiled CPU kernel — against the sequential float64
+twin: shapes of all three families, block sizes, chunk continuation, the exact fallback for fast decays, float32
+accuracy, bad input. The kernel's own build, threads and exp are tested in test_native.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from ssmctl.errors import ShapeError, SsmctlError
+from ssmctl.systems.native import native_available, native_status
 from ssmctl.systems.scan import associative_scan, selective_scan, selective_scan_ref
 
 
@@ -20,6 +22,12 @@ SHAPES = {
     "mamba2": (2, 45, 4, 3, 2, 6, 1),
     "rglru": (3, 45, 7, 1, 1, 1, 1),
 }
+
+
+BACKENDS = [
+    "tensor",
+    pytest.param("native", marks=pytest.mark.skipif(not native_available(), reason=native_status())),
+]
 
 
 def _inputs(shape, dtype=torch.float64, dt_scale=0.3, seed=0):
@@ -55,20 +63,33 @@ def test_reference_twin_is_the_plain_recurrence():
 @pytest.mark.parametrize("block", [1, 4, 16, 64])
 def test_chunked_equals_reference_in_float64(family, block):
     args = _inputs(SHAPES[family])
-    fast = selective_scan(*args, block=block, return_states=True)
+    fast = selective_scan(*args, block=block, return_states=True, backend="tensor")
     ref = selective_scan_ref(*args)
-    assert fast.y.dtype == torch.float64
+    assert fast.y.dtype == torch.float64 and fast.backend == "tensor"
     assert _rel(fast.y, ref.y) < 1e-12
     assert _rel(fast.h_last, ref.h_last) < 1e-12
     assert _rel(fast.states, ref.states) < 1e-12
 
 
 @pytest.mark.parametrize("family", sorted(SHAPES))
-def test_continuing_from_h_last_equals_one_pass(family):
+@pytest.mark.skipif(not native_available(), reason=native_status())
+def test_native_equals_reference_in_float64(family):
+    args = _inputs(SHAPES[family])
+    fast = selective_scan(*args, return_states=True, backend="native")
+    ref = selective_scan_ref(*args)
+    assert fast.y.dtype == torch.float64 and fast.backend == "native"
+    assert _rel(fast.y, ref.y) < 1e-12
+    assert _rel(fast.h_last, ref.h_last) < 1e-12
+    assert _rel(fast.states, ref.states) < 1e-12
+
+
+@pytest.mark.parametrize("family", sorted(SHAPES))
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_continuing_from_h_last_equals_one_pass(family, backend):
     dt, A, v, B, C, h0 = _inputs(SHAPES[family])
-    whole = selective_scan(dt, A, v, B, C, h0, block=8)
-    first = selective_scan(dt[:, :17], A, v[:, :17], B[:, :17], C[:, :17], h0, block=8)
-    second = selective_scan(dt[:, 17:], A, v[:, 17:], B[:, 17:], C[:, 17:], first.h_last, block=8)
+    whole = selective_scan(dt, A, v, B, C, h0, block=8, backend=backend)
+    first = selective_scan(dt[:, :17], A, v[:, :17], B[:, :17], C[:, :17], h0, block=8, backend=backend)
+    second = selective_scan(dt[:, 17:], A, v[:, 17:], B[:, 17:], C[:, 17:], first.h_last, block=8, backend=backend)
     assert _rel(torch.cat([first.y, second.y], 1), whole.y) < 1e-12
     assert _rel(second.h_last, whole.h_last) < 1e-12
 
@@ -77,26 +98,30 @@ def test_continuing_from_h_last_equals_one_pass(family):
 def test_fast_decays_take_the_exact_fallback(dtype, limit):
     # dt·|A| up to 8·40 per token: e^{-A G} would overflow inside a block; those columns are recomputed.
     args = _inputs(SHAPES["mamba"], dtype=dtype, dt_scale=40.0)
-    fast = selective_scan(*args, block=16)
+    fast = selective_scan(*args, block=16, backend="tensor")
     assert fast.n_fallback > 0
     assert torch.isfinite(fast.y).all()
     ref = selective_scan_ref(*args)
     assert _rel(fast.y, ref.y) < limit and _rel(fast.h_last, ref.h_last) < limit
+    if native_available():  # the sequential kernel needs no fallback: e^{dt A} underflows to 0 harmlessly
+        seq = selective_scan(*args, backend="native")
+        assert seq.n_fallback == 0 and _rel(seq.y, ref.y) < limit and _rel(seq.h_last, ref.h_last) < limit
 
 
 def test_fallback_and_fast_paths_mix_in_one_block():
     dt, A, v, B, C, h0 = _inputs(SHAPES["mamba2"])
     dt[:, :, 0] *= 2000.0  # head 0 forgets within a token, the others keep memory
-    fast = selective_scan(dt, A, v, B, C, h0, block=16)
+    fast = selective_scan(dt, A, v, B, C, h0, block=16, backend="tensor")
     assert 0 < fast.n_fallback < dt.shape[0] * 3 * dt.shape[2]
     assert _rel(fast.y, selective_scan_ref(dt, A, v, B, C, h0).y) < 1e-12
 
 
 @pytest.mark.parametrize("family", sorted(SHAPES))
-def test_float32_is_close_to_the_float64_reference(family):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float32_is_close_to_the_float64_reference(family, backend):
     args64 = _inputs(SHAPES[family], dt_scale=0.5)
     args32 = [a.float() for a in args64]
-    fast = selective_scan(*args32, block=16)
+    fast = selective_scan(*args32, block=16, backend=backend)
     assert fast.y.dtype == torch.float32
     assert _rel(fast.y, selective_scan_ref(*args64).y) < 1e-5
 
@@ -128,6 +153,10 @@ def test_bad_input():
         selective_scan(-dt, A, v, B, C)
     with pytest.raises(ShapeError, match="block"):
         selective_scan(dt, A, v, B, C, block=0)
+    with pytest.raises(SsmctlError, match="unknown scan backend 'fast'.*'native'"):
+        selective_scan(dt, A, v, B, C, backend="fast")
+    with pytest.raises(SsmctlError, match="native scan cannot run here.*bfloat16"):
+        selective_scan(dt, A, v.bfloat16(), B, C, backend="native")
     bad = v.clone()
     bad[0, 3, 0, 0] = float("nan")
     with pytest.raises(SsmctlError, match="NaN"):
