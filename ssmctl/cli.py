@@ -17,15 +17,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import __version__
+from .cli_common import add_output_options, emit, prepare_outputs, write_plot
 from .errors import SsmctlError
-from .report import SCHEMA_VERSION, dumps, format_table
+from .report import SCHEMA_VERSION, format_table
 
 __all__ = ["main", "build_parser"]
-
-
-def _save_plot(fig: Any, path: str) -> None:
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    print(f"wrote {path}", file=sys.stderr)
 
 
 # --- demo -----------------------------------------------------------------------------------------------
@@ -77,17 +73,15 @@ def demo_report(channels: int = 8, d_state: int = 32, seed: int = 0, hsv_rtol: f
     }
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    report = demo_report(args.channels, args.d_state, args.seed)
-    if args.json:
-        print(dumps(report))
-        return 0
-    print(f"{report['system']}\n")
+def demo_text(report: dict[str, Any]) -> str:
     cols = ["channel", "dt", "n_states", "spectral_radius", "memory_horizon_median", "h2_norm", "hinf_norm", "dc_gain", "states_used"]
     heads = ["ch", "Δ", "states", "radius", "memory (tok)", "H2", "H∞", "DC gain", f"HSV>{report['hsv_rtol']:g}·σ1"]
-    print(format_table(report["channels"], cols, heads))
-    print("\nmemory horizon: tokens until |λ|^k = 1e-2 (median over modes)")
-    return 0
+    return (f"{report['system']}\n\n{format_table(report['channels'], cols, heads)}\n\n"
+            "memory horizon: tokens until |λ|^k = 1e-2 (median over modes)")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return emit(args, demo_report(args.channels, args.d_state, args.seed), demo_text)
 
 
 # --- eig -------------------------------------------------------------------------------------------------
@@ -122,6 +116,13 @@ def eig_report(family: str, **hyper: Any) -> tuple[dict[str, Any], Any]:
     return report, layer
 
 
+def eig_text(report: dict[str, Any]) -> str:
+    cols = ["family", "kind", "n_eigenvalues", "abs_min", "abs_median", "abs_max", "memory_horizon_median", "memory_horizon_max"]
+    heads = ["family", "kind", "n", "|λ| min", "|λ| median", "|λ| max", "memory median", "memory max"]
+    ltv = "; LTV: over a unit-RMS Gaussian input batch" if report["kind"] == "LTV" else ""
+    return f"{format_table([report], cols, heads)}\n\nmemory horizon in tokens at ε = 1e-2{ltv}"
+
+
 def cmd_eig(args: argparse.Namespace) -> int:
     hyper = {k: v for k, v in dict(variant=args.variant, preset=args.preset, d_model=args.d_model, d_state=args.d_state, seed=args.seed).items() if v is not None}
     report, layer = eig_report(args.family, **hyper)
@@ -132,15 +133,8 @@ def cmd_eig(args: argparse.Namespace) -> int:
 
         fig, ax = plt.subplots(figsize=(5.5, 5))
         plot.eigenvalues(layer, ax=ax, title=f"{args.family} (fresh init)")
-        _save_plot(fig, args.plot)
-        plt.close(fig)
-    if args.json:
-        print(dumps(report))
-        return 0
-    rows = [{k: report[k] for k in ("family", "kind", "n_eigenvalues", "abs_min", "abs_median", "abs_max", "memory_horizon_median", "memory_horizon_max")}]
-    print(format_table(rows, list(rows[0]), ["family", "kind", "n", "|λ| min", "|λ| median", "|λ| max", "memory median", "memory max"]))
-    print("\nmemory horizon in tokens at ε = 1e-2" + ("; LTV: over a unit-RMS Gaussian input batch" if report["kind"] == "LTV" else ""))
-    return 0
+        write_plot(fig, args.plot)
+    return emit(args, report, eig_text)
 
 
 # --- figures ---------------------------------------------------------------------------------------------
@@ -158,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("figures", help="eigenvalue figure and tables of every family's initialization")
-    p.add_argument("--outdir", default="figures")
+    p.add_argument("--outdir", default="figures", help="folder to write into (created when missing)")
     p.set_defaults(func=cmd_figures)
 
     p = sub.add_parser("eig", help="eigenvalue statistics of one fresh layer of FAMILY")
@@ -168,15 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--d-model", type=int)
     p.add_argument("--d-state", type=int)
     p.add_argument("--seed", type=int)
-    p.add_argument("--plot", metavar="FILE")
-    p.add_argument("--json", action="store_true")
+    add_output_options(p, plot="the eigenvalues on the unit disk")
     p.set_defaults(func=cmd_eig)
 
     p = sub.add_parser("demo", help="analyse a built-in S4D-style example layer")
     p.add_argument("--channels", type=int, default=8)
     p.add_argument("--d-state", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
+    add_output_options(p)
     p.set_defaults(func=cmd_demo)
 
     from .cli_checkpoints import register as register_checkpoints
@@ -193,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        prepare_outputs(args)
         return int(args.func(args) or 0)
     except SsmctlError as exc:
         print(f"ssmctl {args.command}: error: {exc}", file=sys.stderr)

@@ -9,17 +9,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from .report import dumps
+from .cli_common import add_eps_option, add_output_options, emit, write_plot
 
 __all__ = ["register", "cmd_inspect", "cmd_compare"]
-
-
-def _save(fig: Any, path: str) -> None:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    print(f"wrote {path}", file=sys.stderr)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -28,15 +22,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     report = inspect_report(args.path, eps=args.eps, eigenvalues=bool(args.plot))
     eigs = report.pop("eigenvalues", None)
     if args.plot:
-        import matplotlib.pyplot as plt
-
         from .plot_compare import plot_inspect
 
-        fig = plot_inspect(report, eigs)
-        _save(fig, args.plot)
-        plt.close(fig)
-    print(dumps(report) if args.json else inspect_text(report))
-    return 0
+        write_plot(plot_inspect(report, eigs), args.plot)
+    return emit(args, report, inspect_text)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -45,15 +34,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     report = compare_report(args.a, args.b, eps=args.eps, seed=args.seed, eigenvalues=bool(args.plot))
     eigs = report.pop("eigenvalues", None)
     if args.plot:
-        import matplotlib.pyplot as plt
-
         from .plot_compare import plot_compare
 
-        fig = plot_compare(report, eigs)
-        _save(fig, args.plot)
-        plt.close(fig)
-    print(dumps(report) if args.json else compare_text(report))
-    return 0
+        write_plot(plot_compare(report, eigs), args.plot)
+    return emit(args, report, compare_text)
 
 
 def register(subparsers: Any) -> None:
@@ -65,9 +49,8 @@ def register(subparsers: Any) -> None:
         "shown input-free, at the step sizes of the checkpoint's Δ bias alone (column 'at').",
     )
     p.add_argument("path", help="checkpoint file or folder (local only; nothing is downloaded)")
-    p.add_argument("--json", action="store_true", help="strict JSON instead of a table")
-    p.add_argument("--plot", metavar="FILE", help="write eigenvalue plots of every layer to FILE")
-    p.add_argument("--eps", type=float, default=1e-2, help="memory-horizon threshold (default 1e-2)")
+    add_output_options(p, plot="eigenvalue plots of every layer")
+    add_eps_option(p)
     p.set_defaults(func=cmd_inspect)
 
     p = subparsers.add_parser(
@@ -79,8 +62,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("a", help="checkpoint (e.g. after training)")
     p.add_argument("b", help="second checkpoint (e.g. before training) or 'init'")
-    p.add_argument("--json", action="store_true", help="strict JSON instead of a table")
-    p.add_argument("--plot", metavar="FILE", help="write histograms and unit-disk overlays to FILE")
-    p.add_argument("--eps", type=float, default=1e-2, help="memory-horizon threshold (default 1e-2)")
+    add_output_options(p, plot="histograms and unit-disk overlays")
+    add_eps_option(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the fresh init when B is 'init'")
     p.set_defaults(func=cmd_compare)

@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from .cli_common import add_eps_option, add_output_options, emit, write_plot
 from .errors import CheckpointError, SsmctlError
+from .report import fmt, format_table
 from .systems.engine import partial_note
-from .report import dumps, fmt, format_table
 
-__all__ = ["register", "cmd_simulate", "load_model", "parse_layers", "main"]
+__all__ = ["register", "cmd_simulate", "load_model", "parse_layers"]
 
 
 def parse_layers(text: str | None) -> list[int] | None:
@@ -102,6 +103,20 @@ def _table(summary: dict[str, Any]) -> str:
     return format_table(rows, _COLUMNS, heads)
 
 
+def _text(summary: dict[str, Any], partial: str | None) -> str:
+    lines = [
+        f"{summary['family']} from {summary['source']}: {summary['n_tokens']} tokens × batch {summary['batch']} "
+        f"on {summary['device']}, {fmt(summary['tokens_per_s'])} tokens/s",
+        _table(summary),
+        f"\n|Ā|: over tokens, channels and states; Δ: {summary['dt_meaning']}",
+        f"memory: tokens until |Ā|^k = {summary['eps']:g} (frozen time); ‖ΠĀ‖: mean over t and channels of "
+        "‖Ā_t ⋯ Ā_{t−lag+1}‖ (slowest mode)",
+    ]
+    if partial:
+        lines.append(f"note: {partial}")
+    return "\n".join(lines)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .systems.engine import simulate
 
@@ -126,29 +141,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     )
     summary = result.summary()
     if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         from .plot_ltv import simulation_figure
 
-        fig = simulation_figure(result)
-        fig.savefig(args.plot, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        print(f"wrote {args.plot}", file=sys.stderr)
-    if args.json:
-        print(dumps(summary))
-        return 0
-    print(f"{summary['family']} from {summary['source']}: {summary['n_tokens']} tokens × batch {summary['batch']} "
-          f"on {summary['device']}, {fmt(summary['tokens_per_s'])} tokens/s")
-    print(_table(summary))
-    print(f"\n|Ā|: over tokens, channels and states; Δ: {summary['dt_meaning']}")
-    print(f"memory: tokens until |Ā|^k = {summary['eps']:g} (frozen time); ‖ΠĀ‖: mean over t and channels of "
-          "‖Ā_t ⋯ Ā_{t−lag+1}‖ (slowest mode)")
-    if partial:
-        print(f"note: {partial}")
-    return 0
+        write_plot(simulation_figure(result), args.plot)
+    return emit(args, summary, lambda s: _text(s, partial))
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -164,9 +160,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--chunk", type=int, help="tokens per chunk (default: automatic)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
-    p.add_argument("--eps", type=float, default=1e-2, help="memory-horizon threshold (default 1e-2)")
-    p.add_argument("--json", action="store_true", help="strict JSON on stdout")
-    p.add_argument("--plot", metavar="FILE", help="write the per-layer figure")
+    add_eps_option(p)
+    add_output_options(p, plot="the per-layer figure", json_help="strict JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     p.add_argument("--partial", action="store_true",
                    help="allow hybrids whose attention / MLP / MoE sub-layers ssmctl does not simulate")

@@ -13,9 +13,12 @@ import numpy as np
 
 from .analysis.cloud import CLOUD_INPUT, eigenvalue_cloud
 from .analysis.spectrum import memory_horizon
+from .errors import SsmctlError
 from .models import families, init
+from .plot_io import ensure_folder, save_figure
 
-__all__ = ["family_clouds", "memory_horizon_rows", "table1_markdown", "memory_horizons_markdown", "write_all"]
+__all__ = ["family_clouds", "memory_horizon_rows", "table1_markdown", "memory_horizons_markdown", "plot_clouds",
+           "write_all"]
 
 EPS = 1e-2
 
@@ -106,27 +109,31 @@ def plot_clouds(clouds: dict[str, tuple[Any, np.ndarray]]) -> Any:
 
 
 def write_all(outdir: str = "figures") -> list[str]:
-    """Regenerate the figure and both tables under ``outdir``; returns the paths written."""
-    import matplotlib
+    """Regenerate the figure and both tables under ``outdir`` (created when missing); returns the paths written.
 
-    matplotlib.use("Agg", force=False)
+    Raises
+    ------
+    SsmctlError
+        ``outdir`` cannot be created or written (checked before the figure is computed).
+    """
     import matplotlib.pyplot as plt
 
-    os.makedirs(outdir, exist_ok=True)
+    ensure_folder(outdir)
     clouds = family_clouds()
-    paths = []
     fig = plot_clouds(clouds)
-    for ext in ("png", "svg"):
-        path = os.path.join(outdir, f"eigenvalues_init.{ext}")
-        fig.savefig(path, dpi=130 if ext == "png" else None)
-        paths.append(path)
-    plt.close(fig)
+    try:
+        paths = [save_figure(fig, os.path.join(outdir, f"eigenvalues_init.{ext}"), close=False) for ext in ("png", "svg")]
+    finally:
+        plt.close(fig)
     for name, text in (
         ("table1_features.md", table1_markdown()),
         ("memory_horizons_init.md", memory_horizons_markdown(memory_horizon_rows(clouds))),
     ):
         path = os.path.join(outdir, name)
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        try:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise SsmctlError(f"cannot write {path}: {exc.strerror or exc}") from None
         paths.append(path)
     return paths

@@ -78,7 +78,9 @@ def unit_disk_overlay(lam_a: np.ndarray, lam_b: np.ndarray, ax: Any, *, labels: 
             lam = lam[rng.choice(lam.size, max_points, replace=False)]
         if lam.size:
             lim = max(lim, float(np.abs(lam).max()) * 1.05)
-        ax.scatter(lam.real, lam.imag, s=5, alpha=0.6, linewidths=0, color=color, label=label, zorder=z)
+        # Rasterized like ssmctl.plot.eigenvalues: thousands of vector markers would bloat an SVG or PDF.
+        ax.scatter(lam.real, lam.imag, s=5, alpha=0.6, linewidths=0, color=color, label=label, zorder=z,
+                   rasterized=True)
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")

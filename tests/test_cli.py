@@ -36,10 +36,11 @@ def test_eig_ltv_reports_the_input_and_strict_json(capsys):
 
 
 def test_eig_plot_writes_a_file(tmp_path, capsys):
-    path = tmp_path / "eig.png"
+    path = tmp_path / "new" / "eig.png"  # the folder is created
     assert main(["eig", "lru", "--d-model", "8", "--d-state", "8", "--plot", str(path)]) == 0
-    assert path.stat().st_size > 1000
-    assert "lru" in capsys.readouterr().out
+    assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 1000
+    captured = capsys.readouterr()
+    assert "lru" in captured.out and f"wrote {path}" in captured.err
 
 
 def test_unknown_family_is_a_clear_error(capsys):

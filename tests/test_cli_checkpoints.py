@@ -69,9 +69,9 @@ def test_inspect_json_is_strict_and_complete(folder, capsys):
 def test_inspect_plot_draws_every_layer(tmp_path, capsys):
     model = cb.hf_model("recurrent_gemma")
     path = cb.save_hf(model, tmp_path / "rg")
-    png = tmp_path / "layers.png"
-    assert main(["inspect", str(path), "--plot", str(png)]) == 0
-    assert png.stat().st_size > 10_000
+    svg = tmp_path / "plots" / "layers.svg"  # the folder is created; the format follows the suffix
+    assert main(["inspect", str(path), "--plot", str(svg)]) == 0
+    assert b"<svg" in svg.read_bytes()[:2000] and svg.stat().st_size > 10_000
     from ssmctl.inspect import inspect_report
     from ssmctl.plot_compare import plot_inspect
 
@@ -85,11 +85,11 @@ def test_inspect_plot_draws_every_layer(tmp_path, capsys):
 
 def test_compare_init_table_json_and_plot(folder, tmp_path, capsys):
     _, path = folder
-    png = tmp_path / "cmp.png"
-    assert main(["compare", str(path), "init", "--plot", str(png)]) == 0
+    pdf = tmp_path / "a" / "b" / "cmp.pdf"
+    assert main(["compare", str(path), "init", "--plot", str(pdf)]) == 0
     out = capsys.readouterr().out
     assert "B = init" in out and "% (0.9, 1] A/B" in out
-    assert png.stat().st_size > 10_000
+    assert pdf.read_bytes().startswith(b"%PDF-") and pdf.stat().st_size > 10_000
     assert main(["compare", str(path), "init", "--json"]) == 0
     report = _strict(capsys.readouterr().out)
     assert report["radius_edges"] == [0.1, 0.5, 0.9, 1.0, 10.0, 100.0]

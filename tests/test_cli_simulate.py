@@ -40,12 +40,12 @@ def test_table_and_plot(folder, tmp_path, capsys):
     path, _ = folder
     ids = np.random.default_rng(1).integers(0, 50, 300)
     np.save(tmp_path / "ids.npy", ids)
-    plot = tmp_path / "sim.png"
+    plot = tmp_path / "figs" / "sim.png"  # the folder is created
     assert _run(["simulate", path, "--tokens", str(tmp_path / "ids.npy"), "--plot", str(plot), "--chunk", "64"]) == 0
     out = capsys.readouterr().out
     assert "300 tokens" in out and "|Ā| median" in out and "memory median" in out
     assert len([line for line in out.splitlines() if line.strip().startswith(("0 ", "1 ", "2 "))]) == 3
-    assert plot.stat().st_size > 10_000
+    assert plot.read_bytes().startswith(b"\x89PNG") and plot.stat().st_size > 10_000
 
 
 def test_json_is_strict_and_matches_the_engine(folder, capsys):

@@ -1,3 +1,4 @@
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -25,8 +26,13 @@ def test_memory_rows_follow_closed_form_for_s4d():
 
 
 def test_write_all(tmp_path):
-    paths = figures.write_all(str(tmp_path))
+    out = tmp_path / "new" / "figs"  # created
+    open_before = set(plt.get_fignums())
+    paths = figures.write_all(str(out))
     names = sorted(p.rsplit("/", 1)[-1] for p in paths)
     assert names == ["eigenvalues_init.png", "eigenvalues_init.svg", "memory_horizons_init.md", "table1_features.md"]
     for p in paths:
-        assert (tmp_path / p.rsplit("/", 1)[-1]).stat().st_size > 500
+        assert (out / p.rsplit("/", 1)[-1]).stat().st_size > 500
+    assert (out / "eigenvalues_init.png").read_bytes().startswith(b"\x89PNG")
+    assert "data:image/png;base64" in (out / "eigenvalues_init.svg").read_text()  # the clouds stay rasterized
+    assert set(plt.get_fignums()) == open_before  # the figure was closed

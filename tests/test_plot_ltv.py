@@ -17,14 +17,10 @@ from ssmctl.systems.engine import simulate  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def result():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def result(one_torch_thread):
     model = ssmctl.init("mamba", d_model=16, n_layers=2, d_state=4)
-    res = simulate(model, torch.randn(1, 300, 16, generator=torch.Generator().manual_seed(0)), device="cpu",
-                   heatmap_bins=50)
-    torch.set_num_threads(n)
-    return res
+    return simulate(model, torch.randn(1, 300, 16, generator=torch.Generator().manual_seed(0)), device="cpu",
+                    heatmap_bins=50)
 
 
 def test_panels(result):
