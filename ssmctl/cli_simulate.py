@@ -106,7 +106,7 @@ def _table(summary: dict[str, Any]) -> str:
 def _text(summary: dict[str, Any], partial: str | None) -> str:
     lines = [
         f"{summary['family']} from {summary['source']}: {summary['n_tokens']} tokens × batch {summary['batch']} "
-        f"on {summary['device']}, {fmt(summary['tokens_per_s'])} tokens/s",
+        f"on {summary['device']} ({summary['scan_backend']} scan), {fmt(summary['tokens_per_s'])} tokens/s",
         _table(summary),
         f"\n|Ā|: over tokens, channels and states; Δ: {summary['dt_meaning']}",
         f"memory: tokens until |Ā|^k = {summary['eps']:g} (frozen time); ‖ΠĀ‖: mean over t and channels of "
@@ -137,7 +137,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     progress = (not args.json) and (not args.no_progress)
     result = simulate(
         model, inputs, layers=parse_layers(args.layers), chunk=args.chunk or "auto", device=args.device,
-        eps=args.eps, progress=progress and sys.stderr.isatty(),
+        eps=args.eps, progress=progress and sys.stderr.isatty(), scan=args.scan,
     )
     summary = result.summary()
     if args.plot:
@@ -159,6 +159,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--layers", help="layers to report, e.g. '0,3-5' (default all)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--chunk", type=int, help="tokens per chunk (default: automatic)")
+    p.add_argument("--scan", choices=("auto", "native", "tensor"), default="auto",
+                   help="selective scan: the compiled CPU kernel (native), the tensor form (any device), or auto")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
     add_eps_option(p)
     add_output_options(p, plot="the per-layer figure", json_help="strict JSON on stdout")

@@ -30,3 +30,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder with mode 0o555; skips where this process writes into it anyway (root)."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        (ro / "probe").touch()
+    except PermissionError:
+        pass
+    else:
+        ro.chmod(0o755)
+        pytest.skip("this process (root) writes into read-only folders")
+    yield ro
+    ro.chmod(0o755)

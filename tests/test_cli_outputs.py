@@ -6,7 +6,6 @@ import pytest
 
 from ssmctl.cli import build_parser, main
 
-from .test_plot_io import read_only_dir  # noqa: F401  (fixture)
 
 
 def _argv(command, tmp_path, out):

@@ -68,6 +68,16 @@ def test_json_is_strict_and_matches_the_engine(folder, capsys):
     ids = np.random.default_rng(3).integers(0, 50, size=(1, 200))
     direct = simulate(ssmctl.load(path), ids, layers=[0, 2], device="cpu").summary()
     assert report["layers"][1]["abs_min"] == pytest.approx(direct["layers"][1]["abs_min"], rel=1e-6)
+    assert report["scan_backend"] == direct["scan_backend"]
+    # the tensor scan gives the same statistics as whichever scan "auto" picked
+    assert _run(["simulate", path, "--random-tokens", "200", "--seed", "3", "--json", "--layers", "0,2",
+                 "--scan", "tensor"]) == 0
+    tensor = json.loads(capsys.readouterr().out)
+    assert tensor["scan_backend"] == "tensor"
+    for ours, theirs in zip(tensor["layers"], report["layers"]):
+        assert ours["abs_min"] == pytest.approx(theirs["abs_min"], rel=1e-5)
+        assert ours["transition_decay"]["norm_mean"] == pytest.approx(theirs["transition_decay"]["norm_mean"],
+                                                                      rel=1e-5)
 
 
 def test_errors(folder, tmp_path, capsys):

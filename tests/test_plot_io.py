@@ -14,23 +14,6 @@ from ssmctl.plot_io import DPI, check_figure_path, check_folder, figure_format, 
 MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF-"}
 
 
-@pytest.fixture
-def read_only_dir(tmp_path):
-    """A folder with mode 0o555; skips where this process writes into it anyway (root)."""
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)
-    try:
-        (ro / "probe").touch()
-    except PermissionError:
-        pass
-    else:
-        ro.chmod(0o755)
-        pytest.skip("this process (root) writes into read-only folders")
-    yield ro
-    ro.chmod(0o755)
-
-
 def _cloud(n: int = 3000) -> np.ndarray:
     rng = np.random.default_rng(0)
     return np.exp(-rng.uniform(0.0, 1.0, n) + 1j * rng.uniform(-3.0, 3.0, n))
