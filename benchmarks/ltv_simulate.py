@@ -7,7 +7,9 @@ Both run the same random-init transformers Mamba model on the same random tokens
   layer's Δ_t = softplus(dt_proj(δ_t)) and computes Ā_t = exp(Δ_t A) (reduced to min / mean / max on the spot,
   so the hook does not keep L·d_inner·N numbers per layer);
 * ssmctl — ``simulate(model, tokens)`` with its default chunking: per-layer histograms and quantiles of |Ā_t|
-  and Δ_t, memory horizons per token, transition-product decay at power-of-two lags.
+  and Δ_t, memory horizons per token, transition-product decay at power-of-two lags. On the CPU its scan is the
+  compiled kernel (``scan_backend`` "native"); the same run with the tensor scan (the GPU's path) is timed
+  next to it up to ``--tensor-max-tokens``.
 
 Sizes: (a) small: d_model 256, 2 layers, d_state 16, L ∈ {1k, 4k, 16k, 64k}; (b) mamba-130m size: d_model 768,
 24 layers, d_state 16, L ∈ {1k, 4k}. Reports tokens/s and peak memory (extra resident memory over the run,
@@ -243,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline-max-tokens", type=int, default=16384,
                    help="skip the baseline above this L (it materializes (d_inner, L, N) tensors: ~8 GB at 64k)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--tensor-max-tokens", type=int, default=16384,
+                   help="also time the tensor scan (when the native kernel runs) up to this length")
     p.add_argument("--repeats", type=int, default=1, help="take the best of this many runs per cell")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "ltv_simulate.json"))
     p.add_argument("--memory", choices=("subprocess", "inline"),
@@ -300,12 +304,17 @@ def main(argv: list[str] | None = None) -> int:
             row = {
                 "size": key, "label": size["label"], "d_model": size["d_model"], "n_layers": size["n_layers"],
                 "d_state": size["d_state"], "L": L, "ssmctl_tokens_per_s": L / sec, "ssmctl_seconds": sec,
-                "ssmctl_peak_bytes": mem, "chunk": res.chunk, "slab": res.slab,
+                "ssmctl_peak_bytes": mem, "chunk": res.chunk, "slab": res.slab, "scan_backend": res.scan_backend,
                 "scan_fallback_columns": int(sum(res.scan_fallback.values())),
                 "projection_roof_tokens_per_s": env["sgemm_gflops"] * 1e9 / flops,
                 "load_average": [load0],
             }
             row["ssmctl_fraction_of_roof"] = row["ssmctl_tokens_per_s"] / row["projection_roof_tokens_per_s"]
+            if res.scan_backend == "native" and L <= args.tensor_max_tokens:
+                # the same engine with the tensor scan (the GPU's path), for the record of what the kernel buys
+                tsec = min(timed(lambda: simulate(ours, ids, device=device, scan="tensor"), device)[0]
+                           for _ in range(args.repeats))
+                row.update(tensor_scan_tokens_per_s=L / tsec, tensor_scan_seconds=tsec)
             del res
             size_rows.append(row)
         for row in size_rows:
@@ -356,7 +365,10 @@ def _fmt_bytes(b: float | None) -> str:
 def _print_row(r: dict[str, Any]) -> None:
     base = "-" if r["baseline_tokens_per_s"] is None else f"{r['baseline_tokens_per_s']:,.0f}"
     speed = "-" if r["speedup"] is None else f"{r['speedup']:.1f}x"
-    print(f"({r['size']}) {r['label']:<16} L={r['L']:>6}  ssmctl {r['ssmctl_tokens_per_s']:>8,.0f} tok/s "
+    tensor = r.get("tensor_scan_tokens_per_s")
+    tensor = "" if tensor is None else f" (tensor scan {tensor:,.0f})"
+    print(f"({r['size']}) {r['label']:<16} L={r['L']:>6}  ssmctl [{r['scan_backend']}] "
+          f"{r['ssmctl_tokens_per_s']:>8,.0f} tok/s{tensor} "
           f"{_fmt_bytes(r['ssmctl_peak_bytes']):>10}   baseline {base:>8} tok/s {_fmt_bytes(r['baseline_peak_bytes']):>10}"
           f"   speedup {speed:>6}   roof {100 * r['ssmctl_fraction_of_roof']:.0f}%   load {r['load_average'][0]:.1f}",
           flush=True)
