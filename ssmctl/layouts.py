@@ -21,6 +21,7 @@ mamba_ssm-mamba2           backbone.layers.{i}.mixer.{A_log (nheads,), dt_bias, 
 hf-mamba2                  norm, out_proj}; (mamba_ssm: backbone.embedding.weight); also NemotronH's
                            model.layers.{i}.mixer.*
 hf-jamba                   model.layers.{i}.mamba.{A_log (d_inner,N), ...}, input_layernorm.weight
+                           (+ mamba.{dt,b,c}_layernorm.weight: RMSNorms on δ, B, C)
 hf-mamba2-hybrid           model.layers.{i}.mamba.{A_log (nheads,), dt_bias, ...}: Bamba,
                            GraniteMoeHybrid, Zamba2 (mamba layers)
 hf-zamba2-hybrid           model.layers.{i}.mamba_decoder.mamba.* (Zamba2 hybrid layers)
@@ -507,10 +508,6 @@ _BLOCKS = r"^(?P<root>blocks\.(?P<index>\d+)\.)"
 
 _MAMBA_MIXER = (("mixer.", "mixer."), ("norm.weight", "norm.weight"))
 _HF_HYBRID_MIXER = (("mamba.", "mixer."), ("input_layernorm.weight", "norm.weight"))
-_JAMBA_NOTE = (
-    "Jamba's RMS norms on Δ-input, B and C (mamba.{dt,b,c}_layernorm) are not modelled by the mamba family: "
-    "ltv(u) omits them; the input-free eigenvalues (dt_proj.bias only) are exact."
-)
 _SSM_BENCHMARK_NOTE = (
     "ssm-benchmark / Task-Level-Insights blocks use LayerNorm (weight and bias; pre- or post-norm by config) "
     "where the family's ltv(u) applies RMSNorm with norm.weight: per-token systems from ltv(u) are approximate "
@@ -540,7 +537,7 @@ LAYOUTS: tuple[Layout, ...] = (
     ),
     Layout(
         "hf-jamba", "mamba", "transformers JambaForCausalLM (mamba layers)",
-        _MODEL, {"mamba.A_log": 2}, _HF_HYBRID_MIXER, notes=_JAMBA_NOTE,
+        _MODEL, {"mamba.A_log": 2}, _HF_HYBRID_MIXER,
     ),
     Layout(
         "hf-falcon-h1", "mamba2", "transformers FalconH1ForCausalLM (parallel mamba + attention)",

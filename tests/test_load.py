@@ -180,7 +180,7 @@ def test_hf_hybrids(tmp_path, name, family, mixer_path):
             m.layers[0].ltv(np.zeros((1, 3, 32)))
 
 
-@pytest.mark.parametrize("name", ["mamba", "mamba2", "bamba", "recurrent_gemma"])
+@pytest.mark.parametrize("name", ["mamba", "mamba2", "bamba", "jamba", "recurrent_gemma"])
 def test_loaded_layers_reproduce_the_producers_blocks(tmp_path, name):
     """End to end: tensors read from disk and mapped by the layout give the transformers block's output."""
     from ssmctl.models.base import get_family
@@ -195,7 +195,7 @@ def test_loaded_layers_reproduce_the_producers_blocks(tmp_path, name):
         with torch.no_grad():
             if name in ("mamba", "mamba2"):
                 ref = blk(u)
-            elif name == "bamba":
+            elif name in ("bamba", "jamba"):
                 ref = u + blk.mamba(blk.input_layernorm(u))
             else:
                 pos = torch.arange(7)[None].expand(2, 7)
