@@ -124,6 +124,9 @@ class Layout:
         ``shapes(config) -> {family key: shape}`` for those layouts (the family's ``param_shapes`` otherwise).
     notes : str
         What the family's model of this block leaves out (reported, never silent).
+    embedding_scale : callable, optional
+        ``embedding_scale(d_model) -> float``: the factor this producer multiplies its token embeddings by
+        before the first layer (None: no scaling). The loader records it as ``extras['embedding_scale']``.
     """
 
     name: str
@@ -141,6 +144,7 @@ class Layout:
     infer: Callable[[Mapping[str, tuple[int, ...]], Mapping[str, Any]], dict[str, Any]] | None = None
     shapes: Callable[[Mapping[str, Any]], dict[str, tuple[int, ...]]] | None = None
     notes: str = ""
+    embedding_scale: Callable[[int], float] | None = None
 
     def family_key(self, rel: str) -> str | None:
         """The family's name for a key relative to the block prefix (None: not part of this layer)."""
@@ -183,6 +187,15 @@ class Detection:
     embedding_key: str | None
     family: str | None
     layouts: list[str]
+
+
+def _recurrent_gemma_embedding_scale(d_model: int) -> float:
+    """√d_model rounded to bfloat16: transformers' RecurrentGemmaModel keeps its ``normalizer`` buffer in
+    bfloat16 (as recurrentgemma does) and multiplies the embeddings by it cast to their dtype, which every
+    float dtype it runs in (float32, bfloat16, float16) holds exactly."""
+    import torch
+
+    return float(torch.tensor(d_model**0.5, dtype=torch.bfloat16))
 
 
 # --- research layouts that need help from ssmctl -----------------------------------------------------------
@@ -560,7 +573,7 @@ LAYOUTS: tuple[Layout, ...] = (
         "hf-recurrent-gemma", "rglru", "transformers RecurrentGemmaForCausalLM (recurrent layers)",
         _MODEL, {"temporal_block.rg_lru.recurrent_param": 1},
         (("temporal_block.", "temporal_block."), ("temporal_pre_norm.weight", "temporal_pre_norm.weight")),
-        init={"preset": "transformers"},
+        init={"preset": "transformers"}, embedding_scale=_recurrent_gemma_embedding_scale,
     ),
     Layout(
         "ssm-benchmark-mamba", "mamba", "jsie7/ssm-benchmark and Task-Level-Insights Mamba (mamba_ssm Mamba in blocks)",
