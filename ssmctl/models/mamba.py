@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import SsmctlError, unknown_name
+from ..errors import unknown_name
 from ..systems.ltv import LTVSystem
 from . import _torch_ops as ops
 from .base import Family, Layer, Model, register
@@ -253,14 +253,8 @@ def block_output_ref(layer: Layer, u: Any) -> np.ndarray:
     """
     system, z, u = _pieces(layer, u)
     y = torch.from_numpy(system.output_ref()[..., 0])
-    gated = y * F.silu(z.double())
     p = layer.params
-    out = F.linear(gated, p["mixer.out_proj.weight"].double(), _double(p.get("mixer.out_proj.bias")))
-    return (u.double() + out).numpy()
-
-
-def _double(t: torch.Tensor | None) -> torch.Tensor | None:
-    return None if t is None else t.double()
+    return ops.residual_output_ref(u, y * F.silu(z.double()), p["mixer.out_proj.weight"], p.get("mixer.out_proj.bias"))
 
 
 def continuous_A(layer: Layer) -> np.ndarray:
@@ -284,8 +278,7 @@ def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Lay
     r, k = config["dt_rank"], config["d_conv"]
 
     def lin(out_f: int, in_f: int) -> torch.Tensor:
-        # nn.Linear's default (kaiming_uniform with a=√5): U[±1/√fan_in].
-        return ops.uniform((out_f, in_f), -in_f**-0.5, in_f**-0.5, gen)
+        return ops.torch_default_uniform((out_f, in_f), in_f, gen)
 
     dt_std = r**-0.5 * config["dt_scale"]
     if config["dt_init"] == "constant":
@@ -299,7 +292,7 @@ def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Lay
         "mixer.A_log": torch.log(torch.arange(1, N + 1, dtype=torch.float32)).repeat(d_inner, 1),
         "mixer.D": torch.ones(d_inner),
         "mixer.in_proj.weight": lin(2 * d_inner, d_model),
-        "mixer.conv1d.weight": ops.uniform((d_inner, 1, k), -k**-0.5, k**-0.5, gen),
+        "mixer.conv1d.weight": ops.torch_default_uniform((d_inner, 1, k), k, gen),
         "mixer.x_proj.weight": lin(r + 2 * N, d_inner),
         "mixer.dt_proj.weight": dt_w,
         "mixer.dt_proj.bias": ops.init_dt_bias(
@@ -309,7 +302,7 @@ def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Lay
     }
     if config["conv_bias"]:
         # nn.Conv1d's default bias init (mamba_ssm keeps it; transformers zeroes it).
-        params["mixer.conv1d.bias"] = ops.uniform((d_inner,), -k**-0.5, k**-0.5, gen)
+        params["mixer.conv1d.bias"] = ops.torch_default_uniform((d_inner,), k, gen)
     if config["bias"]:
         params["mixer.in_proj.bias"] = torch.zeros(2 * d_inner)
         params["mixer.out_proj.bias"] = torch.zeros(d_model)
@@ -344,17 +337,12 @@ def init(**hyper: Any) -> Model:
         NAME, d_model=config["d_model"], n_layers=config["n_layers"], d_state=config["d_state"],
         d_conv=config["d_conv"],
     )
-    expand = config["expand"]
-    if not isinstance(expand, (int, float)) or expand <= 0 or float(expand * config["d_model"]) % 1:
-        raise SsmctlError(f"{NAME}: expand · d_model must be a positive integer, got expand = {expand!r}")
-    config["d_inner"] = int(expand * config["d_model"])
+    config["d_inner"] = ops.expanded_width(NAME, config["expand"], config["d_model"])
     config["dt_rank"] = _dt_rank(config["dt_rank"], config["d_model"])
     ops.check_dt_range(NAME, config["dt_min"], config["dt_max"], config["dt_init_floor"])
     if config["dt_init"] not in DT_INITS:
         raise unknown_name(f"{NAME} dt_init", config["dt_init"], DT_INITS)
-    gen = ops.generator(config["seed"])
-    layers = [_init_layer(config, i, gen) for i in range(config["n_layers"])]
-    return Model(family=NAME, config=config, layers=layers, source="init")
+    return ops.init_model(NAME, config, _init_layer)
 
 
 FAMILY = register(

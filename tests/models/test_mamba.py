@@ -21,6 +21,8 @@ from ssmctl.errors import (
 from ssmctl.models import mamba
 from ssmctl.systems.lti import DiagonalLTI
 
+from ._ltv_checks import assert_block_output, block_input, rel_err
+
 transformers = pytest.importorskip("transformers")
 from transformers.models.mamba import modeling_mamba  # noqa: E402
 
@@ -58,12 +60,7 @@ def layer(hf_block):
 
 @pytest.fixture(scope="module")
 def u():
-    return torch.randn(BATCH, L, D_MODEL, generator=torch.Generator().manual_seed(1))
-
-
-def _rel(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.abs(a - b).max() / np.abs(b).max())
+    return block_input(BATCH, L, D_MODEL)
 
 
 # --- init -------------------------------------------------------------------------------------------------
@@ -152,11 +149,11 @@ def test_delta_and_transition_match_what_transformers_scan_sees(hf_block, layer,
     sys = layer.ltv(u)
     assert sys.lam.shape == (BATCH, L, 2 * D_MODEL, N_STATE) and sys.B.shape == (BATCH, L, 2 * D_MODEL, N_STATE, 1)
     assert sys.C.shape == (BATCH, L, 2 * D_MODEL, 1, N_STATE) and sys.D.shape == (2 * D_MODEL, 1, 1)
-    assert _rel(sys.dt, delta) < 1e-5
-    assert _rel(sys.lam, lam_ref) < 1e-5
-    assert _rel(sys.B[..., 0], Bbar_ref) < 1e-5
-    assert _rel(sys.C[:, :, 0, 0], seen["C"].transpose(1, 2)) < 1e-5
-    assert _rel(sys.inputs[..., 0], seen["x"].transpose(1, 2)) < 1e-5
+    assert rel_err(sys.dt, delta) < 1e-5
+    assert rel_err(sys.lam, lam_ref) < 1e-5
+    assert rel_err(sys.B[..., 0], Bbar_ref) < 1e-5
+    assert rel_err(sys.C[:, :, 0, 0], seen["C"].transpose(1, 2)) < 1e-5
+    assert rel_err(sys.inputs[..., 0], seen["x"].transpose(1, 2)) < 1e-5
     np.testing.assert_array_equal(sys.D[:, 0, 0].numpy(), hf_block.mixer.D.detach().numpy())
 
 
@@ -164,10 +161,8 @@ def test_simulated_block_output_matches_transformers(hf_block, layer, u):
     with torch.no_grad():
         ref = hf_block(u).double().numpy()
     ours = mamba.block_output_ref(layer, u)
-    base = u.double().numpy()
     assert ours.shape == (BATCH, L, D_MODEL)
-    assert _rel(ours, ref) < 1e-4
-    assert _rel(ours - base, ref - base) < 1e-4  # the mixer output alone, not hidden by the residual
+    assert_block_output(ours, ref, u)
 
 
 def test_frozen_view_and_stability(layer, u):
@@ -222,11 +217,11 @@ def test_loaded_jamba_layer_applies_the_inner_dt_b_c_norms(tmp_path, monkeypatch
         delta = F.softplus(seen["dt"] + seen["bias"][:, None]).transpose(1, 2)
         lam_ref = torch.exp(seen["A"][None, None] * delta[..., None])
         sys = lay.ltv(inputs[lay.index])
-        assert _rel(sys.dt, delta) < 1e-4
-        assert _rel(sys.lam, lam_ref) < 1e-4
-        assert _rel(sys.B[..., 0], delta[..., None] * seen["B"].transpose(1, 2)[:, :, None, :]) < 1e-4
-        assert _rel(sys.C[:, :, 0, 0], seen["C"].transpose(1, 2)) < 1e-4
-        assert _rel(sys.output_ref()[..., 0], seen["y"].transpose(1, 2)) < 1e-4
+        assert rel_err(sys.dt, delta) < 1e-4
+        assert rel_err(sys.lam, lam_ref) < 1e-4
+        assert rel_err(sys.B[..., 0], delta[..., None] * seen["B"].transpose(1, 2)[:, :, None, :]) < 1e-4
+        assert rel_err(sys.C[:, :, 0, 0], seen["C"].transpose(1, 2)) < 1e-4
+        assert rel_err(sys.output_ref()[..., 0], seen["y"].transpose(1, 2)) < 1e-4
         f = lay.frozen(inputs[lay.index], 5)
         np.testing.assert_allclose(f.lam.real, lam_ref[:, 5].double().numpy(), rtol=1e-4)
 
