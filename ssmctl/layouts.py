@@ -21,6 +21,7 @@ mamba_ssm-mamba2           backbone.layers.{i}.mixer.{A_log (nheads,), dt_bias, 
 hf-mamba2                  norm, out_proj}; (mamba_ssm: backbone.embedding.weight); also NemotronH's
                            model.layers.{i}.mixer.*
 hf-jamba                   model.layers.{i}.mamba.{A_log (d_inner,N), ...}, input_layernorm.weight
+                           (+ mamba.{dt,b,c}_layernorm.weight: RMSNorms on δ, B, C)
 hf-mamba2-hybrid           model.layers.{i}.mamba.{A_log (nheads,), dt_bias, ...}: Bamba,
                            GraniteMoeHybrid, Zamba2 (mamba layers)
 hf-zamba2-hybrid           model.layers.{i}.mamba_decoder.mamba.* (Zamba2 hybrid layers)
@@ -123,6 +124,9 @@ class Layout:
         ``shapes(config) -> {family key: shape}`` for those layouts (the family's ``param_shapes`` otherwise).
     notes : str
         What the family's model of this block leaves out (reported, never silent).
+    embedding_scale : callable, optional
+        ``embedding_scale(d_model) -> float``: the factor this producer multiplies its token embeddings by
+        before the first layer (None: no scaling). The loader records it as ``extras['embedding_scale']``.
     """
 
     name: str
@@ -140,6 +144,7 @@ class Layout:
     infer: Callable[[Mapping[str, tuple[int, ...]], Mapping[str, Any]], dict[str, Any]] | None = None
     shapes: Callable[[Mapping[str, Any]], dict[str, tuple[int, ...]]] | None = None
     notes: str = ""
+    embedding_scale: Callable[[int], float] | None = None
 
     def family_key(self, rel: str) -> str | None:
         """The family's name for a key relative to the block prefix (None: not part of this layer)."""
@@ -182,6 +187,15 @@ class Detection:
     embedding_key: str | None
     family: str | None
     layouts: list[str]
+
+
+def _recurrent_gemma_embedding_scale(d_model: int) -> float:
+    """√d_model rounded to bfloat16: transformers' RecurrentGemmaModel keeps its ``normalizer`` buffer in
+    bfloat16 (as recurrentgemma does) and multiplies the embeddings by it cast to their dtype, which every
+    float dtype it runs in (float32, bfloat16, float16) holds exactly."""
+    import torch
+
+    return float(torch.tensor(d_model**0.5, dtype=torch.bfloat16))
 
 
 # --- research layouts that need help from ssmctl -----------------------------------------------------------
@@ -507,10 +521,6 @@ _BLOCKS = r"^(?P<root>blocks\.(?P<index>\d+)\.)"
 
 _MAMBA_MIXER = (("mixer.", "mixer."), ("norm.weight", "norm.weight"))
 _HF_HYBRID_MIXER = (("mamba.", "mixer."), ("input_layernorm.weight", "norm.weight"))
-_JAMBA_NOTE = (
-    "Jamba's RMS norms on Δ-input, B and C (mamba.{dt,b,c}_layernorm) are not modelled by the mamba family: "
-    "ltv(u) omits them; the input-free eigenvalues (dt_proj.bias only) are exact."
-)
 _SSM_BENCHMARK_NOTE = (
     "ssm-benchmark / Task-Level-Insights blocks use LayerNorm (weight and bias; pre- or post-norm by config) "
     "where the family's ltv(u) applies RMSNorm with norm.weight: per-token systems from ltv(u) are approximate "
@@ -540,7 +550,7 @@ LAYOUTS: tuple[Layout, ...] = (
     ),
     Layout(
         "hf-jamba", "mamba", "transformers JambaForCausalLM (mamba layers)",
-        _MODEL, {"mamba.A_log": 2}, _HF_HYBRID_MIXER, notes=_JAMBA_NOTE,
+        _MODEL, {"mamba.A_log": 2}, _HF_HYBRID_MIXER,
     ),
     Layout(
         "hf-falcon-h1", "mamba2", "transformers FalconH1ForCausalLM (parallel mamba + attention)",
@@ -563,7 +573,7 @@ LAYOUTS: tuple[Layout, ...] = (
         "hf-recurrent-gemma", "rglru", "transformers RecurrentGemmaForCausalLM (recurrent layers)",
         _MODEL, {"temporal_block.rg_lru.recurrent_param": 1},
         (("temporal_block.", "temporal_block."), ("temporal_pre_norm.weight", "temporal_pre_norm.weight")),
-        init={"preset": "transformers"},
+        init={"preset": "transformers"}, embedding_scale=_recurrent_gemma_embedding_scale,
     ),
     Layout(
         "ssm-benchmark-mamba", "mamba", "jsie7/ssm-benchmark and Task-Level-Insights Mamba (mamba_ssm Mamba in blocks)",

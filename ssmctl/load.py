@@ -364,7 +364,8 @@ def load(path: str | os.PathLike[str]) -> Model:
         ``index`` = the checkpoint's layer number), ``source`` = the path, and ``extras``: ``embedding``
         (vocab × d_model tensor of language models), ``other_layers`` (non-SSM sub-layers of hybrids:
         index, name, kind, sizes), ``layouts``, ``notes``, ``init`` (keywords of ``ssmctl.init`` for a fresh
-        model of the same family and sizes), ``files``.
+        model of the same family and sizes), ``files``, and ``embedding_scale`` where the producer scales
+        its embeddings before the first layer (RecurrentGemma: √d_model rounded to bfloat16, as transformers).
 
     Raises
     ------
@@ -383,6 +384,9 @@ def load(path: str | os.PathLike[str]) -> Model:
         extras["init"] = plan.init_hyper()
     if plan.detection.embedding_key is not None:
         extras["embedding"] = _upcast(plan.checkpoint.tensors[plan.detection.embedding_key])
+        scales = [b.layout.embedding_scale for b in plan.blocks if b.layout.embedding_scale is not None]
+        if scales:
+            extras["embedding_scale"] = scales[0](int(extras["embedding"].shape[1]))
     return Model(
         family=plan.family or "attention",
         config=plan.config,

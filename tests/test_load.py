@@ -145,6 +145,24 @@ def test_hf_recurrent_gemma(tmp_path):
         np.testing.assert_allclose(_eigs(layer), expected, rtol=1e-6)
 
 
+def test_recurrent_gemma_embedding_scale_is_what_transformers_applies(tmp_path):
+    """extras['embedding_scale'] · embedding[ids] equals the hidden state transformers feeds its first layer."""
+    model = cb.hf_model("recurrent_gemma")
+    m = load(cb.save_hf(model, tmp_path))
+    seen = {}
+    hook = model.model.layers[0].register_forward_pre_hook(
+        lambda mod, a, kw: seen.__setitem__("h", (a[0] if a else kw["hidden_states"]).detach()), with_kwargs=True)
+    ids = torch.randint(0, model.config.vocab_size, (2, 9), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model(ids, use_cache=False)
+    hook.remove()
+    scale = m.extras["embedding_scale"]
+    assert isinstance(scale, float) and scale != 32**0.5  # √32 rounded to bfloat16 (5.65625), not 5.65685…
+    torch.testing.assert_close(m.extras["embedding"][ids] * scale, seen["h"], rtol=0, atol=0)
+    # Producers that do not scale their embeddings record no scale.
+    assert "embedding_scale" not in load(cb.save_hf(cb.hf_model("mamba"), tmp_path / "mamba")).extras
+
+
 @pytest.mark.parametrize("name, family, mixer_path", [
     ("jamba", "mamba", "mamba"),
     ("bamba", "mamba2", "mamba"),
@@ -180,7 +198,7 @@ def test_hf_hybrids(tmp_path, name, family, mixer_path):
             m.layers[0].ltv(np.zeros((1, 3, 32)))
 
 
-@pytest.mark.parametrize("name", ["mamba", "mamba2", "bamba", "recurrent_gemma"])
+@pytest.mark.parametrize("name", ["mamba", "mamba2", "bamba", "jamba", "recurrent_gemma"])
 def test_loaded_layers_reproduce_the_producers_blocks(tmp_path, name):
     """End to end: tensors read from disk and mapped by the layout give the transformers block's output."""
     from ssmctl.models.base import get_family
@@ -195,7 +213,7 @@ def test_loaded_layers_reproduce_the_producers_blocks(tmp_path, name):
         with torch.no_grad():
             if name in ("mamba", "mamba2"):
                 ref = blk(u)
-            elif name == "bamba":
+            elif name in ("bamba", "jamba"):
                 ref = u + blk.mamba(blk.input_layernorm(u))
             else:
                 pos = torch.arange(7)[None].expand(2, 7)

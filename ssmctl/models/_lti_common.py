@@ -24,6 +24,7 @@ __all__ = [
     "complex_normal",
     "real_view",
     "complex_of",
+    "system_meta",
 ]
 
 
@@ -153,6 +154,11 @@ def real_view(z: np.ndarray) -> np.ndarray:
     """torch.view_as_real: a trailing axis of 2 holding (Re, Im)."""
     z = np.asarray(z)
     return np.stack([z.real, z.imag], axis=-1).astype(np.float64)
+
+
+def system_meta(family: str, index: int) -> dict[str, Any]:
+    """The ``meta`` of a layer's LTI system: family, layer index and the label plots and reports show."""
+    return {"family": family, "layer": index, "label": f"{family} layer {index}"}
 
 
 def complex_of(x: np.ndarray) -> np.ndarray:

@@ -1,33 +1,39 @@
 """Small torch building blocks shared by the input-dependent families (Mamba, Mamba-2, RG-LRU).
 
 One copy each of what the three reference blocks have in common: RMSNorm, the causal depthwise
-convolution, the softplus-inverse step-size bias init, parameter checking against the expected checkpoint
-shapes, and the hyperparameter merging (defaults ← preset ← user) with clear errors.
+convolution, torch's default layer init, the softplus-inverse step-size bias init, the float64 residual
+output of the reference twins, parameter checking against the expected checkpoint shapes, the
+hyperparameter merging (defaults ← preset ← user) with clear errors, and the seeded layer-by-layer init.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..errors import CheckpointError, NonFiniteError, ShapeError, SsmctlError, unknown_name
+from .base import Layer, Model
 
 __all__ = [
     "as_float_tensor",
     "check_positive_int",
     "check_dt_range",
     "causal_depthwise_conv",
+    "expanded_width",
     "generator",
     "init_dt_bias",
+    "init_model",
     "layer_input",
     "merge_hyper",
+    "residual_output_ref",
     "rms_norm",
     "shape_of",
     "softplus_inverse",
+    "torch_default_uniform",
     "uniform",
     "validate_params",
 ]
@@ -64,6 +70,13 @@ def check_dt_range(family: str, dt_min: float, dt_max: float, dt_init_floor: flo
         raise SsmctlError(f"{family}: dt_init_floor must be >= 0, got {dt_init_floor!r}")
 
 
+def expanded_width(family: str, expand: Any, d_model: int) -> int:
+    """d_inner = expand · d_model, refusing an expansion that does not give a positive whole width."""
+    if not isinstance(expand, (int, float)) or expand <= 0 or float(expand * d_model) % 1:
+        raise SsmctlError(f"{family}: expand · d_model must be a positive integer, got expand = {expand!r}")
+    return int(expand * d_model)
+
+
 def merge_hyper(
     family: str,
     defaults: Mapping[str, Any],
@@ -96,6 +109,22 @@ def generator(seed: int) -> torch.Generator:
 def uniform(shape: tuple[int, ...], low: float, high: float, gen: torch.Generator) -> torch.Tensor:
     """U[low, high) float32 samples from ``gen``."""
     return torch.rand(shape, generator=gen, dtype=torch.float32) * (high - low) + low
+
+
+def torch_default_uniform(shape: tuple[int, ...], fan_in: int, gen: torch.Generator) -> torch.Tensor:
+    """U[±1/√fan_in]: the default init of ``nn.Linear`` and ``nn.Conv1d`` weights (kaiming_uniform with
+    a = √5) and biases, which mamba_ssm keeps for its projections and convolution."""
+    return uniform(shape, -fan_in**-0.5, fan_in**-0.5, gen)
+
+
+def init_model(
+    family: str, config: dict[str, Any], init_layer: Callable[[dict[str, Any], int, torch.Generator], Layer]
+) -> Model:
+    """``config["n_layers"]`` layers from ``init_layer(config, index, gen)``, drawn in order from one generator
+    seeded with ``config["seed"]``, so that an init is reproducible from its config alone."""
+    gen = generator(config["seed"])
+    layers: list[Layer] = [init_layer(config, i, gen) for i in range(config["n_layers"])]
+    return Model(family=family, config=config, layers=layers, source="init")
 
 
 def softplus_inverse(x: torch.Tensor) -> torch.Tensor:
@@ -146,6 +175,28 @@ def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     L, width = x.shape[1], weight.shape[-1]
     y = F.conv1d(x.transpose(1, 2), weight, bias, padding=width - 1, groups=weight.shape[0])
     return y[..., :L].transpose(1, 2)
+
+
+def residual_output_ref(
+    u: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> np.ndarray:
+    """u + linear(x) in float64: the block output of the families' sequential reference twins.
+
+    Parameters
+    ----------
+    u : Tensor, shape (batch, L, d_model)
+        The block input (the residual stream).
+    x : Tensor, shape (batch, L, width)
+        The gated SSM output fed to the output projection.
+    weight : Tensor, shape (d_model, width)
+    bias : Tensor, shape (d_model,), or None
+
+    Returns
+    -------
+    ndarray, float64, shape (batch, L, d_model)
+    """
+    out = F.linear(x.double(), weight.double(), None if bias is None else bias.double())
+    return (u.double() + out).numpy()
 
 
 def layer_input(family: str, index: int, u: Any, d_model: int) -> torch.Tensor:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import SsmctlError
 from ..systems.lti import DiagonalLTI
-from ._lti_common import check_positive_int, fetch_param, resolve_config
+from ._lti_common import check_positive_int, fetch_param, resolve_config, system_meta
 from .base import Family, Layer, Model, register
 
 __all__ = ["FAMILY", "init", "layer_from_params", "system", "eigenvalues_of", "ring_init"]
@@ -172,7 +172,7 @@ def system(layer: Layer) -> DiagonalLTI:
         C,
         D,
         output="real",
-        meta={"family": NAME, "layer": layer.index, "label": f"{NAME} layer {layer.index}"},
+        meta=system_meta(NAME, layer.index),
     )
 
 

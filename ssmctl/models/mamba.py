@@ -7,6 +7,7 @@ residual-stream input u (batch, L, d_model)::
     [x, z] = in_proj(û)                              (d_inner each, x first)
     x_t = SiLU(causal depthwise conv1d(x))           the SSM's input (d_inner channels)
     [δ_t, B_t, C_t] = x_proj(x_t)                    (dt_rank, N, N)
+    [δ_t, B_t, C_t] ← RMSNorm each                   Jamba only: mixer.{dt,b,c}_layernorm.weight, inner_norm_eps
     Δ_t = softplus(dt_proj.weight δ_t + dt_proj.bias)        (d_inner)
     A = −exp(A_log)                                  (d_inner, N)
     h_t = exp(Δ_t A) ⊙ h_{t−1} + Δ_t B_t x_t,  y_t = C_t h_t + D x_t
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import SsmctlError, unknown_name
+from ..errors import unknown_name
 from ..systems.ltv import LTVSystem
 from . import _torch_ops as ops
 from .base import Family, Layer, Model, register
@@ -76,6 +77,9 @@ DT_INITS = ("random", "constant")
 
 _OPTIONAL = frozenset({"mixer.in_proj.bias", "mixer.out_proj.bias", "mixer.conv1d.bias"})
 
+# Jamba's mixer RMS-normalizes δ_t, B_t and C_t right after x_proj (transformers JambaMambaMixer).
+_INNER_NORMS = ("dt", "b", "c")
+
 
 def _dt_rank(dt_rank: Any, d_model: int) -> int:
     if dt_rank == "auto":
@@ -104,6 +108,8 @@ def param_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     if config.get("bias", False):
         shapes["mixer.in_proj.bias"] = (2 * d_inner,)
         shapes["mixer.out_proj.bias"] = (d_model,)
+    if config.get("inner_norms", False):
+        shapes.update({f"mixer.{k}_layernorm.weight": (n,) for k, n in zip(_INNER_NORMS, (r, N, N))})
     return shapes
 
 
@@ -111,9 +117,11 @@ def config_from_params(params: dict[str, Any], **known: Any) -> dict[str, Any]:
     """Sizes of one Mamba block read from its tensor shapes; ``known`` settings override.
 
     d_model, d_inner (expand), d_state, dt_rank, d_conv and the bias flags follow from the shapes of
-    ``mixer.in_proj.weight``, ``mixer.A_log``, ``mixer.dt_proj.weight`` and ``mixer.conv1d.weight``; the norm
-    eps cannot be read from tensors (default 1e-5, mamba_ssm's and transformers' value). Consistency of
-    the other tensors is checked by :func:`layer_from_params`.
+    ``mixer.in_proj.weight``, ``mixer.A_log``, ``mixer.dt_proj.weight`` and ``mixer.conv1d.weight``;
+    ``inner_norms`` (Jamba's RMSNorms on δ, B, C) from the presence of ``mixer.dt_layernorm.weight``. The norm
+    eps cannot be read from tensors (default 1e-5, mamba_ssm's and transformers' value); ``inner_norm_eps``
+    defaults to ``eps`` (Jamba uses its ``rms_norm_eps`` for all its norms). Consistency of the other tensors
+    is checked by :func:`layer_from_params`.
     """
     d_inner, N = ops.shape_of(params, "mixer.A_log", NAME, 2)
     d_model = ops.shape_of(params, "mixer.in_proj.weight", NAME, 2)[1]
@@ -128,9 +136,11 @@ def config_from_params(params: dict[str, Any], **known: Any) -> dict[str, Any]:
         "d_conv": k,
         "conv_bias": "mixer.conv1d.bias" in params,
         "bias": "mixer.in_proj.bias" in params,
+        "inner_norms": "mixer.dt_layernorm.weight" in params,
         "eps": DEFAULTS["eps"],
     }
     config.update(known)
+    config.setdefault("inner_norm_eps", config["eps"])
     if "expand" in known and "d_inner" not in known:
         config["d_inner"] = int(known["expand"] * config["d_model"])
     if config["dt_rank"] == "auto":
@@ -138,7 +148,10 @@ def config_from_params(params: dict[str, Any], **known: Any) -> dict[str, Any]:
     return config
 
 
-_CONFIG_KEYS = ("d_model", "d_inner", "expand", "d_state", "dt_rank", "d_conv", "conv_bias", "bias", "eps")
+_CONFIG_KEYS = (
+    "d_model", "d_inner", "expand", "d_state", "dt_rank", "d_conv", "conv_bias", "bias", "eps", "inner_norms",
+    "inner_norm_eps",
+)
 
 
 def layer_from_params(params: dict[str, Any], config: dict[str, Any] | None = None, index: int = 0) -> Layer:
@@ -149,10 +162,12 @@ def layer_from_params(params: dict[str, Any], config: dict[str, Any] | None = No
     params : dict[str, tensor or array]
         ``norm.weight``, ``mixer.A_log``, ``mixer.D``, ``mixer.in_proj.weight``, ``mixer.conv1d.weight``,
         ``mixer.conv1d.bias``, ``mixer.x_proj.weight``, ``mixer.dt_proj.weight``, ``mixer.dt_proj.bias``,
-        ``mixer.out_proj.weight`` (+ ``in_proj.bias``/``out_proj.bias`` when the model has ``bias=True``).
-        Other keys are ignored.
+        ``mixer.out_proj.weight`` (+ ``in_proj.bias``/``out_proj.bias`` when the model has ``bias=True``;
+        + Jamba's ``mixer.dt_layernorm.weight``, ``mixer.b_layernorm.weight``, ``mixer.c_layernorm.weight``,
+        all three or none). Other keys are ignored.
     config : dict, optional
-        Settings that shapes cannot tell (``eps``) and, optionally, the sizes the checkpoint's config states
+        Settings that shapes cannot tell (``eps``, ``inner_norm_eps``) and, optionally, the sizes the
+        checkpoint's config states
         (``d_model``, ``d_inner`` or ``expand``, ``d_state``, ``dt_rank``, ``d_conv``): every tensor is then
         checked against them. Sizes not given are inferred from the shapes.
     index : int
@@ -178,11 +193,18 @@ def layer_from_params(params: dict[str, Any], config: dict[str, Any] | None = No
         "conv_layout": "torch Conv1d (channels, 1, width); weight[..., -1] multiplies the current token",
         "discretization": "A: exp(ΔA) (exact); B: ΔB (Euler)",
     }
+    if config["inner_norms"]:
+        layer_config["inner_norm_eps"] = float(config["inner_norm_eps"])
     return Layer(family=NAME, index=index, params=tensors, config=layer_config)
 
 
 def _linear(x: torch.Tensor, params: dict[str, torch.Tensor], name: str) -> torch.Tensor:
     return F.linear(x, params[f"{name}.weight"], params.get(f"{name}.bias"))
+
+
+def _inner_norm(x: torch.Tensor, layer: Layer, key: str) -> torch.Tensor:
+    w = layer.params.get(f"mixer.{key}_layernorm.weight")
+    return x if w is None else ops.rms_norm(x, w, layer.config["inner_norm_eps"])
 
 
 def _pieces(layer: Layer, u: Any) -> tuple[LTVSystem, torch.Tensor, torch.Tensor]:
@@ -194,7 +216,8 @@ def _pieces(layer: Layer, u: Any) -> tuple[LTVSystem, torch.Tensor, torch.Tensor
         hidden = ops.rms_norm(u, p["norm.weight"], cfg["eps"])
         x, z = _linear(hidden, p, "mixer.in_proj").chunk(2, dim=-1)
         x = F.silu(ops.causal_depthwise_conv(x, p["mixer.conv1d.weight"], p.get("mixer.conv1d.bias")))
-        delta, B_t, C_t = torch.split(F.linear(x, p["mixer.x_proj.weight"]), [r, N, N], dim=-1)
+        parts = torch.split(F.linear(x, p["mixer.x_proj.weight"]), [r, N, N], dim=-1)
+        delta, B_t, C_t = (_inner_norm(v, layer, k) for v, k in zip(parts, _INNER_NORMS))
         dt = F.softplus(F.linear(delta, p["mixer.dt_proj.weight"], p["mixer.dt_proj.bias"]))
         A = -torch.exp(p["mixer.A_log"])
         lam = torch.exp(dt[..., None] * A)
@@ -230,14 +253,8 @@ def block_output_ref(layer: Layer, u: Any) -> np.ndarray:
     """
     system, z, u = _pieces(layer, u)
     y = torch.from_numpy(system.output_ref()[..., 0])
-    gated = y * F.silu(z.double())
     p = layer.params
-    out = F.linear(gated, p["mixer.out_proj.weight"].double(), _double(p.get("mixer.out_proj.bias")))
-    return (u.double() + out).numpy()
-
-
-def _double(t: torch.Tensor | None) -> torch.Tensor | None:
-    return None if t is None else t.double()
+    return ops.residual_output_ref(u, y * F.silu(z.double()), p["mixer.out_proj.weight"], p.get("mixer.out_proj.bias"))
 
 
 def continuous_A(layer: Layer) -> np.ndarray:
@@ -261,8 +278,7 @@ def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Lay
     r, k = config["dt_rank"], config["d_conv"]
 
     def lin(out_f: int, in_f: int) -> torch.Tensor:
-        # nn.Linear's default (kaiming_uniform with a=√5): U[±1/√fan_in].
-        return ops.uniform((out_f, in_f), -in_f**-0.5, in_f**-0.5, gen)
+        return ops.torch_default_uniform((out_f, in_f), in_f, gen)
 
     dt_std = r**-0.5 * config["dt_scale"]
     if config["dt_init"] == "constant":
@@ -276,7 +292,7 @@ def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Lay
         "mixer.A_log": torch.log(torch.arange(1, N + 1, dtype=torch.float32)).repeat(d_inner, 1),
         "mixer.D": torch.ones(d_inner),
         "mixer.in_proj.weight": lin(2 * d_inner, d_model),
-        "mixer.conv1d.weight": ops.uniform((d_inner, 1, k), -k**-0.5, k**-0.5, gen),
+        "mixer.conv1d.weight": ops.torch_default_uniform((d_inner, 1, k), k, gen),
         "mixer.x_proj.weight": lin(r + 2 * N, d_inner),
         "mixer.dt_proj.weight": dt_w,
         "mixer.dt_proj.bias": ops.init_dt_bias(
@@ -286,11 +302,11 @@ def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Lay
     }
     if config["conv_bias"]:
         # nn.Conv1d's default bias init (mamba_ssm keeps it; transformers zeroes it).
-        params["mixer.conv1d.bias"] = ops.uniform((d_inner,), -k**-0.5, k**-0.5, gen)
+        params["mixer.conv1d.bias"] = ops.torch_default_uniform((d_inner,), k, gen)
     if config["bias"]:
         params["mixer.in_proj.bias"] = torch.zeros(2 * d_inner)
         params["mixer.out_proj.bias"] = torch.zeros(d_model)
-    layer = layer_from_params(params, {k: config[k] for k in _CONFIG_KEYS if k != "expand"}, index)
+    layer = layer_from_params(params, {k: config[k] for k in _CONFIG_KEYS if k in config and k != "expand"}, index)
     layer.config["a_init"] = "s4d-real"  # A = −(1..N) per channel, mamba_ssm's only convention
     return layer
 
@@ -321,17 +337,12 @@ def init(**hyper: Any) -> Model:
         NAME, d_model=config["d_model"], n_layers=config["n_layers"], d_state=config["d_state"],
         d_conv=config["d_conv"],
     )
-    expand = config["expand"]
-    if not isinstance(expand, (int, float)) or expand <= 0 or float(expand * config["d_model"]) % 1:
-        raise SsmctlError(f"{NAME}: expand · d_model must be a positive integer, got expand = {expand!r}")
-    config["d_inner"] = int(expand * config["d_model"])
+    config["d_inner"] = ops.expanded_width(NAME, config["expand"], config["d_model"])
     config["dt_rank"] = _dt_rank(config["dt_rank"], config["d_model"])
     ops.check_dt_range(NAME, config["dt_min"], config["dt_max"], config["dt_init_floor"])
     if config["dt_init"] not in DT_INITS:
         raise unknown_name(f"{NAME} dt_init", config["dt_init"], DT_INITS)
-    gen = ops.generator(config["seed"])
-    layers = [_init_layer(config, i, gen) for i in range(config["n_layers"])]
-    return Model(family=NAME, config=config, layers=layers, source="init")
+    return ops.init_model(NAME, config, _init_layer)
 
 
 FAMILY = register(

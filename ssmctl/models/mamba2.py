@@ -275,9 +275,7 @@ def block_output_ref(layer: Layer, u: Any) -> np.ndarray:
     groups = gated.view(b, L, cfg["ngroups"], -1)
     normed = groups * torch.rsqrt(groups.pow(2).mean(-1, keepdim=True) + cfg["norm_eps"])
     normed = normed.reshape(b, L, cfg["d_inner"]) * p["mixer.norm.weight"].double()
-    bias = p.get("mixer.out_proj.bias")
-    out = F.linear(normed, p["mixer.out_proj.weight"].double(), None if bias is None else bias.double())
-    return (u.double() + out).numpy()
+    return ops.residual_output_ref(u, normed, p["mixer.out_proj.weight"], p.get("mixer.out_proj.bias"))
 
 
 def continuous_A(layer: Layer) -> np.ndarray:
@@ -303,7 +301,7 @@ def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Lay
     conv_dim = d_inner + 2 * gN
 
     def lin(out_f: int, in_f: int) -> torch.Tensor:
-        return ops.uniform((out_f, in_f), -in_f**-0.5, in_f**-0.5, gen)
+        return ops.torch_default_uniform((out_f, in_f), in_f, gen)
 
     dt_bias = ops.init_dt_bias(H, config["dt_min"], config["dt_max"], config["dt_init_floor"], gen)
     if config["a_init"] == "mamba_ssm":
@@ -318,12 +316,12 @@ def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Lay
         "mixer.A_log": torch.log(A),
         "mixer.D": torch.ones(d_inner if config["D_has_hdim"] else H),
         "mixer.in_proj.weight": lin(2 * d_inner + 2 * gN + H, d_model),
-        "mixer.conv1d.weight": ops.uniform((conv_dim, 1, k), -k**-0.5, k**-0.5, gen),
+        "mixer.conv1d.weight": ops.torch_default_uniform((conv_dim, 1, k), k, gen),
         "mixer.norm.weight": torch.ones(d_inner),
         "mixer.out_proj.weight": lin(d_model, d_inner) * out_scale,
     }
     if config["conv_bias"]:
-        params["mixer.conv1d.bias"] = ops.uniform((conv_dim,), -k**-0.5, k**-0.5, gen)
+        params["mixer.conv1d.bias"] = ops.torch_default_uniform((conv_dim,), k, gen)
     if config["bias"]:
         params["mixer.in_proj.bias"] = torch.zeros(2 * d_inner + 2 * gN + H)
         params["mixer.out_proj.bias"] = torch.zeros(d_model)
@@ -361,10 +359,7 @@ def init(**hyper: Any) -> Model:
     )
     if config["a_init"] not in A_INITS:
         raise unknown_name(f"{NAME} a_init convention", config["a_init"], A_INITS)
-    expand = config["expand"]
-    if not isinstance(expand, (int, float)) or expand <= 0 or float(expand * config["d_model"]) % 1:
-        raise SsmctlError(f"{NAME}: expand · d_model must be a positive integer, got expand = {expand!r}")
-    d_inner = int(expand * config["d_model"])
+    d_inner = ops.expanded_width(NAME, config["expand"], config["d_model"])
     if d_inner % config["headdim"]:
         raise ShapeError(
             f"{NAME}: d_inner = expand·d_model = {d_inner} is not divisible by headdim = {config['headdim']}"
@@ -375,9 +370,7 @@ def init(**hyper: Any) -> Model:
     if not 0 < lo <= hi:
         raise SsmctlError(f"{NAME}: A_init_range must satisfy 0 < low <= high, got {config['A_init_range']!r}")
     ops.check_dt_range(NAME, config["dt_min"], config["dt_max"], config["dt_init_floor"])
-    gen = ops.generator(config["seed"])
-    layers = [_init_layer(config, i, gen) for i in range(config["n_layers"])]
-    return Model(family=NAME, config=config, layers=layers, source="init")
+    return ops.init_model(NAME, config, _init_layer)
 
 
 FAMILY = register(

@@ -244,10 +244,8 @@ def block_output_ref(layer: Layer, u: Any, *, reset: bool = True) -> np.ndarray:
     system, y_branch, u = _pieces(layer, u, reset)
     h = torch.from_numpy(system.output_ref()[..., 0])
     p = layer.params
-    out = F.linear(
-        h * y_branch.double(), p[_PREFIX + "linear_out.weight"].double(), p[_PREFIX + "linear_out.bias"].double()
-    )
-    return (u.double() + out).numpy()
+    gated = h * y_branch.double()
+    return ops.residual_output_ref(u, gated, p[_PREFIX + "linear_out.weight"], p[_PREFIX + "linear_out.bias"])
 
 
 def recurrence_base(layer: Layer) -> np.ndarray:
@@ -374,9 +372,7 @@ def init(**hyper: Any) -> Model:
     for name in ("c", "gate_variance_scale", "conv_variance_scale", "eps"):
         if not (isinstance(config[name], (int, float)) and config[name] > 0):
             raise SsmctlError(f"{NAME}: {name} must be a positive number, got {config[name]!r}")
-    gen = ops.generator(config["seed"])
-    layers = [_init_layer(config, i, gen) for i in range(config["n_layers"])]
-    return Model(family=NAME, config=config, layers=layers, source="init")
+    return ops.init_model(NAME, config, _init_layer)
 
 
 FAMILY = register(

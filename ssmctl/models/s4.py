@@ -47,6 +47,7 @@ from ._lti_common import (
     log_uniform,
     real_view,
     resolve_config,
+    system_meta,
 )
 from .base import Family, Layer, Model, register
 
@@ -315,7 +316,7 @@ def system(layer: Layer) -> DenseLTI:
         # C̃ = C(I − Ā^l)  ⇒  Cᵀ = (I − Ā^l)^{-ᵀ} C̃ᵀ.
         M = eye - np.linalg.matrix_power(Ad, l)
         C = np.linalg.solve(M.transpose(0, 2, 1), C.transpose(0, 2, 1)).transpose(0, 2, 1)
-    return DenseLTI(Ad, Bd, C, D, meta={"family": NAME, "layer": layer.index, "label": f"{NAME} layer {layer.index}"})
+    return DenseLTI(Ad, Bd, C, D, meta=system_meta(NAME, layer.index))
 
 
 def exact_continuous_eigenvalues(N: int) -> np.ndarray:

@@ -41,6 +41,7 @@ from ._lti_common import (
     log_uniform,
     real_view,
     resolve_config,
+    system_meta,
 )
 from .base import Family, Layer, Model, register
 
@@ -245,7 +246,7 @@ def system(layer: Layer) -> DiagonalLTI:
         dt=dt,
         method=layer.config.get("discretization", "zoh"),
         output="conj_pair",
-        meta={"family": NAME, "layer": layer.index, "label": f"{NAME} layer {layer.index}"},
+        meta=system_meta(NAME, layer.index),
     )
 
 

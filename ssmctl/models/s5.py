@@ -35,6 +35,7 @@ from ._lti_common import (
     log_uniform,
     real_view,
     resolve_config,
+    system_meta,
     truncated_normal,
 )
 from .base import Family, Layer, Model, register
@@ -248,7 +249,7 @@ def system(layer: Layer) -> DiagonalLTI:
         dt=step,
         method=cfg.get("discretization", "zoh"),
         output="conj_pair" if cfg.get("conj_sym", True) else "real",
-        meta={"family": NAME, "layer": layer.index, "label": f"{NAME} layer {layer.index}"},
+        meta=system_meta(NAME, layer.index),
     )
 
 

@@ -21,6 +21,8 @@ from ssmctl.errors import (
 from ssmctl.models import mamba
 from ssmctl.systems.lti import DiagonalLTI
 
+from ._ltv_checks import assert_block_output, block_input, rel_err
+
 transformers = pytest.importorskip("transformers")
 from transformers.models.mamba import modeling_mamba  # noqa: E402
 
@@ -58,12 +60,7 @@ def layer(hf_block):
 
 @pytest.fixture(scope="module")
 def u():
-    return torch.randn(BATCH, L, D_MODEL, generator=torch.Generator().manual_seed(1))
-
-
-def _rel(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.abs(a - b).max() / np.abs(b).max())
+    return block_input(BATCH, L, D_MODEL)
 
 
 # --- init -------------------------------------------------------------------------------------------------
@@ -152,11 +149,11 @@ def test_delta_and_transition_match_what_transformers_scan_sees(hf_block, layer,
     sys = layer.ltv(u)
     assert sys.lam.shape == (BATCH, L, 2 * D_MODEL, N_STATE) and sys.B.shape == (BATCH, L, 2 * D_MODEL, N_STATE, 1)
     assert sys.C.shape == (BATCH, L, 2 * D_MODEL, 1, N_STATE) and sys.D.shape == (2 * D_MODEL, 1, 1)
-    assert _rel(sys.dt, delta) < 1e-5
-    assert _rel(sys.lam, lam_ref) < 1e-5
-    assert _rel(sys.B[..., 0], Bbar_ref) < 1e-5
-    assert _rel(sys.C[:, :, 0, 0], seen["C"].transpose(1, 2)) < 1e-5
-    assert _rel(sys.inputs[..., 0], seen["x"].transpose(1, 2)) < 1e-5
+    assert rel_err(sys.dt, delta) < 1e-5
+    assert rel_err(sys.lam, lam_ref) < 1e-5
+    assert rel_err(sys.B[..., 0], Bbar_ref) < 1e-5
+    assert rel_err(sys.C[:, :, 0, 0], seen["C"].transpose(1, 2)) < 1e-5
+    assert rel_err(sys.inputs[..., 0], seen["x"].transpose(1, 2)) < 1e-5
     np.testing.assert_array_equal(sys.D[:, 0, 0].numpy(), hf_block.mixer.D.detach().numpy())
 
 
@@ -164,10 +161,8 @@ def test_simulated_block_output_matches_transformers(hf_block, layer, u):
     with torch.no_grad():
         ref = hf_block(u).double().numpy()
     ours = mamba.block_output_ref(layer, u)
-    base = u.double().numpy()
     assert ours.shape == (BATCH, L, D_MODEL)
-    assert _rel(ours, ref) < 1e-4
-    assert _rel(ours - base, ref - base) < 1e-4  # the mixer output alone, not hidden by the residual
+    assert_block_output(ours, ref, u)
 
 
 def test_frozen_view_and_stability(layer, u):
@@ -179,6 +174,56 @@ def test_frozen_view_and_stability(layer, u):
     assert lam.min() > 0 and lam.max() < 1  # exp(Δ A) with Δ > 0, A < 0
     with pytest.raises(UnsupportedSystemError, match="input-dependent"):
         layer.system()
+
+
+def test_loaded_jamba_layer_applies_the_inner_dt_b_c_norms(tmp_path, monkeypatch):
+    """Jamba's mixer RMS-normalizes δ, B and C after x_proj; a loaded Jamba layer's ltv(u) must too."""
+    from transformers.models.jamba import modeling_jamba
+
+    from .. import ckpt_builders as cb
+
+    model = cb.hf_model("jamba", seed=2)
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("dt_layernorm.weight", "b_layernorm.weight", "c_layernorm.weight")):
+                p.copy_(1.0 + 0.5 * torch.randn(p.shape, generator=gen))
+            elif name.endswith(("input_layernorm.weight", "mamba.D", "conv1d.bias")):
+                p.copy_(torch.randn(p.shape, generator=gen))
+    m = ssmctl.load(cb.save_hf(model, tmp_path))
+    assert m.extras["layouts"] == ["hf-jamba"] and [lay.index for lay in m.layers] == [0, 2]
+
+    calls, inputs = [], {}
+    original = modeling_jamba.mamba_selective_scan
+
+    def spy(hidden_states, dt, A, B, C, *args, **kwargs):
+        y = original(hidden_states, dt, A, B, C, *args, **{**kwargs, "z": None, "return_last_state": False})
+        calls.append({k: v.detach().clone() for k, v in
+                      dict(x=hidden_states, dt=dt, A=A, B=B, C=C, bias=kwargs["delta_bias"], y=y).items()})
+        return original(hidden_states, dt, A, B, C, *args, **kwargs)
+
+    monkeypatch.setattr(modeling_jamba, "mamba_selective_scan", spy)
+    hooks = [model.model.layers[lay.index].register_forward_pre_hook(
+        lambda mod, a, kw, i=lay.index: inputs.__setitem__(i, (a[0] if a else kw["hidden_states"]).detach()),
+        with_kwargs=True) for lay in m.layers]
+    ids = torch.randint(0, model.config.vocab_size, (BATCH, L), generator=gen)
+    with torch.no_grad():
+        model(ids, use_cache=False)
+    for h in hooks:
+        h.remove()
+    assert len(calls) == len(m.layers), "transformers did not call mamba_selective_scan (the path this test hooks)"
+    for lay, seen in zip(m.layers, calls):
+        # The scan's own discretization: Δ = softplus(dt + bias), Ā = exp(A Δ), B̄ = Δ B; (b, d_inner, L) layout.
+        delta = F.softplus(seen["dt"] + seen["bias"][:, None]).transpose(1, 2)
+        lam_ref = torch.exp(seen["A"][None, None] * delta[..., None])
+        sys = lay.ltv(inputs[lay.index])
+        assert rel_err(sys.dt, delta) < 1e-4
+        assert rel_err(sys.lam, lam_ref) < 1e-4
+        assert rel_err(sys.B[..., 0], delta[..., None] * seen["B"].transpose(1, 2)[:, :, None, :]) < 1e-4
+        assert rel_err(sys.C[:, :, 0, 0], seen["C"].transpose(1, 2)) < 1e-4
+        assert rel_err(sys.output_ref()[..., 0], seen["y"].transpose(1, 2)) < 1e-4
+        f = lay.frozen(inputs[lay.index], 5)
+        np.testing.assert_allclose(f.lam.real, lam_ref[:, 5].double().numpy(), rtol=1e-4)
 
 
 # --- bad input --------------------------------------------------------------------------------------------
@@ -221,3 +266,10 @@ def test_bad_checkpoints(hf_block):
         mamba.layer_from_params(bad, {}, 0)
     with pytest.raises(ShapeError, match=r"mixer.A_log has shape \(32, 4\), expected \(32, 8\)"):
         mamba.layer_from_params(sd, {"d_state": 8}, 0)
+    # Jamba's inner norms come as a set of three, sized (dt_rank,), (N,), (N,).
+    partial = {**sd, "mixer.dt_layernorm.weight": torch.ones(DT_RANK)}
+    with pytest.raises(CheckpointError, match="missing parameter\\(s\\) mixer.b_layernorm.weight, mixer.c_layernorm"):
+        mamba.layer_from_params(partial, {}, 0)
+    norms = {**partial, "mixer.b_layernorm.weight": torch.ones(N_STATE), "mixer.c_layernorm.weight": torch.ones(3)}
+    with pytest.raises(ShapeError, match=r"mixer.c_layernorm.weight has shape \(3,\), expected \(4,\)"):
+        mamba.layer_from_params(norms, {}, 0)

@@ -18,6 +18,8 @@ from ssmctl.errors import (
 from ssmctl.models import mamba2
 from ssmctl.systems.lti import DiagonalLTI
 
+from ._ltv_checks import assert_block_output, block_input, rel_err
+
 transformers = pytest.importorskip("transformers")
 from transformers.models.mamba2 import modeling_mamba2  # noqa: E402
 
@@ -55,12 +57,7 @@ def layer(hf_block):
 
 @pytest.fixture(scope="module")
 def u():
-    return torch.randn(BATCH, L, D_MODEL, generator=torch.Generator().manual_seed(1))
-
-
-def _rel(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.abs(a - b).max() / np.abs(b).max())
+    return block_input(BATCH, L, D_MODEL)
 
 
 # --- init -------------------------------------------------------------------------------------------------
@@ -131,22 +128,20 @@ def test_delta_and_transition_match_what_transformers_scan_sees(hf_block, layer,
     assert sys.lam.shape == (BATCH, L, NHEADS, HEADDIM, N_STATE)
     assert sys.B.shape == (BATCH, L, NHEADS, HEADDIM, N_STATE, 1)
     assert sys.C.shape == (BATCH, L, NHEADS, HEADDIM, 1, N_STATE) and sys.D.shape == (NHEADS, HEADDIM, 1, 1)
-    assert _rel(sys.dt[..., 0], delta) < 1e-5
-    assert _rel(sys.lam[..., 0, 0], lam_ref) < 1e-5
+    assert rel_err(sys.dt[..., 0], delta) < 1e-5
+    assert rel_err(sys.lam[..., 0, 0], lam_ref) < 1e-5
     # One scalar per head: identical over headdim channels and states.
     assert torch.equal(sys.lam, sys.lam[:, :, :, :1, :1].expand_as(sys.lam))
-    assert _rel(sys.B[:, :, :, 0, :, 0], B_ref) < 1e-5
-    assert _rel(sys.C[:, :, :, 0, 0, :], seen["C"].repeat_interleave(reps, dim=2)) < 1e-5
-    assert _rel(sys.inputs[..., 0], seen["x"]) < 1e-5
+    assert rel_err(sys.B[:, :, :, 0, :, 0], B_ref) < 1e-5
+    assert rel_err(sys.C[:, :, :, 0, 0, :], seen["C"].repeat_interleave(reps, dim=2)) < 1e-5
+    assert rel_err(sys.inputs[..., 0], seen["x"]) < 1e-5
 
 
 def test_simulated_block_output_matches_transformers(hf_block, layer, u):
     with torch.no_grad():
         ref = hf_block(u).double().numpy()
     ours = mamba2.block_output_ref(layer, u)
-    base = u.double().numpy()
-    assert _rel(ours, ref) < 1e-4
-    assert _rel(ours - base, ref - base) < 1e-4
+    assert_block_output(ours, ref, u)
 
 
 def test_D_with_headdim_follows_head_major_layout(layer, u):

@@ -14,6 +14,8 @@ from ssmctl.errors import CheckpointError, ShapeError, SsmctlError, UnknownNameE
 from ssmctl.models import rglru
 from ssmctl.systems.lti import DiagonalLTI
 
+from ._ltv_checks import assert_block_output, block_input, rel_err
+
 transformers = pytest.importorskip("transformers")
 
 D_MODEL, LRU_WIDTH, HEADS, D_CONV = 16, 24, 4, 4
@@ -55,12 +57,7 @@ def layer(hf_layer):
 
 @pytest.fixture(scope="module")
 def u():
-    return torch.randn(BATCH, L, D_MODEL, generator=torch.Generator().manual_seed(1))
-
-
-def _rel(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.abs(a - b).max() / np.abs(b).max())
+    return block_input(BATCH, L, D_MODEL)
 
 
 # --- init conventions -------------------------------------------------------------------------------------
@@ -136,9 +133,9 @@ def test_gates_match_what_transformers_rg_lru_sees(hf_layer, layer, u, monkeypat
     sys = layer.ltv(u)
     assert sys.lam.shape == (BATCH, L, LRU_WIDTH, 1) and sys.B.shape == (BATCH, L, LRU_WIDTH, 1, 1)
     assert sys.C.shape == (BATCH, L, LRU_WIDTH, 1, 1) and sys.D.shape == (LRU_WIDTH, 1, 1)
-    assert _rel(sys.lam[..., 0], seen["a"]) < 1e-5  # a_t before the reference's reset masking
-    assert _rel(sys.inputs[..., 0], seen["x"]) < 1e-5
-    assert _rel(sys.B[..., 0, 0] * sys.inputs[..., 0], seen["bx"]) < 1e-5  # B̄_t x_t incl. the reset at t = 0
+    assert rel_err(sys.lam[..., 0], seen["a"]) < 1e-5  # a_t before the reference's reset masking
+    assert rel_err(sys.inputs[..., 0], seen["x"]) < 1e-5
+    assert rel_err(sys.B[..., 0, 0] * sys.inputs[..., 0], seen["bx"]) < 1e-5  # B̄_t x_t incl. the reset at t = 0
     np.testing.assert_array_equal(sys.C.numpy(), 1.0)
     np.testing.assert_array_equal(sys.D.numpy(), 0.0)
     # Δ_t = c·r_t, Ā_t = exp(Δ_t · log a)
@@ -154,14 +151,12 @@ def test_simulated_block_output_matches_transformers(hf_layer, layer, u):
         full = hf_layer(u, position_ids=pos, attention_mask=None, use_cache=False)
     ref = (u + temporal).double().numpy()
     ours = rglru.block_output_ref(layer, u)
-    base = u.double().numpy()
-    assert _rel(ours, ref) < 1e-4
-    assert _rel(ours - base, ref - base) < 1e-4
+    assert_block_output(ours, ref, u)
     # our temporal residual through transformers' own channel (MLP) half gives the whole decoder layer
     res = torch.from_numpy(ours).float()
     with torch.no_grad():
         whole = res + hf_layer.mlp_block(hf_layer.channel_pre_norm(res))
-    assert _rel(whole, full) < 1e-4
+    assert rel_err(whole, full) < 1e-4
 
 
 def test_reset_option_and_frozen(layer, u):
