@@ -223,14 +223,9 @@ def _as_tensor(x: Any) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
-def _embedding_scale(model: Model, d_model: int) -> float:
-    """``model.extras['embedding_scale']``; RecurrentGemma checkpoints scale their embeddings by √d_model
-    (rounded to bfloat16, as transformers does) when the loader did not say."""
-    if "embedding_scale" in model.extras:
-        return float(model.extras["embedding_scale"])
-    if "hf-recurrent-gemma" in (model.extras.get("layouts") or ()):
-        return float(torch.tensor(math.sqrt(d_model), dtype=torch.bfloat16))
-    return 1.0
+def _embedding_scale(model: Model) -> float:
+    """``model.extras['embedding_scale']`` (ssmctl.load records RecurrentGemma's √d_model there), else 1."""
+    return float(model.extras.get("embedding_scale", 1.0))
 
 
 class _Inputs:
@@ -268,7 +263,7 @@ class _Inputs:
                 )
             self.ids = x.long()
             self.embedding = emb
-            self.scale = _embedding_scale(model, d_model)
+            self.scale = _embedding_scale(model)
             self.batch, self.length = x.shape
         else:
             if x.ndim == 2:

@@ -248,7 +248,7 @@ def test_recurrentgemma_recurrent_blocks_match_transformers(hf_griffin, ids, sca
     assert [lay.index for lay in model.layers] == [0, 1]
     assert "attention" in partial_note(model) and "mlp" in partial_note(model)
     # Layer 0 from token ids: the embedding and its √d scaling go through Model.extras.
-    # (ssmctl.load records the layout; the engine applies RecurrentGemma's √d_model embedding scale from it)
+    # (ssmctl.load records the bfloat16-rounded √d_model in extras["embedding_scale"]; the engine applies it)
     first = Model("rglru", {}, model.layers[:1], extras=model.extras)
     res0 = simulate(first, ids, chunk=8, window=(0, L), device="cpu", scan=scan)
     assert res0.scan_backend == scan
@@ -284,12 +284,9 @@ def test_jamba_mamba_mixer_matches_transformers(ids):
     sd = block.state_dict()
     params = {("norm.weight" if k == "input_layernorm.weight" else k.replace("mamba.", "mixer.", 1)): v
               for k, v in sd.items() if k.startswith(("mamba.", "input_layernorm."))}
+    # Jamba's extra RMSNorms on the Δ input, B and C come with the block's keys; layer_from_params keeps them
     layer = mamba.layer_from_params(params, {"eps": cfg.rms_norm_eps}, index=0)
-    # Jamba's extra RMSNorms on Δ-input, B and C: mamba.layer_from_params keeps only Mamba's own keys, so
-    # they are attached here; the engine applies them when present.
-    for k in ("dt", "b", "c"):
-        layer.params[f"mixer.{k}_layernorm.weight"] = params[f"mixer.{k}_layernorm.weight"]
-    layer.config["inner_norm_eps"] = cfg.rms_norm_eps
+    assert all(f"mixer.{k}_layernorm.weight" in layer.params for k in ("dt", "b", "c"))
     model = Model("mamba", {}, [layer])
     u = seen["u"]
     for chunk in (L, 12):
