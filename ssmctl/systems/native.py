@@ -71,9 +71,17 @@ def _compiler() -> str | None:
     return None
 
 
+def _private_folder(folder: Path) -> None:
+    """Create ``folder`` (mode 0700) or check an existing one: a library is only loaded from a folder that this
+    user owns and nobody else can write to (another user could otherwise plant one in a shared temp folder)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = folder.stat()
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+        raise OSError(f"{folder} is not private to this user (owner uid {st.st_uid}, mode {st.st_mode & 0o777:o})")
+
+
 def _compile(cc: str, target: Path) -> str | None:
     """Build the library at ``target`` (atomically); returns None on success, else the compiler's complaint."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for flags in (_FLAGS, _FALLBACK_FLAGS):
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
@@ -119,11 +127,13 @@ def _load() -> ctypes.CDLL | None:
             b"\0".join(s.encode() for s in (_SOURCE.read_text(), cc, version, " ".join(_FLAGS), _cpu_signature(),
                                             sys.platform))
         ).hexdigest()[:16]
-        candidates = [_cache_dir(), Path(tempfile.gettempdir()) / f"ssmctl-{os.getuid() if hasattr(os, 'getuid') else 0}"]
+        user = os.getuid() if hasattr(os, "getuid") else 0
+        candidates = [_cache_dir(), Path(tempfile.gettempdir()) / f"ssmctl-{user}"]
         problems = []
         for folder in candidates:
             target = folder / f"selective_scan-{key}.so"
             try:
+                _private_folder(folder)
                 if not target.exists():
                     err = _compile(cc, target)
                     if err:

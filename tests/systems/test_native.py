@@ -162,6 +162,19 @@ def test_a_fresh_process_builds_into_the_cache_folder_then_reuses_it(tmp_path):
     assert built[0].stat().st_mtime_ns == stamp  # loaded, not rebuilt
 
 
+@needs_native
+def test_a_folder_others_can_write_to_is_not_used(tmp_path):
+    shared = tmp_path / "cache"
+    shared.mkdir()
+    shared.chmod(0o777)  # e.g. a cache folder in a shared place: a planted library there must not be loaded
+    (tmp_path / "tmp").mkdir()
+    out = _probe(tmp_path, TMPDIR=str(tmp_path / "tmp"))
+    assert out.startswith("True native |")
+    assert not list(shared.glob("*.so")) and list((tmp_path / "tmp").glob("ssmctl-*/selective_scan-*.so"))
+    (private,) = (tmp_path / "tmp").glob("ssmctl-*")
+    assert private.stat().st_mode & 0o777 == 0o700
+
+
 def test_disabled_or_uncompilable_falls_back_to_the_tensor_scan(tmp_path):
     off = _probe(tmp_path, SSMCTL_NATIVE="0")
     assert off.startswith("False tensor |") and "disabled by SSMCTL_NATIVE=0" in off
