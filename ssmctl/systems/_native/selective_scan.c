@@ -20,7 +20,9 @@
 #include <string.h>
 
 #define VBYTES 32           /* one AVX register; split in two on SSE-only machines */
-#define LANES 64            /* (channel, input) lanes per tile: states of a tile stay in L1 */
+#ifndef TILE_STATES
+#define TILE_STATES 1024    /* states per tile (4 KB in float): a tile's states and decays stay in L1 */
+#endif
 
 typedef float vf32 __attribute__((vector_size(VBYTES)));
 typedef int32_t vi32 __attribute__((vector_size(VBYTES)));
@@ -96,7 +98,8 @@ int64_t NAME(int64_t batch, int64_t L, int64_t H, int64_t P, int64_t G, int64_t 
         || h_begin < 0 || h_end > H || h_begin > h_end)                                                   \
         return -1;                                                                                        \
     const int64_t Hg = H / G;                                                                             \
-    const int64_t tile_channels = P >= LANES ? 1 : LANES / P;                                             \
+    const int64_t lanes = TILE_STATES / N > 64 ? TILE_STATES / N : 64;  /* fewer states: wider tiles */    \
+    const int64_t tile_channels = P >= lanes ? 1 : lanes / P;                                             \
     const int64_t W_max = (tile_channels * P + VL - 1) / VL * VL;                                          \
     /* tile buffers, lanes padded to whole vectors: states (N, W), A log2(e) (Na, W), rate, input, output */ \
     void *mem = NULL;                                                                                     \
