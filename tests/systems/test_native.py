@@ -81,7 +81,7 @@ def test_nan_propagates_from_its_token_on_and_only_in_its_channel(dtype):
     [
         (2, 23, 10, 3, 5, 4, 4),  # groups of 2 channels: tiles end at every group boundary
         (1, 19, 3, 70, 1, 6, 1),  # more inputs than a tile's lanes: one channel per tile, lanes padded
-        (2, 17, 130, 1, 1, 1, 1),  # RG-LRU-like, a partial last tile
+        (2, 17, 1100, 1, 1, 1, 1),  # RG-LRU-like: tiles of 1024 lanes, a partial last one padded to whole vectors
         (1, 9, 5, 1, 1, 33, 33),  # odd state count
     ],
 )
