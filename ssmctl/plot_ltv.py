@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import warnings
+
 import numpy as np
 
 from .analysis.ltv_stats import LayerStats
@@ -78,15 +80,20 @@ def dt_histogram(stats: LayerStats, ax: Any = None, title: str | None = None) ->
 
 
 def _envelope(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-bin minimum and maximum of a long trace (at most ``_MAX_POINTS`` bins of equal width; the last bin
+    may be partial), at the bins' centres; a short trace is returned as it is (lo is hi)."""
     n = y.size
     if n <= _MAX_POINTS:
         x = np.arange(n)
         return x, y, y
     size = -(-n // _MAX_POINTS)
-    pad = size * _MAX_POINTS - n
-    yp = np.concatenate([y, np.full(pad, np.nan)]).reshape(_MAX_POINTS, size)
-    x = np.arange(_MAX_POINTS) * size + size / 2
-    return x, np.nanmin(yp, 1), np.nanmax(yp, 1)
+    bins = -(-n // size)  # only bins that hold tokens: padding never fills a whole bin
+    yp = np.concatenate([y, np.full(bins * size - n, np.nan)]).reshape(bins, size)
+    starts = np.arange(bins) * size
+    x = starts + (np.minimum(starts + size, n) - starts - 1) / 2
+    with warnings.catch_warnings():  # a bin whose tokens are all non-finite (memory ∞) stays NaN: a gap
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return x, np.nanmin(yp, 1), np.nanmax(yp, 1)
 
 
 def memory_trace(stats: LayerStats, ax: Any = None, batch: int = 0, title: str | None = None) -> Any:
@@ -103,6 +110,8 @@ def memory_trace(stats: LayerStats, ax: Any = None, batch: int = 0, title: str |
             ax.plot(x, lo, color=color, lw=0.8, label=label)
         else:
             ax.fill_between(x, lo, hi, color=color, alpha=0.5, lw=0, label=label + " (min–max per bin)")
+            # where a bin is flat (min = max, e.g. a repeated token) the band has no height: draw its line
+            ax.plot(x, np.where(lo == hi, lo, np.nan), color=color, lw=0.8)
     ax.set_yscale("log")
     ax.set_xlabel("token t")
     ax.set_ylabel(f"memory horizon (tokens, ε = {s.eps:g})")

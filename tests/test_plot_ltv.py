@@ -49,3 +49,34 @@ def test_figure_and_errors(result):
         pl.abs_heatmap(result)
     with pytest.raises(SsmctlError, match="batch 3"):
         pl.memory_trace(result.stats[0], batch=3)
+
+
+@pytest.mark.parametrize("n", [8192, 4001, 12003])
+def test_envelope_bins_hold_tokens_and_match_a_plain_loop(n):
+    rng = np.random.default_rng(n)
+    y = rng.standard_normal(n)
+    y[100:140] = np.nan  # non-finite tokens (an infinite memory horizon) inside one bin
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "All-NaN slice" warning from padding
+        x, lo, hi = pl._envelope(y)
+    size = -(-n // pl._MAX_POINTS)
+    starts = list(range(0, n, size))
+    assert len(x) == len(starts) <= pl._MAX_POINTS and x[-1] < n
+    for k, s0 in enumerate(starts):
+        part = y[s0:s0 + size]
+        part = part[np.isfinite(part)]
+        if part.size:
+            assert lo[k] == part.min() and hi[k] == part.max()
+        assert s0 <= x[k] <= min(s0 + size, n) - 1
+
+
+def test_flat_stretches_of_the_memory_trace_are_drawn(result):
+    stats = result.stats[0]
+    flat = np.full((1, 9000), 42.0)
+    stats_flat = type(stats)(**{**stats.__dict__, "memory_token_max": flat, "memory_token_gmean": flat / 2})
+    ax = pl.memory_trace(stats_flat)
+    drawn = [line.get_ydata() for line in ax.get_lines()]
+    assert any(np.nanmax(d) == 42.0 for d in drawn) and any(np.nanmax(d) == 21.0 for d in drawn)
+    plt.close(ax.figure)
