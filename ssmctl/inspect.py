@@ -449,7 +449,8 @@ def compare_report(a: Any, b: Any = "init", *, eps: float = EPS, seed: int = 0, 
     dict
         ``layers``: one entry per SSM layer pair with the radius and phase histograms of both sides
         (:data:`RADIUS_EDGES`, :data:`PHASE_EDGES_DEG`), memory horizons (median, max) of both and their
-        change, and — when both layers have the same eigenvalue shape — the elementwise movement.
+        change, and — when both layers have the same eigenvalue shape and B is a checkpoint, not ``"init"`` —
+        the elementwise movement.
         Layers are paired by index when both sides have the same indices, else by position.
     """
     sa = _Source(a)
@@ -492,7 +493,12 @@ def compare_report(a: Any, b: Any = "init", *, eps: float = EPS, seed: int = 0, 
             "memory_horizon_inf_count_b": int(np.isinf(kb).sum()),
             "warnings": ra[ia]["warnings"] + [f"B: {w}" for w in rb[ib]["warnings"]],
         })
-        if la.shape == lb.shape:
+        if sb.path == "init":
+            # a fresh init is an independent random draw (Δ, and for most families the states): its
+            # eigenvalues do not correspond one to one with A's, so only distributions are compared
+            entry["elementwise"] = False
+            entry["elementwise_note"] = "B is a fresh random initialization: eigenvalues are not paired one to one"
+        elif la.shape == lb.shape:
             move = np.abs(la - lb)
             entry.update({
                 "elementwise": True,
@@ -550,7 +556,7 @@ def compare_text(report: dict[str, Any]) -> str:
     lines.append(format_table(rows, cols, heads))
     lines.append("")
     lines.append(f"memory horizon: tokens until |λ|^k = {report['eps']:g}; radius bins of Task-Level-Insights, "
-                 "percent of eigenvalues in A / B; |Δλ| only where both sides have the same shape")
+                 "percent of eigenvalues in A / B; |Δλ| only where both sides have the same shape and B is not a fresh init")
     for w in report["warnings"]:
         lines.append(f"warning: {w}")
     return "\n".join(lines)

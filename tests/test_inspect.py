@@ -243,7 +243,8 @@ def test_compare_with_init(mamba_folder):
         assert entry["radius_histogram"]["b"]["counts"] == _tli_threshold_counts(lam_b.reshape(-1), RADIUS_EDGES)
         k_b = np.log(1e-2) / np.log(lam_b)
         assert entry["memory_horizon_median_change"] == pytest.approx(np.median(k_a) - np.median(k_b), rel=1e-5)
-        assert entry["elementwise"] and entry["move_abs_max"] == pytest.approx(np.abs(lam_a - lam_b).max(), rel=1e-5)
+        # an independent random draw: no one-to-one pairing of eigenvalues is claimed
+        assert entry["elementwise"] is False and "move_abs_max" not in entry and "fresh random" in entry["elementwise_note"]
     assert "mem med A" in compare_text(report)
 
 

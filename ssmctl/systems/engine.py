@@ -134,6 +134,19 @@ class SimulationResult:
     scan_backend: str = ""
     partial: str | None = None
 
+    def frozen(self, layer: int, t: int) -> Any:
+        """The frozen-time LTI system (DiagonalLTI) of ``layer`` at absolute token ``t`` of the input.
+
+        Needs ``t`` inside the window the simulation kept (``simulate(..., window=(start, stop))``).
+        """
+        if layer not in self.windows:
+            kept = sorted(self.windows) or "none: pass window=(start, stop) to simulate"
+            raise SsmctlError(f"no window of traces for layer {layer} (layers with windows: {kept})")
+        w = self.windows[layer]
+        if not w["start"] <= t < w["stop"]:
+            raise SsmctlError(f"token {t} is outside the kept window [{w['start']}, {w['stop']})")
+        return w["system"].frozen(t - w["start"])
+
     @property
     def tokens_per_second(self) -> float:
         return self.n_tokens * self.batch / self.seconds if self.seconds > 0 else math.inf

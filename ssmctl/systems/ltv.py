@@ -61,6 +61,12 @@ class LTVSystem:
                     f"LTVSystem inputs must have shape (batch, L, *channels, m) = {want}, got {got}"
                 )
 
+    def __repr__(self) -> str:
+        window = self.meta.get("window")
+        where = f", tokens {window[0]}..{window[1] - 1}" if window else ""
+        return (f"LTVSystem(batch={self.batch_size}, L={self.length}, channels={self.channel_shape}, "
+                f"N={self.n_states}, m={self.n_inputs}, p={self.n_outputs}, output={self.output!r}{where})")
+
     @property
     def batch_size(self) -> int:
         return int(np.shape(self.lam)[0])
@@ -87,7 +93,9 @@ class LTVSystem:
         return int(np.shape(self.C)[-2])
 
     def frozen(self, t: int) -> DiagonalLTI:
-        """The frozen-time LTI system at token ``t``: batch dims (batch, *channels)."""
+        """The frozen-time LTI system at position ``t`` of this system's own tokens (0 = its first; a window
+        of a simulation starts at ``meta["window"][0]`` — ``SimulationResult.frozen`` takes absolute tokens):
+        batch dims (batch, *channels)."""
         if not -self.length <= t < self.length:
             raise ShapeError(f"token index {t} outside the sequence of length {self.length}")
         # Slice before converting: only token t is copied to float64, not the whole sequence.

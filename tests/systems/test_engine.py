@@ -150,6 +150,15 @@ def test_mamba_window_states_continue_the_family_reference(our_mamba, ids):
         ys.append((C[:, t] * h).sum(-1) + D * x[:, t])
     assert _rel(torch.stack(ys, 1), w["ssm_output"]) < 1e-5
     assert _rel(h, w["states"][:, -1]) < 1e-5
+    # absolute token 27 of the input is position 7 of the window; Ā there is exp(Δ_27 A) of that layer
+    frozen = res.frozen(1, 27)
+    A = -torch.exp(our_mamba.layers[1].params["mixer.A_log"].double())
+    np.testing.assert_allclose(frozen.lam, torch.exp(sys_.dt[:, 7].double()[..., None] * A).numpy(), rtol=1e-6)
+    assert frozen.meta["frozen_at"] == 7 and "tokens 20..34" in repr(sys_) and "L=15" in repr(sys_)
+    with pytest.raises(SsmctlError, match=r"token 35 is outside the kept window \[20, 35\)"):
+        res.frozen(1, 35)
+    with pytest.raises(SsmctlError, match="no window of traces for layer 5"):
+        res.frozen(5, 27)
 
 
 def test_results_do_not_depend_on_chunk_or_block(our_mamba, ids):
