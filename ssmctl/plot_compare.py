@@ -13,9 +13,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import plot
-from .inspect import PHASE_EDGES_DEG, RADIUS_EDGES, phase_histogram, radius_histogram
+from .analysis.spectrum import memory_horizon
+from .errors import SsmctlError
+from .inspect import EPS, PHASE_EDGES_DEG, RADIUS_EDGES, phase_histogram, radius_histogram
 
-__all__ = ["plot_inspect", "plot_compare", "unit_disk_overlay", "histogram_pair"]
+__all__ = ["plot_inspect", "plot_compare", "unit_disk_overlay", "histogram_pair", "memory_histogram_pair"]
 
 # A dense plot of many layers stays legible with this many panels per row.
 _COLS = 4
@@ -102,13 +104,48 @@ def histogram_pair(hist_a: Mapping[str, Any], hist_b: Mapping[str, Any], ax: Any
     return ax
 
 
-def plot_compare(report: Mapping[str, Any], eigenvalues: Mapping[str, Any]) -> Any:
-    """One row per layer pair: unit-disk overlay, radius histogram, phase histogram (A vs B).
+def memory_histogram_pair(lam_a: np.ndarray, lam_b: np.ndarray, ax: Any, *, eps: float = EPS,
+                          labels: tuple[str, str] = ("A", "B"), bins: int = 40) -> Any:
+    """Histograms of the memory horizons (tokens until |λ|^k = eps) of A and B, log-spaced bins.
+
+    Eigenvalues on or outside the unit circle (infinite memory) are counted in the legend, not drawn.
+    """
+    ka = np.asarray(memory_horizon(np.asarray(lam_a).reshape(-1), eps=eps), dtype=np.float64)
+    kb = np.asarray(memory_horizon(np.asarray(lam_b).reshape(-1), eps=eps), dtype=np.float64)
+    finite = np.concatenate([ka[np.isfinite(ka) & (ka > 0)], kb[np.isfinite(kb) & (kb > 0)]])
+    if finite.size:
+        lo, hi = float(finite.min()), float(finite.max())
+        edges = np.geomspace(lo, hi * 1.0001 if hi > lo else lo * 2, bins + 1)
+        for k, color, label in ((ka, "C0", labels[0]), (kb, "C1", labels[1])):
+            ok = k[np.isfinite(k) & (k > 0)]
+            n_inf = int(np.isinf(k).sum())
+            ax.hist(ok, edges, color=color, alpha=0.55,
+                    label=f"{label}: median {np.median(k):.3g}" + (f", {n_inf} ∞" if n_inf else ""))
+        ax.set_xscale("log")
+    ax.set_xlabel(f"memory horizon (tokens, ε = {eps:g})", fontsize=7)
+    ax.set_ylabel("eigenvalues", fontsize=7)
+    ax.set_title("memory horizons", fontsize=8)
+    ax.legend(fontsize=7)
+    return ax
+
+
+def _phase_is_trivial(*lams: np.ndarray) -> bool:
+    """All eigenvalues real and non-negative (Mamba, Mamba-2, RG-LRU, S4D-Real): the phase histogram says
+    nothing, the memory horizons say more."""
+    return all(np.all(np.abs(np.angle(np.asarray(lam).reshape(-1))) <= np.radians(PHASE_EDGES_DEG[0]))
+               for lam in lams)
+
+
+def plot_compare(report: Mapping[str, Any], eigenvalues: Mapping[str, Any], layers: Any = None) -> Any:
+    """One row per layer pair: unit-disk overlay, radius histogram, and the phase histogram (A vs B) — or,
+    when every eigenvalue of the pair is real and non-negative, the memory-horizon histograms instead.
 
     Parameters
     ----------
     report : dict from :func:`ssmctl.inspect.compare_report`
     eigenvalues : ``compare_report(..., eigenvalues=True)["eigenvalues"]``
+    layers : sequence of int, optional
+        A's layer indices to draw (default: every pair).
 
     Returns
     -------
@@ -117,6 +154,14 @@ def plot_compare(report: Mapping[str, Any], eigenvalues: Mapping[str, Any]) -> A
     import matplotlib.pyplot as plt
 
     pairs = [p for p in eigenvalues["pairs"] if p[0] in eigenvalues["a"] and p[1] in eigenvalues["b"]]
+    if layers is not None:
+        wanted = [int(i) for i in layers]
+        known = [p[0] for p in pairs]
+        missing = [i for i in wanted if i not in known]
+        if missing:
+            raise SsmctlError(f"layers {missing} are not among the compared layers {known}")
+        pairs = [p for p in pairs if p[0] in wanted]
+    eps = float(report.get("eps", EPS))
     n = max(1, len(pairs))
     fig, axes = plt.subplots(n, 3, figsize=(11, 3.1 * n), squeeze=False)
     for row_axes, (ia, ib) in zip(axes, pairs):
@@ -125,8 +170,11 @@ def plot_compare(report: Mapping[str, Any], eigenvalues: Mapping[str, Any]) -> A
         row_axes[0].set_title(f"layer {ia}" + (f" / {ib}" if ib != ia else ""), fontsize=8)
         histogram_pair(radius_histogram(la), radius_histogram(lb), row_axes[1],
                        title=f"|λ| (edges {', '.join(f'{e:g}' for e in RADIUS_EDGES)})")
-        histogram_pair(phase_histogram(la), phase_histogram(lb), row_axes[2],
-                       title=f"|arg λ| in degrees (edges {', '.join(f'{e:g}' for e in PHASE_EDGES_DEG)})")
+        if _phase_is_trivial(la, lb):
+            memory_histogram_pair(la, lb, row_axes[2], eps=eps)
+        else:
+            histogram_pair(phase_histogram(la), phase_histogram(lb), row_axes[2],
+                           title=f"|arg λ| in degrees (edges {', '.join(f'{e:g}' for e in PHASE_EDGES_DEG)})")
     if not pairs:
         for ax in axes.flat:
             ax.axis("off")
