@@ -121,6 +121,18 @@ def test_json_numbers_are_what_transformers_computes(folder, capsys, monkeypatch
             prod = np.exp(logs[:, lag:] - logs[:, :-lag]).max(axis=-1)  # (d_inner, L − ℓ)
             assert pairs == prod.shape[1]
             assert value == pytest.approx(prod.mean(), rel=1e-5)
+    # the text table prints the same numbers (4 significant digits), ‖ΠĀ‖ at lags 16 and 128
+    assert _run(["simulate", path, "--random-tokens", "200", "--seed", "3", "--layers", "0,2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.strip().startswith("layer"))
+    assert "‖ΠĀ‖ lag 16" in header and "‖ΠĀ‖ lag 128" in header
+    cells = [line.split() for line in lines if line.strip()[:1].isdigit()]
+    assert [c[0] for c in cells] == ["0", "2"]
+    for c, row in zip(cells, report["layers"]):
+        decay = dict(zip(row["transition_decay"]["lags"], row["transition_decay"]["norm_mean"]))
+        expected = [row["channels"], row["abs_min"], row["abs_median"], row["abs_max"], row["dt_median"],
+                    row["memory_horizon_median"], decay[16], decay[128]]
+        np.testing.assert_allclose([float(x) for x in c[1:]], expected, rtol=5e-4)
 
 
 def test_errors(folder, tmp_path, capsys):
