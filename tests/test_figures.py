@@ -25,6 +25,42 @@ def test_memory_rows_follow_closed_form_for_s4d():
     assert row["abs_max"] == pytest.approx(np.exp(-dt.min() / 2), rel=1e-12)
 
 
+def test_memory_horizons_markdown_numbers_follow_closed_form_for_s4d():
+    layer = ssmctl.init("s4d", n_layers=1).layers[0]
+    lam = ssmctl.eigenvalue_cloud(layer)
+    text = figures.memory_horizons_markdown(figures.memory_horizon_rows({"s4d": (layer, lam)}))
+    assert "ε = 0.01" in text and "4 sequences × 256 tokens, seed 0" in text
+    (row,) = [line for line in text.splitlines() if line.startswith("| s4d |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # S4D-Lin, ZOH: |λ̄| = exp(−Δ/2) for every mode of a channel, k = ln ε / ln|λ̄| = 2 ln(100)/Δ
+    dt = np.exp(np.asarray(layer.params["kernel.log_dt"], dtype=float))
+    r, k = np.exp(-dt / 2), 2 * np.log(100) / dt
+    assert cells[:3] == ["s4d", "LTI", str(2 * dt.size * layer.params["kernel.A_imag"].shape[-1])]
+    np.testing.assert_allclose([float(c) for c in cells[3:5]], [r.min(), r.max()], atol=5e-5)  # 4 decimals
+    np.testing.assert_allclose([float(c) for c in cells[5:]], [k.min(), np.median(k), k.max()], rtol=5e-3)  # 3 digits
+
+
+def _gfm_cells(line):
+    """Cells of a GitHub-flavoured-markdown table row: split on pipes not escaped by a backslash."""
+    import re
+
+    return re.split(r"(?<!\\)\|", line.strip().strip("|"))
+
+
+@pytest.mark.xfail(strict=True, reason="figures.py writes unescaped '|' inside table cells ('|λ| min', notes with "
+                                       "|λ|): GitHub then renders no table (header/delimiter cell counts differ)")
+def test_markdown_tables_have_as_many_cells_in_every_row_as_in_the_header():
+    layer = ssmctl.init("s4d", n_layers=1).layers[0]
+    texts = [figures.table1_markdown(),
+             figures.memory_horizons_markdown(figures.memory_horizon_rows({"s4d": (layer, ssmctl.eigenvalue_cloud(layer))}))]
+    for text in texts:
+        rows = [line for line in text.splitlines() if line.startswith("|")]
+        header, delimiter = rows[0], rows[1]
+        assert len(_gfm_cells(delimiter)) == len(_gfm_cells(header))
+        for line in rows[2:]:
+            assert len(_gfm_cells(line)) == len(_gfm_cells(header)), line[:60]
+
+
 def test_write_all(tmp_path):
     out = tmp_path / "new" / "figs"  # created
     open_before = set(plt.get_fignums())
