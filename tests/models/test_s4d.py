@@ -67,6 +67,8 @@ def test_closed_form_inits(variant, expected):
     A, _, _ = _continuous(layer)
     n = np.arange(N // 2)
     np.testing.assert_allclose(A, np.broadcast_to(expected(n, N), (3, N // 2)), rtol=1e-14, atol=1e-14)
+    re, im = s4d.init_A(variant, N)
+    np.testing.assert_allclose(re + 1j * im, expected(n, N), rtol=1e-14, atol=1e-14)
 
 
 def test_legs_variant_is_hippo_n():
