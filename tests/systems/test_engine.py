@@ -105,8 +105,9 @@ def our_mamba(hf_mamba, tmp_path_factory):
 @pytest.mark.parametrize("scan", SCANS)
 def test_mamba_every_layer_matches_transformers(hf_mamba, our_mamba, ids, chunk, scan):
     ref = _block_outputs(hf_mamba.layers, lambda: hf_mamba(ids))
-    res = simulate(our_mamba, ids, chunk=chunk, block=4, window=(0, L), device="cpu", scan=scan)
+    res = simulate(our_mamba, ids, chunk=chunk, block=4, window=(0, L), device="cpu", scan=scan, keep_output=True)
     assert res.layers == [0, 1, 2] and res.n_tokens == L and res.batch == 2
+    assert _rel(res.output, ref[2]) < 1e-4  # the last layer's output over all chunks
     assert res.scan_backend == scan and res.summary()["scan_backend"] == scan
     for i in range(3):
         assert _rel(res.windows[i]["layer_output"], ref[i]) < 1e-4
