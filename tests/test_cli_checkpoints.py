@@ -63,14 +63,17 @@ def test_inspect_prints_the_table_on_a_fresh_save_pretrained_folder(folder, caps
 
 
 def test_inspect_json_is_strict_and_complete(folder, capsys):
-    _, path = folder
-    assert main(["inspect", str(path), "--json"]) == 0
+    model, path = folder
+    assert main(["inspect", str(path), "--json", "--eps", "1e-3"]) == 0
     report = _strict(capsys.readouterr().out)
-    assert report["schema"] == 1
-    for row in report["layers"]:
-        for key in ("index", "family", "kind", "d_state", "abs_min", "abs_median", "abs_max", "memory_horizon_median"):
-            assert key in row
-        assert row["at"] == "dt_bias"
+    assert report["schema"] == 1 and report["eps"] == 1e-3
+    for row, block in zip(report["layers"], model.backbone.layers):
+        assert row["at"] == "dt_bias" and row["d_state"] == model.config.state_size
+        dt = F.softplus(block.mixer.dt_proj.bias.detach().double())
+        lam = torch.exp(dt[:, None] * -torch.exp(block.mixer.A_log.detach().double())).numpy()
+        k = np.log(1e-3) / np.log(lam)  # the --eps given on the command line
+        got = [row[key] for key in ("abs_min", "abs_median", "abs_max", "memory_horizon_median", "memory_horizon_max")]
+        np.testing.assert_allclose(got, [lam.min(), np.median(lam), lam.max(), np.median(k), k.max()], rtol=1e-6)
 
 
 def test_inspect_plot_draws_every_layer(tmp_path, capsys):
