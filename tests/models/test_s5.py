@@ -113,6 +113,18 @@ def test_B_is_lecun_normal_pulled_through_V():
     assert np.std(B_real) == pytest.approx(np.sqrt(1 / 256), rel=0.03)
 
 
+@pytest.mark.parametrize("C_init, var", [("trunc_standard_normal", 1 / 256), ("lecun_normal", 1 / (64 * 256)),
+                                          ("complex_normal", 0.5)])
+def test_C_init_variances(C_init, var):
+    """S5's C inits: trunc_standard_normal = lecun_normal per output row (fan_in P = 256), lecun_normal on (H, P, 2)
+    (fan_in H·P), complex_normal N(0, ½) per part on C̃ directly. C̃ = C·V with orthonormal columns keeps a
+    circular entry's variance, so each part of C̃ has the variance of a part of C."""
+    layer = ssmctl.init("s5", d_model=64, d_state=256, blocks=8, n_layers=1, seed=5, C_init=C_init)[0]
+    Ct = _c(layer.params["C"])
+    assert Ct.shape == (64, 128)
+    assert np.var(Ct.real) == pytest.approx(var, rel=0.05) and np.var(Ct.imag) == pytest.approx(var, rel=0.05)
+
+
 def test_zoh_moduli_and_memory_follow_models_md():
     sys = ssmctl.init("s5", d_model=2, d_state=2048, blocks=64, n_layers=1, seed=1)[0].system()
     r = np.abs(eigenvalues(sys))
