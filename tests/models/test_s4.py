@@ -153,6 +153,13 @@ def test_step_sizes_follow_the_dt_transform():
     assert s4.step_sizes(untied).shape == (3, 4)
 
 
+def test_C_init_is_a_standard_complex_normal():
+    """SSMKernelDPLR: C = randn(channels, H, N/2, cfloat): each part N(0, ½)."""
+    C = ssmctl.init("s4", d_model=256, d_state=64, n_layers=1, seed=3)[0].params["kernel.C"]
+    assert C.shape == (1, 256, 32, 2)
+    assert np.var(C[..., 0]) == pytest.approx(0.5, rel=0.05) and np.var(C[..., 1]) == pytest.approx(0.5, rel=0.05)
+
+
 def test_kernel_class_preset_has_independent_copies():
     layer = ssmctl.init("s4", preset="kernel_class", d_model=3, d_state=8, n_layers=1)[0]
     assert layer.params["kernel.A_real"].shape == (3, 4) and layer.config["dt_transform"] == "exp"

@@ -169,6 +169,16 @@ def test_presets_and_overrides():
     assert s4d.FAMILY.kind == "LTI" and s4d.FAMILY.discretization == "Exact" and s4d.FAMILY.structure == "SISO"
 
 
+def test_C_and_D_init_variances():
+    """state-spaces/s4: C = randn(cfloat) (each part N(0, ½)); is_real keeps its real part; D = randn."""
+    layer = ssmctl.init("s4d", d_model=256, d_state=64, n_layers=1, seed=2)[0]
+    C = layer.params["kernel.C"]
+    assert np.var(C[..., 0]) == pytest.approx(0.5, rel=0.05) and np.var(C[..., 1]) == pytest.approx(0.5, rel=0.05)
+    assert np.var(layer.params["D"]) == pytest.approx(1.0, rel=0.2)
+    real = ssmctl.init("s4d", preset="real_states", d_model=256, d_state=64, n_layers=1, seed=2)[0]
+    assert np.var(real.params["kernel.C"]) == pytest.approx(0.5, rel=0.05)
+
+
 def test_seed_reproducible():
     a = ssmctl.init("s4d", d_model=3, n_layers=1, seed=9)[0].params["kernel.C"]
     b = ssmctl.init("s4d", d_model=3, n_layers=1, seed=9)[0].params["kernel.C"]
