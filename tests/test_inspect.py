@@ -166,6 +166,8 @@ def test_eigenvalues_outside_unit_disk_warned(tmp_path):
     assert row["spectral_radius"] == pytest.approx(r.max(), rel=1e-10)
     assert row["spectral_margin"] == pytest.approx(1 - r.max(), rel=1e-8) and row["spectral_margin"] < 0
     assert row["memory_horizon_inf_count"] == 2 * H and row["memory_horizon_max"] is None  # inf → null
+    assert row["memory_horizon_finite_max"] == pytest.approx(np.log(1e-2) / np.log(r[r < 1].max()), rel=1e-10)
+    assert row["n_eigenvalues"] == r.size * 2  # each stored mode and its conjugate
     assert row["abs_min"] == pytest.approx(r.min(), rel=1e-10)
 
 
