@@ -187,6 +187,12 @@ def test_bad_hyperparameters(hyper, err, match):
 def test_odd_blocks_allowed_without_conj_sym():
     layer = ssmctl.init("s5", d_state=24, blocks=8, conj_sym=False, d_model=2, n_layers=1)[0]
     assert layer.params["Lambda_re"].shape == (24,) and layer.system().output == "real"
+    # eight copies of HiPPO-N(3)'s spectrum, one of them real (LAPACK on the block, independent of the eigh path)
+    block = np.linalg.eigvals(hippo.legs_normal(3))
+    lam = (layer.params["Lambda_re"] + 1j * layer.params["Lambda_im"]).reshape(8, 3)
+    by_imag = lambda z: z[np.argsort(z.imag)]  # noqa: E731 (all real parts are −½)
+    for row in lam:
+        np.testing.assert_allclose(by_imag(row), by_imag(block), atol=1e-12)
 
 
 def test_layer_from_params():
