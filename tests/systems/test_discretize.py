@@ -128,3 +128,26 @@ def test_dense_zoh_matches_scipy(rng):
     Ad, Bd, *_ = scipy.signal.cont2discrete((A, B, C, np.zeros((1, 2))), 0.2, method="zoh")
     np.testing.assert_allclose(dense.A, Ad, atol=1e-12)
     np.testing.assert_allclose(dense.B, Bd, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["bilinear", "euler_b", "zoh"])
+def test_dense_batch_against_closed_forms(rng, method):
+    # A batch of two real non-diagonal systems with one Δ each: Tustin's (I − ΔA/2)^{-1}(I + ΔA/2) and
+    # (I − ΔA/2)^{-1}ΔB, Mamba's expm(ΔA) and ΔB, ZOH from scipy's cont2discrete.
+    import scipy.linalg
+
+    A = rng.normal(size=(2, 3, 3)) - 2 * np.eye(3)
+    B = rng.normal(size=(2, 3, 2))
+    C = rng.normal(size=(1, 3))
+    dt = np.array([0.05, 0.3])
+    dense = ssmctl.from_continuous_dense(A, B, C, dt=dt, method=method)
+    for i in range(2):
+        if method == "bilinear":
+            left = np.eye(3) - dt[i] / 2 * A[i]
+            Ad, Bd = np.linalg.solve(left, np.eye(3) + dt[i] / 2 * A[i]), np.linalg.solve(left, dt[i] * B[i])
+        elif method == "euler_b":
+            Ad, Bd = scipy.linalg.expm(dt[i] * A[i]), dt[i] * B[i]
+        else:
+            Ad, Bd, *_ = scipy.signal.cont2discrete((A[i], B[i], C, np.zeros((1, 2))), dt[i], method="zoh")
+        np.testing.assert_allclose(dense.A[i], Ad, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(dense.B[i], Bd, rtol=1e-12, atol=1e-14)
