@@ -10,10 +10,21 @@ def test_table1_lists_every_family_with_papers_columns():
     text = figures.table1_markdown()
     for name in ssmctl.families():
         assert f"| {name} |" in text
-    # the paper's classification: S4 bilinear SISO, S5 MIMO, Mamba LTV
-    assert "| s4 |" in text and "Bilinear" in text
-    row = next(line for line in text.splitlines() if line.startswith("| s5 |"))
-    assert "MIMO" in row
+    # the overview paper's Table I classification, column by column (parametrization, discretization,
+    # structure, implementation) for the LTI families
+    expected = {
+        "s4": ["LTI", "Bilinear", "SISO", "Convolution and Recurrence"],
+        "s4d": ["LTI", "Exact", "SISO", "Convolution and Recurrence"],
+        "s5": ["LTI", "Exact / Bilinear", "MIMO", "Parallel Scan"],
+        "lru": ["LTI", "None", "MIMO", "Parallel Scan"],
+    }
+    header = [c.strip() for c in text.splitlines()[2].strip("|").split("|")]
+    assert header[:7] == ["model", "paper", "parametrization", "discretization", "structure", "implementation",
+                          "scaffolding"]
+    for name, cells in expected.items():
+        row = next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
+        assert [c.strip() for c in row.strip("|").split("|")][2:6] == cells
+    assert next(line for line in text.splitlines() if line.startswith("| mamba |")).split("|")[3].strip().startswith("LTV")
 
 
 def test_memory_rows_follow_closed_form_for_s4d():
