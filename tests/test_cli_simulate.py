@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ssmctl.cli import main
-from ssmctl.cli_simulate import cmd_simulate, parse_layers, register
+from ssmctl.cli_simulate import parse_layers, register
 from ssmctl.errors import SsmctlError
 
 transformers = pytest.importorskip("transformers")

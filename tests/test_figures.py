@@ -24,7 +24,8 @@ def test_table1_lists_every_family_with_papers_columns():
     for name, cells in expected.items():
         row = next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
         assert [c.strip() for c in row.strip("|").split("|")][2:6] == cells
-    assert next(line for line in text.splitlines() if line.startswith("| mamba |")).split("|")[3].strip().startswith("LTV")
+    mamba = next(line for line in text.splitlines() if line.startswith("| mamba |"))
+    assert mamba.split("|")[3].strip().startswith("LTV")
 
 
 def test_memory_rows_follow_closed_form_for_s4d():
@@ -62,8 +63,8 @@ def _gfm_cells(line):
                                        "|λ|): GitHub then renders no table (header/delimiter cell counts differ)")
 def test_markdown_tables_have_as_many_cells_in_every_row_as_in_the_header():
     layer = ssmctl.init("s4d", n_layers=1).layers[0]
-    texts = [figures.table1_markdown(),
-             figures.memory_horizons_markdown(figures.memory_horizon_rows({"s4d": (layer, ssmctl.eigenvalue_cloud(layer))}))]
+    rows = figures.memory_horizon_rows({"s4d": (layer, ssmctl.eigenvalue_cloud(layer))})
+    texts = [figures.table1_markdown(), figures.memory_horizons_markdown(rows)]
     for text in texts:
         rows = [line for line in text.splitlines() if line.startswith("|")]
         header, delimiter = rows[0], rows[1]
