@@ -33,8 +33,15 @@ def one_torch_thread():
 
 
 @pytest.fixture
-def read_only_dir(tmp_path):
-    """A folder with mode 0o555; skips where this process writes into it anyway (root)."""
+def read_only_dir(tmp_path, monkeypatch):
+    """A folder with mode 0o555 that this process cannot write into.
+
+    Root writes into such folders anyway (CI containers often run as root), so there ``os.access`` is made to
+    answer for ``ro`` as the mode bits do for everyone else: without write permission. Only the answer to the
+    permission question changes; a command that skipped asking would still write and fail its test.
+    """
+    import os
+
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
@@ -43,7 +50,16 @@ def read_only_dir(tmp_path):
     except PermissionError:
         pass
     else:
-        ro.chmod(0o755)
-        pytest.skip("this process (root) writes into read-only folders")
+        (ro / "probe").unlink()
+        real_access = os.access
+        ro_real = os.path.realpath(ro)
+
+        def access(path, mode, *args, **kwargs):
+            inside = os.path.commonpath([os.path.realpath(path), ro_real]) == ro_real
+            if inside and mode & os.W_OK:
+                return False
+            return real_access(path, mode, *args, **kwargs)
+
+        monkeypatch.setattr(os, "access", access)
     yield ro
     ro.chmod(0o755)

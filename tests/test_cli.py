@@ -24,15 +24,59 @@ def test_eig_s4d_lin_matches_closed_form(capsys):
     assert data["abs_min"] == pytest.approx(moduli.min(), rel=1e-12)
     assert data["abs_max"] == pytest.approx(moduli.max(), rel=1e-12)
     assert data["abs_median"] == pytest.approx(np.median(moduli), rel=1e-12)
-    assert data["memory_horizon_median"] == pytest.approx(np.median(np.log(1e-2) / (-dt / 2)), rel=1e-10)
+    k = np.log(1e-2) / (-dt / 2)
+    assert data["memory_horizon_median"] == pytest.approx(np.median(np.repeat(k, 8)), rel=1e-10)
+    assert data["memory_horizon_max"] == pytest.approx(k.max(), rel=1e-10)
+    assert data["memory_horizon_inf_count"] == 0
     assert data["schema"] == 1 and data["eps"] == 1e-2
+    # the text table: the same numbers to its 4 significant digits
+    assert main(["eig", "s4d", "--variant", "lin", "--d-model", "16", "--d-state", "8", "--seed", "3"]) == 0
+    row = next(line.split() for line in capsys.readouterr().out.splitlines() if line.split()[:1] == ["s4d"])
+    assert row[:3] == ["s4d", "LTI", "128"]
+    expected = [moduli.min(), np.median(moduli), moduli.max(), np.median(k), k.max()]
+    np.testing.assert_allclose([float(x) for x in row[3:]], expected, rtol=5e-4)
 
 
-def test_eig_ltv_reports_the_input_and_strict_json(capsys):
+def test_eig_ltv_numbers_are_transformers_recurrence_gates(capsys):
+    """The LTV eigenvalue statistics are those of a_t as transformers' RG-LRU computes it on the stated input."""
+    import torch
+    import transformers
+
+    import ssmctl
+
     data = run_json(capsys, "eig", "rglru", "--d-model", "32", "--json")
     assert data["kind"] == "LTV" and data["input"]["rms"] == 1.0
-    # RG-LRU (recurrentgemma init): a ∈ [0.9, 0.999] and a_t = a^{c·r_t} with r_t ∈ (0, 1) ⇒ a^8 < a_t < 1.
-    assert 0.9**8 < data["abs_min"] and data["abs_max"] < 1.0
+    inp = data["input"]
+    assert (inp["distribution"], inp["batch"], inp["length"], inp["seed"]) == ("gaussian", 4, 256, 0)
+    # The same fresh layer (default seed) loaded into transformers' RecurrentGemma decoder layer.
+    layer = ssmctl.init("rglru", d_model=32, n_layers=1).layers[0]
+    cfg = transformers.RecurrentGemmaConfig(
+        vocab_size=8, hidden_size=32, lru_width=32, num_attention_heads=4, num_hidden_layers=1,
+        intermediate_size=16, block_types=["recurrent"], conv1d_width=4, rms_norm_eps=layer.config["eps"],
+    )
+    hf = transformers.RecurrentGemmaForCausalLM(cfg).eval().model.layers[0]
+    missing, unexpected = hf.load_state_dict({k: torch.as_tensor(v) for k, v in layer.params.items()}, strict=False)
+    assert not unexpected and all(k.startswith(("channel_pre_norm", "mlp_block")) for k in missing)
+    rg, gates = hf.temporal_block.rg_lru, []
+    original = rg._rnn_scan
+
+    def spy(hidden_states, recurrent_gate, *args, **kwargs):
+        gates.append(recurrent_gate.detach().double())
+        return original(hidden_states, recurrent_gate, *args, **kwargs)
+
+    rg._rnn_scan = spy
+    # the stated input: unit-RMS Gaussian (batch, length, d_model) from numpy's generator at the stated seed
+    u = torch.from_numpy(np.random.default_rng(inp["seed"]).standard_normal((4, 256, 32)).astype(np.float32))
+    with torch.no_grad():
+        hf(u, position_ids=torch.arange(256)[None].expand(4, 256), attention_mask=None, use_cache=False)
+    a = gates[0].numpy().reshape(-1)
+    assert data["n_eigenvalues"] == a.size == 4 * 256 * 32
+    np.testing.assert_allclose([data["abs_min"], data["abs_median"], data["abs_max"]],
+                               [a.min(), np.median(a), a.max()], rtol=1e-5)
+    k = np.log(1e-2) / np.log(a)
+    np.testing.assert_allclose([data["memory_horizon_median"], data["memory_horizon_max"]],
+                               [np.median(k), k.max()], rtol=1e-4)
+    assert data["memory_horizon_inf_count"] == 0
 
 
 def test_eig_plot_writes_a_file(tmp_path, capsys):
@@ -49,26 +93,48 @@ def test_unknown_family_is_a_clear_error(capsys):
     assert "unknown family 's7'" in err and "s4d" in err and "mamba" in err
 
 
+def _textbook_ss(lam, Bbar, C, D):
+    """python-control system of y = 2·Re(C h), h_k = Λh_{k−1} + B̄u_k, written out here (not ssmctl.to_control):
+    x = [Re h; Im h], then the textbook form A, B' = AB̄, C, D' = CB̄ + D."""
+    import control
+
+    A = np.block([[np.diag(lam.real), -np.diag(lam.imag)], [np.diag(lam.imag), np.diag(lam.real)]])
+    B = np.concatenate([Bbar.real, Bbar.imag])
+    Cr = 2 * np.concatenate([C.real, -C.imag], axis=-1)
+    return control.ss(A, A @ B, Cr, Cr @ B + D, dt=True)
+
+
 def test_demo_numbers_match_python_control(capsys):
     import control
 
     from ssmctl.cli import demo_system
 
     data = run_json(capsys, "demo", "--channels", "3", "--d-state", "8", "--json")
-    sys_, dt = demo_system(3, 8, 0)
+    assert [row["channel"] for row in data["channels"]] == [0, 1, 2]
+    sys_, _ = demo_system(3, 8, 0)  # only its random draws C and D are used below
+    a = -0.5 + 1j * np.pi * np.arange(8)  # S4D-Lin, as the report states
     for row in data["channels"]:
-        cs = ssmctl_to_control(sys_[row["channel"]])
-        assert row["dt"] == pytest.approx(dt[row["channel"]])
+        c, dt = row["channel"], row["dt"]
+        assert 1e-3 <= dt <= 1e-1 and row["n_states"] == 16
+        lam = np.exp(dt * a)  # ZOH, B = 1: B̄ = (e^{Δa} − 1)/a
+        np.testing.assert_allclose(sys_.lam[c], lam, rtol=1e-12)
+        np.testing.assert_allclose(sys_.B[c, :, 0], (lam - 1) / a, rtol=1e-12)
+        cs = _textbook_ss(lam, ((lam - 1) / a)[:, None], sys_.C[c], sys_.D[c])
         assert row["h2_norm"] == pytest.approx(control.norm(cs, 2), rel=1e-9)
         assert row["hinf_norm"] == pytest.approx(control.norm(cs, "inf", tol=1e-10), rel=2e-6)
         assert row["dc_gain"] == pytest.approx(float(control.dcgain(cs)), rel=1e-9)
         assert row["spectral_radius"] == pytest.approx(max(abs(cs.poles())), rel=1e-12)
+        # every mode has |λ̄| = e^{−Δ/2}: k = ln ε / ln|λ̄| = 2 ln(100)/Δ
+        assert row["memory_horizon_median"] == pytest.approx(2 * np.log(100) / dt, rel=1e-12)
         Wc, Wo = control.gram(cs, "c"), control.gram(cs, "o")
         hsv = np.sort(np.sqrt(np.abs(np.linalg.eigvals(Wc @ Wo))))[::-1]
         assert row["states_used"] == int(np.count_nonzero(hsv > 1e-3 * hsv[0]))
-
-
-def ssmctl_to_control(sys_):
-    import ssmctl
-
-    return ssmctl.to_control(sys_)
+    # the text table prints the same numbers (4 significant digits)
+    assert main(["demo", "--channels", "3", "--d-state", "8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines if line.strip()[:1].isdigit()]
+    keys = ["channel", "dt", "n_states", "spectral_radius", "memory_horizon_median", "h2_norm", "hinf_norm", "dc_gain",
+            "states_used"]
+    assert len(rows) == 3
+    for cells, row in zip(rows, data["channels"]):
+        np.testing.assert_allclose([float(x) for x in cells], [row[k] for k in keys], rtol=5e-4)

@@ -49,21 +49,31 @@ def test_inspect_prints_the_table_on_a_fresh_save_pretrained_folder(folder, caps
         assert col in header
     rows = [line.split() for line in lines if line.strip()[:1].isdigit()]
     assert [r[0] for r in rows] == ["0", "1"] and all(r[1:4] == ["mamba", "LTV", "dt_bias"] for r in rows)
-    dt = F.softplus(model.backbone.layers[1].mixer.dt_proj.bias.detach().double())
-    lam = torch.exp(dt[:, None] * -torch.exp(model.backbone.layers[1].mixer.A_log.detach().double())).numpy()
-    assert float(rows[1][7]) == pytest.approx(np.median(lam), rel=1e-3)  # |λ| med, 4 significant digits
+    for row, block in zip(rows, model.backbone.layers):
+        # every number of the row from the transformers module's own tensors, to the table's 4 digits
+        dt = F.softplus(block.mixer.dt_proj.bias.detach().double())
+        A = -torch.exp(block.mixer.A_log.detach().double())
+        lam = torch.exp(dt[:, None] * A).numpy()
+        k = np.log(1e-2) / np.log(lam)
+        assert [int(row[4]), int(row[5])] == [model.config.state_size, model.config.intermediate_size]
+        expected = [lam.min(), np.median(lam), lam.max(), lam.max(), 1 - lam.max(), np.median(k), k.max(),
+                    A.min().item(), A.max().item()]
+        np.testing.assert_allclose([float(x) for x in row[6:15]], expected, rtol=5e-4)
     assert "softplus(dt_proj.bias)" in out
 
 
 def test_inspect_json_is_strict_and_complete(folder, capsys):
-    _, path = folder
-    assert main(["inspect", str(path), "--json"]) == 0
+    model, path = folder
+    assert main(["inspect", str(path), "--json", "--eps", "1e-3"]) == 0
     report = _strict(capsys.readouterr().out)
-    assert report["schema"] == 1
-    for row in report["layers"]:
-        for key in ("index", "family", "kind", "d_state", "abs_min", "abs_median", "abs_max", "memory_horizon_median"):
-            assert key in row
-        assert row["at"] == "dt_bias"
+    assert report["schema"] == 1 and report["eps"] == 1e-3
+    for row, block in zip(report["layers"], model.backbone.layers):
+        assert row["at"] == "dt_bias" and row["d_state"] == model.config.state_size
+        dt = F.softplus(block.mixer.dt_proj.bias.detach().double())
+        lam = torch.exp(dt[:, None] * -torch.exp(block.mixer.A_log.detach().double())).numpy()
+        k = np.log(1e-3) / np.log(lam)  # the --eps given on the command line
+        got = [row[key] for key in ("abs_min", "abs_median", "abs_max", "memory_horizon_median", "memory_horizon_max")]
+        np.testing.assert_allclose(got, [lam.min(), np.median(lam), lam.max(), np.median(k), k.max()], rtol=1e-6)
 
 
 def test_inspect_plot_draws_every_layer(tmp_path, capsys):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ssmctl.cli import main
-from ssmctl.cli_simulate import cmd_simulate, parse_layers, register
+from ssmctl.cli_simulate import parse_layers, register
 from ssmctl.errors import SsmctlError
 
 transformers = pytest.importorskip("transformers")
@@ -78,6 +78,61 @@ def test_json_is_strict_and_matches_the_engine(folder, capsys):
         assert ours["abs_min"] == pytest.approx(theirs["abs_min"], rel=1e-5)
         assert ours["transition_decay"]["norm_mean"] == pytest.approx(theirs["transition_decay"]["norm_mean"],
                                                                       rel=1e-5)
+
+
+def test_json_numbers_are_what_transformers_computes(folder, capsys, monkeypatch):
+    """Each layer's Δ_t and Ā_t = exp(Δ_t·A) as transformers' Mamba forward computes them on the same tokens:
+    min/max exact, quantiles to the stated histogram bin width, transition decay at short lags exactly."""
+    from transformers.models.mamba import modeling_mamba
+
+    path, _ = folder
+    assert _run(["simulate", path, "--random-tokens", "200", "--seed", "3", "--json", "--layers", "0,2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    width = report["bin_width_ln"]
+    seen = []
+    original = modeling_mamba.mamba_selective_scan
+
+    def spy(hidden_states, dt, A, B, C, *args, **kwargs):
+        delta = torch.nn.functional.softplus(dt + kwargs["delta_bias"][:, None]).double()  # (b, d_inner, L)
+        seen.append((delta, torch.exp(A.double()[None, :, None, :] * delta[..., None])))  # Ā: (b, d_inner, L, N)
+        return original(hidden_states, dt, A, B, C, *args, **kwargs)
+
+    monkeypatch.setattr(modeling_mamba, "mamba_selective_scan", spy)
+    ids = torch.from_numpy(np.random.default_rng(3).integers(0, 50, size=(1, 200)))  # the stated random tokens
+    with torch.no_grad():
+        transformers.MambaForCausalLM.from_pretrained(path).eval()(ids)
+    assert len(seen) == 3
+    for row in report["layers"]:
+        delta, abar = (t.numpy() for t in seen[row["index"]])
+        np.testing.assert_allclose([row["abs_min"], row["abs_max"]], [abar.min(), abar.max()], rtol=1e-5)
+        np.testing.assert_allclose([row["dt_min"], row["dt_max"]], [delta.min(), delta.max()], rtol=1e-5)
+        # quantiles come from histograms of ln Δ and ln(−ln|Ā|) with bins `width` wide
+        assert abs(math.log(row["dt_median"] / np.median(delta))) <= width
+        assert abs(math.log(math.log(row["abs_median"]) / math.log(np.median(abar)))) <= width
+        k = np.log(1e-2) / np.log(abar)
+        assert abs(math.log(row["memory_horizon_median"] / np.median(k))) <= width
+        assert row["memory_horizon_inf_count"] == 0
+        # ‖Ā_t ⋯ Ā_{t−ℓ+1}‖ (largest entry: the slowest mode) averaged over t ≥ ℓ and the channels
+        decay = row["transition_decay"]
+        logs = np.cumsum(np.log(abar[0]), axis=1)  # (d_inner, L, N)
+        for lag, stride, pairs, value in zip(decay["lags"], decay["sample_stride"], decay["pairs"], decay["norm_mean"]):
+            if stride != 1:
+                continue
+            prod = np.exp(logs[:, lag:] - logs[:, :-lag]).max(axis=-1)  # (d_inner, L − ℓ)
+            assert pairs == prod.shape[1]
+            assert value == pytest.approx(prod.mean(), rel=1e-5)
+    # the text table prints the same numbers (4 significant digits), ‖ΠĀ‖ at lags 16 and 128
+    assert _run(["simulate", path, "--random-tokens", "200", "--seed", "3", "--layers", "0,2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.strip().startswith("layer"))
+    assert "‖ΠĀ‖ lag 16" in header and "‖ΠĀ‖ lag 128" in header
+    cells = [line.split() for line in lines if line.strip()[:1].isdigit()]
+    assert [c[0] for c in cells] == ["0", "2"]
+    for c, row in zip(cells, report["layers"]):
+        decay = dict(zip(row["transition_decay"]["lags"], row["transition_decay"]["norm_mean"]))
+        expected = [row["channels"], row["abs_min"], row["abs_median"], row["abs_max"], row["dt_median"],
+                    row["memory_horizon_median"], decay[16], decay[128]]
+        np.testing.assert_allclose([float(x) for x in c[1:]], expected, rtol=5e-4)
 
 
 def test_errors(folder, tmp_path, capsys):

@@ -65,7 +65,7 @@ def test_inspect_mamba_rows_match_direct_values(mamba_folder):
         np.testing.assert_allclose([row["abs_min"], row["abs_median"], row["abs_max"]],
                                    [lam.min(), np.median(lam), lam.max()], rtol=1e-6)
         np.testing.assert_allclose(row["spectral_radius"], lam.max(), rtol=1e-6)
-        np.testing.assert_allclose(row["spectral_margin"], 1 - lam.max(), rtol=1e-4)
+        np.testing.assert_allclose(row["spectral_margin"], 1 - lam.max(), rtol=1e-6)
         np.testing.assert_allclose([row["memory_horizon_median"], row["memory_horizon_max"]],
                                    [np.median(k), k.max()], rtol=1e-5)
         np.testing.assert_allclose([row["A_min"], row["A_max"]], [A.min(), A.max()], rtol=1e-6)
@@ -109,6 +109,19 @@ def test_hybrid_rows_include_attention(tmp_path):
     assert att["abs_median"] is None and att["name"] == "model.layers.2.temporal_block"
     assert att["sizes"]["d_model"] == 32
     assert report["layers"][0]["at"] == "gate_bias"
+    for row in report["layers"][:2]:
+        # Input-free RG-LRU values from the transformers module: a = exp(−c·σ(gate bias)·softplus(Λ)), c = 8,
+        # A = −softplus(Λ) (log a), Δ = c·σ(gate bias).
+        lru = model.model.layers[row["index"]].temporal_block.rg_lru
+        dt = 8.0 * torch.sigmoid(lru.recurrent_gate_bias.detach().double()).reshape(-1).numpy()
+        A = -F.softplus(lru.recurrent_param.detach().double()).numpy()
+        lam = np.exp(dt * A)
+        k = np.log(1e-2) / np.log(lam)
+        assert (row["d_state"], row["channels"], row["n_eigenvalues"]) == (1, lam.size, lam.size)
+        got = [row[key] for key in ("abs_min", "abs_median", "abs_max", "memory_horizon_median", "memory_horizon_max",
+                                    "A_min", "A_max", "dt_min", "dt_max")]
+        expected = [lam.min(), np.median(lam), lam.max(), np.median(k), k.max(), A.min(), A.max(), dt.min(), dt.max()]
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
     text = inspect_text(report)
     assert "attention" in text and "gate_bias" in text
 
@@ -153,6 +166,8 @@ def test_eigenvalues_outside_unit_disk_warned(tmp_path):
     assert row["spectral_radius"] == pytest.approx(r.max(), rel=1e-10)
     assert row["spectral_margin"] == pytest.approx(1 - r.max(), rel=1e-8) and row["spectral_margin"] < 0
     assert row["memory_horizon_inf_count"] == 2 * H and row["memory_horizon_max"] is None  # inf → null
+    assert row["memory_horizon_finite_max"] == pytest.approx(np.log(1e-2) / np.log(r[r < 1].max()), rel=1e-10)
+    assert row["n_eigenvalues"] == r.size * 2  # each stored mode and its conjugate
     assert row["abs_min"] == pytest.approx(r.min(), rel=1e-10)
 
 
@@ -235,17 +250,33 @@ def test_compare_with_init(mamba_folder):
     assert report["b"] == "init" and report["paired_by"] == "index"
     assert report["init"]["d_model"] == 32 and report["init"]["n_layers"] == 3
     fresh = ssmctl.init("mamba", **{k: v for k, v in report["init"].items() if k != "seed"}, seed=0)
-    for entry, block, layer_b in zip(report["layers"], model.backbone.layers, fresh.layers):
+    text_rows = [line.split() for line in compare_text(report).splitlines() if line.strip()[:1].isdigit()]
+    assert "mem med A" in compare_text(report) and len(text_rows) == 3
+    for entry, block, layer_b, cells in zip(report["layers"], model.backbone.layers, fresh.layers, text_rows):
         lam_a, k_a, _, _ = _direct(block.mixer)
         dt_b = F.softplus(layer_b.params["mixer.dt_proj.bias"].double())
         lam_b = torch.exp(dt_b[:, None] * -torch.exp(layer_b.params["mixer.A_log"].double())).numpy()
-        assert entry["radius_histogram"]["a"]["counts"] == _tli_threshold_counts(lam_a.reshape(-1), RADIUS_EDGES)
-        assert entry["radius_histogram"]["b"]["counts"] == _tli_threshold_counts(lam_b.reshape(-1), RADIUS_EDGES)
+        counts_a = _tli_threshold_counts(lam_a.reshape(-1), RADIUS_EDGES)
+        counts_b = _tli_threshold_counts(lam_b.reshape(-1), RADIUS_EDGES)
+        assert entry["radius_histogram"]["a"]["counts"] == counts_a
+        assert entry["radius_histogram"]["b"]["counts"] == counts_b
+        np.testing.assert_allclose(entry["radius_histogram"]["a"]["percent"], 100 * np.array(counts_a) / lam_a.size)
         k_b = np.log(1e-2) / np.log(lam_b)
-        assert entry["memory_horizon_median_change"] == pytest.approx(np.median(k_a) - np.median(k_b), rel=1e-5)
+        expected = {
+            "memory_horizon_median_a": np.median(k_a), "memory_horizon_median_b": np.median(k_b),
+            "memory_horizon_median_change": np.median(k_a) - np.median(k_b),
+            "spectral_radius_a": lam_a.max(), "spectral_radius_b": lam_b.max(),
+        }
+        for key, value in expected.items():
+            assert entry[key] == pytest.approx(value, rel=1e-5), key
         # an independent random draw: no one-to-one pairing of eigenvalues is claimed
         assert entry["elementwise"] is False and "move_abs_max" not in entry and "fresh random" in entry["elementwise_note"]
-    assert "mem med A" in compare_text(report)
+        # the text row: layer, kind, then the same numbers to 4 digits and the bins' percentages A/B
+        assert cells[:2] == [str(entry["index"]), "LTV"]
+        np.testing.assert_allclose([float(x) for x in cells[2:7]], [expected[k] for k in list(expected)[:5]], rtol=5e-4)
+        assert cells[7] == "-"  # no |Δλ| against a fresh init
+        pct = [tuple(float(x) for x in c.split("/")) for c in cells[8:]]
+        np.testing.assert_allclose(pct, np.round(100 * np.array([counts_a, counts_b]).T / lam_a.size), atol=0)
 
 
 def test_compare_two_checkpoints_before_after(tmp_path):
@@ -257,6 +288,20 @@ def test_compare_two_checkpoints_before_after(tmp_path):
     a = cb.save_hf(after, tmp_path / "after")
     b = cb.save_hf(before, tmp_path / "before")
     report = strict(compare_report(a, b))
+    rows = strict(inspect_report(b))["layers"]
+    for row, blk in zip(rows, before.backbone.layers):
+        # Mamba-2: one Ā = exp(softplus(dt_bias)·A) per head, A = −exp(A_log)
+        dt = F.softplus(blk.mixer.dt_bias.detach().double()).numpy()
+        A = -torch.exp(blk.mixer.A_log.detach().double()).numpy()
+        lam = np.exp(dt * A)
+        k = np.log(1e-2) / np.log(lam)
+        assert (row["at"], row["channels"], row["d_state"]) == ("dt_bias", before.config.num_heads,
+                                                                 before.config.state_size)
+        got = [row[key] for key in ("abs_min", "abs_median", "abs_max", "spectral_margin", "memory_horizon_median",
+                                    "memory_horizon_max", "A_min", "A_max", "dt_min", "dt_max")]
+        expected = [lam.min(), np.median(lam), lam.max(), 1 - lam.max(), np.median(k), k.max(), A.min(), A.max(),
+                    dt.min(), dt.max()]
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
     for entry, blk_a, blk_b in zip(report["layers"], after.backbone.layers, before.backbone.layers):
         la = torch.exp(F.softplus(blk_a.mixer.dt_bias.double()) * -torch.exp(blk_a.mixer.A_log.double())).detach().numpy()
         lb = torch.exp(F.softplus(blk_b.mixer.dt_bias.double()) * -torch.exp(blk_b.mixer.A_log.double())).detach().numpy()

@@ -17,22 +17,39 @@ from ssmctl.systems.engine import simulate  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def result(one_torch_thread):
+def run(one_torch_thread):
     model = ssmctl.init("mamba", d_model=16, n_layers=2, d_state=4)
-    return simulate(model, torch.randn(1, 300, 16, generator=torch.Generator().manual_seed(0)), device="cpu",
-                    heatmap_bins=50)
+    u = torch.randn(1, 300, 16, generator=torch.Generator().manual_seed(0))
+    return model, u, simulate(model, u, device="cpu", heatmap_bins=50)
 
 
-def test_panels(result):
+@pytest.fixture(scope="module")
+def result(run):
+    return run[2]
+
+
+def test_panels(run):
+    model, u, result = run
     s = result.stats[0]
+    # Layer 0's Δ_t and Ā_t straight from its LTV system (checked against transformers in test_mamba.py)
+    sys0 = model.layers[0].ltv(u)
+    slow = sys0.lam[0].double().numpy().max(axis=-1)  # (L, channels): each channel's slowest mode
     fig, axes = plt.subplots(1, 4)
     pl.abs_heatmap(s, ax=axes[0])
-    assert axes[0].images[0].get_array().shape == (s.n_channels, 50)
-    np.testing.assert_allclose(axes[0].images[0].get_array(), s.heatmap.T)
+    heat = np.asarray(axes[0].images[0].get_array())
+    assert heat.shape == (s.n_channels, 50)
+    np.testing.assert_allclose(heat, slow.reshape(50, 6, -1).mean(axis=1).T, rtol=1e-5)  # bins of 300/50 tokens
     pl.dt_histogram(s, ax=axes[1])
     assert axes[1].get_xscale() == "log"
+    bars = axes[1].patches[0]  # the stairs: fraction of (token, channel) per drawn bin
+    values, edges = bars.get_data().values, bars.get_data().edges
+    dt = sys0.dt.double().numpy().ravel()
+    assert edges[0] <= dt.min() and dt.max() <= edges[-1]
+    np.testing.assert_allclose(values, np.histogram(dt, bins=edges)[0] / dt.size, atol=2 / dt.size)
     pl.memory_trace(s, ax=axes[2])
-    np.testing.assert_allclose(axes[2].lines[0].get_ydata(), s.memory_token_max[0])
+    k = np.log(1e-2) / np.log(slow)  # frozen-time memory of each channel's slowest mode
+    np.testing.assert_allclose(axes[2].lines[0].get_ydata(), k.max(axis=1), rtol=1e-4)
+    np.testing.assert_allclose(axes[2].lines[1].get_ydata(), np.exp(np.log(k).mean(axis=1)), rtol=1e-4)
     pl.transition_decay(s, ax=axes[3])
     np.testing.assert_allclose(axes[3].lines[0].get_ydata(), np.maximum(s.decay_mean, 1e-30))
     np.testing.assert_array_equal(axes[3].lines[0].get_xdata(), s.lags)

@@ -14,7 +14,7 @@ def test_strict_json_has_no_nan_or_infinity():
 
 
 def test_dumps_refuses_what_it_cannot_make_strict():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="Object of type object is not JSON serializable"):
         dumps({"x": object()})
 
 

@@ -55,6 +55,21 @@ def test_condition_of_triangular_2x2_closed_form(a, b, c):
     np.testing.assert_allclose(kappa, np.sqrt(1 + (b / (c - a)) ** 2), rtol=1e-9)
 
 
+def test_condition_numbers_pair_with_their_eigenvalues():
+    # Each κ must belong to its own λ: scipy's left and right eigenvectors, κ_i = 1/|y_iᴴ x_i| (unit vectors).
+    import scipy.linalg
+
+    rng = np.random.default_rng(4)
+    A = np.diag([0.9, 0.5, -0.3, 0.1j]) + np.triu(rng.standard_normal((4, 4)) * [1, 5, 0.1, 2], 1)
+    lam, kappa = eigenvalue_condition_numbers(DenseLTI(A, np.ones((4, 1)), np.ones((1, 4))))
+    w, vl, vr = scipy.linalg.eig(A, left=True, right=True)
+    ref = 1 / np.abs(np.einsum("ni,ni->i", vl.conj(), vr))  # scipy normalizes each vector to unit length
+    order, order_ref = np.argsort(lam.real + 10 * lam.imag), np.argsort(w.real + 10 * w.imag)
+    np.testing.assert_allclose(lam[order], w[order_ref], atol=1e-12)
+    np.testing.assert_allclose(kappa[order], ref[order_ref], rtol=1e-8)
+    assert np.diff(np.sort(ref)).min() > 0.1  # four distinct values (2.4 … 10.4): a mispairing would show
+
+
 def test_pseudospectrum_of_diagonal_and_its_dense_twin():
     rng = np.random.default_rng(1)
     sys = _diag(rng, N=4, batch=(2,))
@@ -137,8 +152,12 @@ def test_s4_layer_non_normality():
 
 def test_layers_are_accepted_and_bad_input():
     layer = ssmctl.init("s4d", d_model=2, d_state=4, n_layers=1)[0]
-    assert eigenvalue_condition(layer).shape == (2,)
-    np.testing.assert_allclose(complex_stability_radius(layer), spectral_margin(layer))
+    # S4D-Lin with ZOH is diagonal (normal: κ = 1) with |λ̄| = exp(−Δ/2) for every mode of a channel, so its
+    # complex stability radius is the spectral margin 1 − exp(−Δ/2) (closed form from the stored log Δ).
+    np.testing.assert_array_equal(eigenvalue_condition(layer), np.ones(2))
+    dt = np.exp(layer.params["kernel.log_dt"])
+    np.testing.assert_allclose(complex_stability_radius(layer), -np.expm1(-dt / 2), rtol=1e-10)
+    np.testing.assert_allclose(spectral_margin(layer), -np.expm1(-dt / 2), rtol=1e-10)
     with pytest.raises(SsmctlError, match="n_grid must be an integer >= 8"):
         complex_stability_radius(_upper(0.1, 1, 0.2), n_grid=3)
     with pytest.raises(SsmctlError, match="re and im must be real 1-D grids"):

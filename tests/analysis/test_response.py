@@ -53,11 +53,12 @@ def test_complex_systems_lack_conjugate_symmetry(rng):
     G_pos = ssmctl.frequency_response(sys, w)[0, 0, 0]
     G_neg = ssmctl.frequency_response(sys, -w)[0, 0, 0]
     assert abs(G_pos - np.conj(G_neg)) > 1e-3
-    assert ssmctl.frequency_grid(sys, 8).min() < 0
+    np.testing.assert_allclose(ssmctl.frequency_grid(sys, 8), -np.pi + 2 * np.pi * np.arange(8) / 8, rtol=1e-15)
     real = random_diagonal(rng, N=3, m=1, p=1, output="conj_pair")
     np.testing.assert_allclose(
         ssmctl.frequency_response(real, w)[0, 0, 0], np.conj(ssmctl.frequency_response(real, -w)[0, 0, 0])
     )
+    np.testing.assert_allclose(ssmctl.frequency_grid(real, 5), [0, np.pi / 4, np.pi / 2, 3 * np.pi / 4, np.pi])
 
 
 def test_dense_frequency_response_non_normal_path(rng):
@@ -93,3 +94,75 @@ def test_bad_lengths_and_frequencies(rng):
         ssmctl.impulse_response(sys, 0)
     with pytest.raises(SsmctlError, match="omega must be real"):
         ssmctl.frequency_response(sys, np.array([1j]))
+
+
+# --------------------------------------------------------------------------------------------------
+# independent references written with numpy only: partial fractions of the stored modes, explicit powers
+# --------------------------------------------------------------------------------------------------
+def _G_partial_fractions(sys, z):
+    """G(z) = D + z·Σ_n c_n b_nᵀ/(z − λ_n), real modes as f/2·(term + conjugate term); shape (..., F, p, m)."""
+    z = np.asarray(z, dtype=complex)
+    lam, B, C, D = sys.lam, sys.B, sys.C, sys.D
+    S = z[:, None] / (z[:, None] - lam[..., None, :])  # (..., F, N)
+    G = np.einsum("...pn,...fn,...nm->...fpm", C, S, B)
+    if sys.output != "complex":
+        f = {"real": 1.0, "conj_pair": 2.0}[sys.output]
+        Sc = z[:, None] / (z[:, None] - lam.conj()[..., None, :])
+        G = f / 2 * (G + np.einsum("...pn,...fn,...nm->...fpm", C.conj(), Sc, B.conj()))
+    return G + np.asarray(D)[..., None, :, :]
+
+
+def _impulse_by_powers(sys, L):
+    """K_0 = CB̄ + D, K_k = C diag(λ^k) B̄ with λ^k from np.power, real modes as f·Re(·); shape (..., L, p, m)."""
+    Lk = np.power(sys.lam[..., None, :], np.arange(L)[:, None])  # (..., L, N)
+    K = np.einsum("...pn,...kn,...nm->...kpm", sys.C, Lk, sys.B)
+    if sys.output != "complex":
+        K = {"real": 1.0, "conj_pair": 2.0}[sys.output] * K.real
+    K[..., 0, :, :] += sys.D
+    return K
+
+
+@pytest.mark.parametrize("output", ["complex", "real", "conj_pair"])
+def test_transfer_function_off_the_unit_circle(rng, output):
+    # |z| ≠ 1 (inside and outside the circle, near a pole): nothing else evaluates G away from e^{iω}.
+    sys = random_diagonal(rng, N=4, m=2, p=3, output=output, batch=(2,))
+    z = np.array([0.5, 2.0j, -1.3 + 0.4j, 0.2 - 0.1j, sys.lam[0, 1] * (1 + 1e-6)])
+    G = ssmctl.transfer_function(sys, z)
+    assert G.shape == (2, 5, 3, 2)
+    np.testing.assert_allclose(G, _G_partial_fractions(sys, z), rtol=1e-9)
+    # the dense twin, by linear solves
+    d = sys.to_dense()
+    X = np.linalg.solve(z[None, :, None, None] * np.eye(d.n_states) - d.A[:, None], d.B[:, None])
+    np.testing.assert_allclose(ssmctl.transfer_function(d, z), z[:, None, None] * (d.C[:, None] @ X) + d.D[:, None],
+                               rtol=1e-8)
+
+
+@pytest.mark.parametrize("N, m, p", [(1, 3, 2), (2, 3, 3)])
+@pytest.mark.parametrize("output", ["real", "conj_pair"])
+def test_frequency_response_with_more_channel_pairs_than_states(rng, N, m, p, output):
+    # p·m > 2N takes the real-pair sweep's folded branch (the factors z², −z moved into the mode table).
+    sys = random_diagonal(rng, N=N, m=m, p=p, output=output, batch=(3,))
+    w = np.linspace(-0.3, np.pi, 17)
+    np.testing.assert_allclose(ssmctl.frequency_response(sys, w), _G_partial_fractions(sys, np.exp(1j * w)),
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_frequency_response_of_large_and_batched_systems_in_blocks(rng):
+    # N = 1024 over 300 frequencies (several frequency blocks) and 300 systems of 64 modes (several system
+    # blocks): the blocked sweep against plain partial fractions.
+    big = random_diagonal(rng, N=1024, m=1, p=1, output="conj_pair", radius=(0.9, 0.999))
+    w = np.linspace(0.0, np.pi, 300)
+    np.testing.assert_allclose(ssmctl.frequency_response(big, w), _G_partial_fractions(big, np.exp(1j * w)),
+                               rtol=1e-9)
+    many = random_diagonal(rng, N=64, m=1, p=1, output="real", batch=(300,))
+    w = np.linspace(0.0, np.pi, 8)
+    np.testing.assert_allclose(ssmctl.frequency_response(many, w), _G_partial_fractions(many, np.exp(1j * w)),
+                               rtol=1e-9)
+
+
+@pytest.mark.parametrize("output", ["complex", "real", "conj_pair"])
+@pytest.mark.parametrize("m, p, L", [(1, 1, 100), (1, 1, 33), (2, 3, 65), (1, 1, 1)])
+def test_impulse_response_against_explicit_powers(rng, output, m, p, L):
+    # Lengths around the power tables' block of 32, SISO (folded residues) and MIMO (power table) branches.
+    sys = random_diagonal(rng, N=5, m=m, p=p, output=output, batch=(2,), radius=(0.5, 0.99))
+    np.testing.assert_allclose(ssmctl.impulse_response(sys, L), _impulse_by_powers(sys, L), rtol=1e-11, atol=1e-13)

@@ -38,9 +38,17 @@ def test_memory_horizon_closed_form():
 
 
 def test_memory_horizon_of_systems_follows_the_eigenvalues(rng):
-    sys = random_diagonal(rng, N=3, output="conj_pair")
-    np.testing.assert_allclose(ssmctl.memory_horizon(sys), ssmctl.memory_horizon(ssmctl.eigenvalues(sys)))
-    assert ssmctl.memory_horizon(sys).shape == (6,)
+    sys = random_diagonal(rng, N=3, output="conj_pair", batch=(2,))
+    k = ssmctl.memory_horizon(sys, eps=1e-3)
+    assert k.shape == (2, 6)
+    r = np.abs(sys.lam)
+    expected = np.log(1e-3) / np.log(np.concatenate([r, r], axis=-1))  # both members of each conjugate pair
+    np.testing.assert_allclose(np.sort(k, axis=-1), np.sort(expected, axis=-1), rtol=1e-14)
+    A = rng.normal(size=(4, 4))
+    dense = ssmctl.DenseLTI(0.9 * A / np.abs(np.linalg.eigvals(A)).max(), np.ones((4, 1)), np.ones((1, 4)))
+    expected = np.log(1e-2) / np.log(np.abs(np.linalg.eigvals(dense.A)))
+    np.testing.assert_allclose(np.sort(ssmctl.memory_horizon(dense)), np.sort(expected), rtol=1e-12)
+    np.testing.assert_allclose(ssmctl.spectral_radius(dense), 0.9, rtol=1e-12)
 
 
 def test_memory_horizon_bad_eps():

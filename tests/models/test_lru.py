@@ -79,6 +79,7 @@ def test_projection_scales():
 @pytest.mark.parametrize("preset", [None, "long_range"])
 def test_system_reproduces_lru_forward(preset):
     layer = ssmctl.init("lru", d_model=6, d_state=10, n_layers=1, seed=4, preset=preset)[0]
+    np.testing.assert_allclose(lru.eigenvalues_of(layer), _lam(layer.params), rtol=1e-15)
     u = np.random.default_rng(1).standard_normal((80, 6))
     K = impulse_response(layer.system(), 80)  # (L, p, m)
     idx = np.arange(80)[:, None] - np.arange(80)[None, :]

@@ -156,7 +156,13 @@ def test_D_with_headdim_follows_head_major_layout(layer, u):
 def test_frozen_view(layer, u):
     f = layer.frozen(u, 12)
     assert isinstance(f, DiagonalLTI) and f.batch_shape == (BATCH, NHEADS, HEADDIM) and f.n_states == N_STATE
-    lam = layer.ltv(u).abs_eigenvalues()
+    sys = layer.ltv(u)  # checked against transformers' scan inputs above
+    np.testing.assert_array_equal(f.lam.real, sys.lam[:, 12].double().numpy())
+    np.testing.assert_array_equal(f.B.real, sys.B[:, 12].double().numpy())
+    np.testing.assert_array_equal(f.C.real, sys.C[:, 12].double().numpy())
+    np.testing.assert_array_equal(f.D, sys.D.double().numpy())
+    assert f.real_state and f.meta["frozen_at"] == 12
+    lam = sys.abs_eigenvalues()
     assert lam.min() > 0 and lam.max() < 1
     with pytest.raises(UnsupportedSystemError, match="input-dependent"):
         layer.system()

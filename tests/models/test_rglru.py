@@ -167,6 +167,10 @@ def test_reset_option_and_frozen(layer, u):
     assert torch.equal(with_reset.B[:, 1:], without.B[:, 1:]) and torch.equal(with_reset.lam, without.lam)
     f = layer.frozen(u, 5)
     assert isinstance(f, DiagonalLTI) and f.batch_shape == (BATCH, LRU_WIDTH) and f.n_states == 1 and f.real_state
+    np.testing.assert_array_equal(f.lam.real, with_reset.lam[:, 5].double().numpy())
+    np.testing.assert_array_equal(f.B.real, with_reset.B[:, 5].double().numpy())
+    np.testing.assert_array_equal(f.C.real, 1.0)
+    np.testing.assert_array_equal(f.D, 0.0)
     lam = with_reset.abs_eigenvalues()
     assert lam.min() > 0 and lam.max() < 1
     with pytest.raises(UnsupportedSystemError, match="input-dependent"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import ssmctl
 from ssmctl.analysis.response import impulse_response
@@ -117,6 +118,48 @@ def test_impulse_response_is_woodbury_kernel(hyper):
     np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-9 * np.abs(ref).max())
 
 
+@pytest.mark.parametrize("name", s4.TRANSFORMS)
+def test_param_transforms_are_the_reference_ones(name):
+    """state-spaces/s4 param_transform / inv_transform: none, exp, relu(x) + 1e-4, sigmoid, softplus; the inverse
+    clamps to ≥ 1e-4 first (relu's inverse is the identity, as in the reference)."""
+    x = np.array([-2.0, -1e-3, 0.0, 0.7, 5.0, 40.0])
+    t = torch.from_numpy(x)
+    expected = {"none": t, "exp": torch.exp(t), "relu": F.relu(t) + 1e-4, "sigmoid": torch.sigmoid(t),
+                "softplus": F.softplus(t)}[name].numpy()
+    np.testing.assert_allclose(s4.param_transform(x, name), expected, rtol=1e-14, atol=1e-300)
+    p = np.array([1e-6, 1e-4, 0.03, 0.5, 0.9, 3.0])
+    q = torch.from_numpy(np.maximum(p, 1e-4))
+    if name == "sigmoid":
+        p, q = p[:-1], q[:-1]  # the logit needs p < 1
+    inverse = {"none": q, "exp": torch.log(q), "relu": q, "sigmoid": torch.logit(q),
+               "softplus": torch.log(torch.expm1(q))}[name].numpy()
+    np.testing.assert_allclose(s4.inverse_transform(p, name), inverse, rtol=1e-12)
+
+
+@pytest.mark.xfail(strict=True, reason="s4.param_transform's sigmoid is 0.5·(1 + tanh(x/2)): cancellation loses the "
+                                       "relative accuracy for x ≪ 0 (1.7e-4 at x = −30, 0 instead of 4e-18 at x = −40)")
+def test_sigmoid_transform_keeps_relative_accuracy_in_the_tail():
+    x = np.array([-15.0, -30.0, -40.0])
+    np.testing.assert_allclose(s4.param_transform(x, "sigmoid"), torch.sigmoid(torch.from_numpy(x)).numpy(), rtol=1e-12)
+
+
+def test_step_sizes_follow_the_dt_transform():
+    for transform in ("softplus", "exp"):
+        hyper = {"preset": "kernel_class"} if transform == "exp" else {}
+        layer = ssmctl.init("s4", d_model=3, d_state=8, n_layers=1, seed=1, **hyper)[0]
+        assert layer.config["dt_transform"] == transform
+        np.testing.assert_allclose(s4.step_sizes(layer), _dt(layer), rtol=1e-14)
+    untied = ssmctl.init("s4", d_model=3, d_state=8, n_layers=1, dt_tie=False)[0]
+    assert s4.step_sizes(untied).shape == (3, 4)
+
+
+def test_C_init_is_a_standard_complex_normal():
+    """SSMKernelDPLR: C = randn(channels, H, N/2, cfloat): each part N(0, ½)."""
+    C = ssmctl.init("s4", d_model=256, d_state=64, n_layers=1, seed=3)[0].params["kernel.C"]
+    assert C.shape == (1, 256, 32, 2)
+    assert np.var(C[..., 0]) == pytest.approx(0.5, rel=0.05) and np.var(C[..., 1]) == pytest.approx(0.5, rel=0.05)
+
+
 def test_kernel_class_preset_has_independent_copies():
     layer = ssmctl.init("s4", preset="kernel_class", d_model=3, d_state=8, n_layers=1)[0]
     assert layer.params["kernel.A_real"].shape == (3, 4) and layer.config["dt_transform"] == "exp"
@@ -197,7 +240,7 @@ def test_exact_eigenvalues_refuse_trained_layers():
     with pytest.raises(UnsupportedSystemError, match="differ from the HiPPO-LegS DPLR form"):
         s4.exact_discrete_eigenvalues(s4.layer_from_params(params, {}, 0))
     untied = ssmctl.init("s4", d_model=2, d_state=8, n_layers=1, dt_tie=False)[0]
-    with pytest.raises(UnsupportedSystemError, match="tied"):
+    with pytest.raises(UnsupportedSystemError, match=r"need a tied Δ \(kernel.inv_dt of shape \(H, 1\)\)"):
         s4.exact_discrete_eigenvalues(untied)
 
 

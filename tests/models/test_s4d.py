@@ -67,6 +67,8 @@ def test_closed_form_inits(variant, expected):
     A, _, _ = _continuous(layer)
     n = np.arange(N // 2)
     np.testing.assert_allclose(A, np.broadcast_to(expected(n, N), (3, N // 2)), rtol=1e-14, atol=1e-14)
+    re, im = s4d.init_A(variant, N)
+    np.testing.assert_allclose(re + 1j * im, expected(n, N), rtol=1e-14, atol=1e-14)
 
 
 def test_legs_variant_is_hippo_n():
@@ -165,6 +167,16 @@ def test_presets_and_overrides():
     assert ssmctl.init("s4d", preset="s4d_yaml", variant="lin", d_model=2, n_layers=1).config["variant"] == "lin"
     assert set(s4d.FAMILY.presets) == {"s4d_yaml", "real_states"}
     assert s4d.FAMILY.kind == "LTI" and s4d.FAMILY.discretization == "Exact" and s4d.FAMILY.structure == "SISO"
+
+
+def test_C_and_D_init_variances():
+    """state-spaces/s4: C = randn(cfloat) (each part N(0, ½)); is_real keeps its real part; D = randn."""
+    layer = ssmctl.init("s4d", d_model=256, d_state=64, n_layers=1, seed=2)[0]
+    C = layer.params["kernel.C"]
+    assert np.var(C[..., 0]) == pytest.approx(0.5, rel=0.05) and np.var(C[..., 1]) == pytest.approx(0.5, rel=0.05)
+    assert np.var(layer.params["D"]) == pytest.approx(1.0, rel=0.2)
+    real = ssmctl.init("s4d", preset="real_states", d_model=256, d_state=64, n_layers=1, seed=2)[0]
+    assert np.var(real.params["kernel.C"]) == pytest.approx(0.5, rel=0.05)
 
 
 def test_seed_reproducible():

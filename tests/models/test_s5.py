@@ -113,6 +113,18 @@ def test_B_is_lecun_normal_pulled_through_V():
     assert np.std(B_real) == pytest.approx(np.sqrt(1 / 256), rel=0.03)
 
 
+@pytest.mark.parametrize("C_init, var", [("trunc_standard_normal", 1 / 256), ("lecun_normal", 1 / (64 * 256)),
+                                          ("complex_normal", 0.5)])
+def test_C_init_variances(C_init, var):
+    """S5's C inits: trunc_standard_normal = lecun_normal per output row (fan_in P = 256), lecun_normal on (H, P, 2)
+    (fan_in H·P), complex_normal N(0, ½) per part on C̃ directly. C̃ = C·V with orthonormal columns keeps a
+    circular entry's variance, so each part of C̃ has the variance of a part of C."""
+    layer = ssmctl.init("s5", d_model=64, d_state=256, blocks=8, n_layers=1, seed=5, C_init=C_init)[0]
+    Ct = _c(layer.params["C"])
+    assert Ct.shape == (64, 128)
+    assert np.var(Ct.real) == pytest.approx(var, rel=0.05) and np.var(Ct.imag) == pytest.approx(var, rel=0.05)
+
+
 def test_zoh_moduli_and_memory_follow_models_md():
     sys = ssmctl.init("s5", d_model=2, d_state=2048, blocks=64, n_layers=1, seed=1)[0].system()
     r = np.abs(eigenvalues(sys))
@@ -175,6 +187,12 @@ def test_bad_hyperparameters(hyper, err, match):
 def test_odd_blocks_allowed_without_conj_sym():
     layer = ssmctl.init("s5", d_state=24, blocks=8, conj_sym=False, d_model=2, n_layers=1)[0]
     assert layer.params["Lambda_re"].shape == (24,) and layer.system().output == "real"
+    # eight copies of HiPPO-N(3)'s spectrum, one of them real (LAPACK on the block, independent of the eigh path)
+    block = np.linalg.eigvals(hippo.legs_normal(3))
+    lam = (layer.params["Lambda_re"] + 1j * layer.params["Lambda_im"]).reshape(8, 3)
+    by_imag = lambda z: z[np.argsort(z.imag)]  # noqa: E731 (all real parts are −½)
+    for row in lam:
+        np.testing.assert_allclose(by_imag(row), by_imag(block), atol=1e-12)
 
 
 def test_layer_from_params():

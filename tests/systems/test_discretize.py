@@ -48,8 +48,13 @@ def test_euler_b_is_mamba_discretization(continuous):
 def test_identity_keeps_discrete_parameters(continuous):
     _, B, C = continuous
     lam = np.array([0.9, 0.5j, -0.3, 0.99])
-    sys = ssmctl.from_continuous(lam, B, C, method="identity")
+    D = np.array([[0.25]])
+    sys = ssmctl.from_continuous(lam, B, C, D, method="identity", output="conj_pair")
     np.testing.assert_array_equal(sys.lam, lam)
+    np.testing.assert_array_equal(sys.B, B)
+    np.testing.assert_array_equal(sys.C, C)
+    np.testing.assert_array_equal(sys.D, D)
+    assert sys.output == "conj_pair"
 
 
 def test_dt_per_channel_and_per_state(rng):
@@ -57,12 +62,23 @@ def test_dt_per_channel_and_per_state(rng):
     a = -np.ones((H, N)) * 0.5 + 1j * np.arange(N)
     B = np.ones((H, N, 1))
     C = np.ones((H, 1, N))
+    a[:, 0] = 0.0  # ZOH's B̄ → Δ·B at a = 0 (the limit of (e^{Δa} − 1)/a)
     dt_channel = np.array([0.01, 0.1, 1.0])
     sys = ssmctl.from_continuous(a, B, C, dt=dt_channel)
-    np.testing.assert_allclose(np.abs(sys.lam[:, 0]), np.exp(-0.5 * dt_channel))
+    # closed-form ZOH per entry: Ā = e^{Δa}, B̄ = (e^{Δa} − 1)/a · B, with Δ broadcast along the states
+    full = np.broadcast_to(dt_channel[:, None], (H, N))
+    lam = np.exp(full * a)
+    np.testing.assert_allclose(sys.lam, lam, rtol=1e-14)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gain = np.where(a == 0, full, (lam - 1) / np.where(a == 0, 1, a))
+    np.testing.assert_allclose(sys.B[..., 0], gain, rtol=1e-12)
     dt_state = np.tile(np.array([0.01, 0.02, 0.03, 0.04]), (H, 1))
     sys = ssmctl.from_continuous(a, B, C, dt=dt_state)
-    np.testing.assert_allclose(np.abs(sys.lam[0]), np.exp(-0.5 * dt_state[0]))
+    lam = np.exp(dt_state * a)
+    np.testing.assert_allclose(sys.lam, lam, rtol=1e-14)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gain = np.where(a == 0, dt_state, (lam - 1) / np.where(a == 0, 1, a))
+    np.testing.assert_allclose(sys.B[..., 0], gain, rtol=1e-12)
     with pytest.raises(ShapeError, match="fits neither per channel"):
         ssmctl.from_continuous(a, B, C, dt=np.ones(7))
 
@@ -112,3 +128,26 @@ def test_dense_zoh_matches_scipy(rng):
     Ad, Bd, *_ = scipy.signal.cont2discrete((A, B, C, np.zeros((1, 2))), 0.2, method="zoh")
     np.testing.assert_allclose(dense.A, Ad, atol=1e-12)
     np.testing.assert_allclose(dense.B, Bd, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["bilinear", "euler_b", "zoh"])
+def test_dense_batch_against_closed_forms(rng, method):
+    # A batch of two real non-diagonal systems with one Δ each: Tustin's (I − ΔA/2)^{-1}(I + ΔA/2) and
+    # (I − ΔA/2)^{-1}ΔB, Mamba's expm(ΔA) and ΔB, ZOH from scipy's cont2discrete.
+    import scipy.linalg
+
+    A = rng.normal(size=(2, 3, 3)) - 2 * np.eye(3)
+    B = rng.normal(size=(2, 3, 2))
+    C = rng.normal(size=(1, 3))
+    dt = np.array([0.05, 0.3])
+    dense = ssmctl.from_continuous_dense(A, B, C, dt=dt, method=method)
+    for i in range(2):
+        if method == "bilinear":
+            left = np.eye(3) - dt[i] / 2 * A[i]
+            Ad, Bd = np.linalg.solve(left, np.eye(3) + dt[i] / 2 * A[i]), np.linalg.solve(left, dt[i] * B[i])
+        elif method == "euler_b":
+            Ad, Bd = scipy.linalg.expm(dt[i] * A[i]), dt[i] * B[i]
+        else:
+            Ad, Bd, *_ = scipy.signal.cont2discrete((A[i], B[i], C, np.zeros((1, 2))), dt[i], method="zoh")
+        np.testing.assert_allclose(dense.A[i], Ad, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(dense.B[i], Bd, rtol=1e-12, atol=1e-14)

@@ -105,8 +105,9 @@ def our_mamba(hf_mamba, tmp_path_factory):
 @pytest.mark.parametrize("scan", SCANS)
 def test_mamba_every_layer_matches_transformers(hf_mamba, our_mamba, ids, chunk, scan):
     ref = _block_outputs(hf_mamba.layers, lambda: hf_mamba(ids))
-    res = simulate(our_mamba, ids, chunk=chunk, block=4, window=(0, L), device="cpu", scan=scan)
+    res = simulate(our_mamba, ids, chunk=chunk, block=4, window=(0, L), device="cpu", scan=scan, keep_output=True)
     assert res.layers == [0, 1, 2] and res.n_tokens == L and res.batch == 2
+    assert _rel(res.output, ref[2]) < 1e-4  # the last layer's output over all chunks
     assert res.scan_backend == scan and res.summary()["scan_backend"] == scan
     for i in range(3):
         assert _rel(res.windows[i]["layer_output"], ref[i]) < 1e-4
@@ -310,7 +311,7 @@ def test_device_choice():
     assert default_chunk(torch.device("cpu"), 512 * 16) == 512
     assert default_chunk(torch.device("cuda"), 512 * 16) == 8192
     assert default_slab(torch.device("cpu"), 512 * 16) == 64 and default_slab(torch.device("cuda"), 1) is None
-    with pytest.raises(SsmctlError, match="unknown device"):
+    with pytest.raises(SsmctlError, match="unknown device 'tpu:9'; use 'auto', 'cpu' or 'cuda'"):
         resolve_device("tpu:9")
 
 
@@ -325,27 +326,27 @@ def test_bad_inputs(our_mamba, ids):
         bad = ids.clone()
         bad[1, 3] = VOCAB
         simulate(our_mamba, bad, device="cpu")
-    with pytest.raises(SsmctlError, match="outside the vocabulary"):
+    with pytest.raises(SsmctlError, match=r"token id -1 at \(batch 0, position 1\) is outside the vocabulary"):
         simulate(our_mamba, torch.tensor([0, -1, 2]), device="cpu")
-    with pytest.raises(ShapeError, match="empty input"):
+    with pytest.raises(ShapeError, match=r"empty input \(shape \(1, 0\)\): need at least one token"):
         simulate(our_mamba, torch.zeros(1, 0, dtype=torch.long), device="cpu")
     with pytest.raises(ShapeError, match="empty input"):
         simulate(our_mamba, np.zeros((0,), dtype=np.int64), device="cpu")
-    with pytest.raises(SsmctlError, match="dtype torch.bool"):
+    with pytest.raises(SsmctlError, match="integer token ids or real embeddings, got dtype torch.bool"):
         simulate(our_mamba, torch.ones(1, 5, dtype=torch.bool), device="cpu")
-    with pytest.raises(SsmctlError, match="complex"):
+    with pytest.raises(SsmctlError, match="integer token ids or real embeddings, got dtype torch.complex64"):
         simulate(our_mamba, torch.ones(1, 5, 24, dtype=torch.complex64), device="cpu")
     with pytest.raises(SsmctlError, match="numeric array"):
         simulate(our_mamba, np.array(["a", None], dtype=object), device="cpu")
-    with pytest.raises(ShapeError, match=r"d_model=24"):
+    with pytest.raises(ShapeError, match=r"shape \(batch, L, d_model=24\) or \(L, d_model\), got \(1, 5, 7\)"):
         simulate(our_mamba, torch.randn(1, 5, 7), device="cpu")
-    with pytest.raises(ShapeError, match="token ids must have shape"):
+    with pytest.raises(ShapeError, match=r"token ids must have shape \(L,\) or \(batch, L\), got \(1, 2, 3\)"):
         simulate(our_mamba, torch.zeros(1, 2, 3, dtype=torch.long), device="cpu")
-    with pytest.raises(ShapeError, match="window"):
+    with pytest.raises(ShapeError, match=r"window \(10, 5\) must satisfy 0 <= start < stop <= L = 50"):
         simulate(our_mamba, ids, window=(10, 5), device="cpu")
     with pytest.raises(SsmctlError, match="outside the model's 3 layers"):
         simulate(our_mamba, ids, layers=[3], device="cpu")
-    with pytest.raises(SsmctlError, match="chunk"):
+    with pytest.raises(SsmctlError, match="chunk must be a positive integer, got 0"):
         simulate(our_mamba, ids, chunk=0, device="cpu")
     with pytest.raises(SsmctlError, match="Model with at least one layer"):
         simulate(object(), ids)

@@ -32,11 +32,29 @@ def test_output_modes_match_the_recurrence(rng, output_mode):
     np.testing.assert_allclose(K, ref, atol=1e-12)
 
 
+def dense_impulse(A, B, C, D, L):
+    """Markov parameters of a dense system by plain recursion: K_0 = CB + D, K_k = CA^kB."""
+    out, X = [], B.copy()
+    for k in range(L):
+        out.append(C @ X + (D if k == 0 else 0))
+        X = A @ X
+    return np.array(out)
+
+
 def test_to_dense_is_the_same_system(rng, output_mode):
+    # The dense realization is the reference many other tests (norms, zeros) build on: check its matrices
+    # with plain recursion against the diagonal recurrence, never through ssmctl's own impulse response.
     sys = random_diagonal(rng, output=output_mode, batch=(2,))
     dense = sys.to_dense()
     assert dense.is_real == (output_mode != "complex")
     assert dense.n_states == sys.n_states
+    for i in range(2):
+        A, B, C, D = dense.A[i], dense.B[i], dense.C[i], dense.D[i]
+        assert np.isrealobj(A) == (output_mode != "complex")
+        expected_eigs = sys.lam[i] if output_mode == "complex" else np.concatenate([sys.lam[i], sys.lam[i].conj()])
+        np.testing.assert_allclose(np.sort_complex(np.linalg.eigvals(A)), np.sort_complex(expected_eigs), atol=1e-12)
+        ref = brute_force_impulse(sys.lam[i], sys.B[i], sys.C[i], sys.D[i], 9, output_mode)
+        np.testing.assert_allclose(dense_impulse(A, B, C, D, 9), ref, atol=1e-12)
     np.testing.assert_allclose(ssmctl.impulse_response(dense, 9), ssmctl.impulse_response(sys, 9), atol=1e-12)
 
 
@@ -53,7 +71,11 @@ def test_real_state_keeps_n_states():
     assert sys.real_state and sys.n_states == 3
     np.testing.assert_allclose(np.sort(ssmctl.eigenvalues(sys).real), lam)
     K = ssmctl.impulse_response(sys, 5)[:, 0, 0]
-    np.testing.assert_allclose(K, [(np.array([1.0, -2.0, 0.5]) * lam**k).sum() for k in range(5)])
+    expected = [(np.array([1.0, -2.0, 0.5]) * lam**k).sum() for k in range(5)]
+    np.testing.assert_allclose(K, expected)
+    d = sys.to_dense()
+    assert d.A.shape == (3, 3) and np.isrealobj(d.A)
+    np.testing.assert_allclose(dense_impulse(d.A, d.B, d.C, d.D, 5)[:, 0, 0], expected, atol=1e-15)
 
 
 def test_batch_broadcast_and_indexing(rng):
@@ -83,7 +105,7 @@ def test_nonfinite_parameters_are_refused():
     lam = np.array([0.5, np.nan])
     with pytest.raises(NonFiniteError, match=r"lam has 1 non-finite entry \(first at index \[1\]\)"):
         ssmctl.DiagonalLTI(lam, np.ones((2, 1)), np.ones((1, 2)))
-    with pytest.raises(NonFiniteError, match="A has"):
+    with pytest.raises(NonFiniteError, match=r"A has 1 non-finite entry \(first at index \[0, 0\]\)"):
         ssmctl.DenseLTI(np.array([[np.inf]]), np.ones((1, 1)), np.ones((1, 1)))
 
 
@@ -99,5 +121,5 @@ def test_real_mode_refuses_complex_feedthrough():
 
 def test_errors_are_value_errors():
     assert issubclass(ssmctl.errors.SsmctlError, ValueError)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="state sizes disagree"):
         ssmctl.DiagonalLTI(np.ones(3), np.ones((4, 1)), np.ones((1, 3)))

@@ -69,6 +69,28 @@ def test_conj_pair_and_complex_output_modes():
         assert np.iscomplexobj(y) == (mode == "complex")
 
 
+@pytest.mark.parametrize("output", ["real", "conj_pair", "complex"])
+def test_mimo_multi_state_matches_an_explicit_loop(output):
+    # N = 3 complex states per channel, m = 2 inputs, p = 3 outputs, two channel dims: every index written out.
+    batch, L, c1, c2, N, m, p = 2, 7, 2, 3, 3, 2, 3
+    lam = RNG.uniform(0.3, 0.95, (batch, L, c1, c2, N)) * np.exp(1j * RNG.uniform(-3, 3, (batch, L, c1, c2, N)))
+    B = RNG.standard_normal((batch, L, c1, c2, N, m)) + 1j * RNG.standard_normal((batch, L, c1, c2, N, m))
+    C = RNG.standard_normal((batch, L, c1, c2, p, N)) + 1j * RNG.standard_normal((batch, L, c1, c2, p, N))
+    D = RNG.standard_normal((c1, c2, p, m))
+    u = RNG.standard_normal((batch, L, c1, c2, m))
+    y = LTVSystem(lam=lam, B=B, C=C, D=D, output=output).simulate_ref(u)
+    f = {"real": 1.0, "conj_pair": 2.0}.get(output)
+    for b in range(batch):
+        for i in range(c1):
+            for j in range(c2):
+                h = np.zeros(N, dtype=complex)
+                for t in range(L):
+                    h = lam[b, t, i, j] * h + B[b, t, i, j] @ u[b, t, i, j]
+                    out = C[b, t, i, j] @ h
+                    ref = (out if f is None else f * out.real) + D[i, j] @ u[b, t, i, j]
+                    np.testing.assert_allclose(y[b, t, i, j], ref, rtol=1e-12, atol=1e-12)
+
+
 def test_stored_inputs_drive_output_ref_and_accept_torch():
     batch, L, ch, N = 2, 6, 3, 2
     lam = torch.rand(batch, L, ch, N) * 0.9

@@ -59,6 +59,38 @@ def test_reference_twin_is_the_plain_recurrence():
     np.testing.assert_allclose(float(ref.h_last[0, 0, 0, 0]), h, rtol=1e-13)
 
 
+def _numpy_recurrence(dt, A, v, B, C, h0):
+    """h_t[b,h,p,n] = e^{dt[b,t,h]·A[h,n]} h_{t−1} + v[b,t,h,p]·B[b,t,g(h),n], y = Σ_n C[b,t,g(h),n] h_t, with
+    group g(h) = h // (H/G) (Mamba-2's head-to-group map), written with explicit indices in numpy."""
+    dt, A, v, B, C, h = (x.double().numpy().copy() for x in (dt, A, v, B, C, h0))
+    batch, L, H, P = v.shape
+    G = B.shape[2]
+    group = np.arange(H) // (H // G)
+    A = np.broadcast_to(A, (H, B.shape[-1]))  # (H, 1): one decay per head, shared by its states
+    y = np.zeros((batch, L, H, P))
+    states = np.zeros((batch, L, H, P, B.shape[-1]))
+    for t in range(L):
+        for hh in range(H):
+            g = group[hh]
+            decay = np.exp(dt[:, t, hh, None] * A[hh])  # (batch, N)
+            h[:, hh] = decay[:, None, :] * h[:, hh] + v[:, t, hh, :, None] * B[:, t, g, None, :]
+            y[:, t, hh] = np.einsum("bpn,bn->bp", h[:, hh], C[:, t, g])
+        states[:, t] = h
+    return y, h, states
+
+
+@pytest.mark.parametrize("family", sorted(SHAPES))
+def test_reference_twin_matches_explicit_indexing_for_every_shape(family):
+    # Groups (G < H), several channels per head (P > 1) and per-state decays (A of shape (H, N)) are where a
+    # wrong broadcast in the twin would be copied by every comparison against it: check them independently.
+    args = _inputs(SHAPES[family])
+    ref = selective_scan_ref(*args)
+    y, h_last, states = _numpy_recurrence(*args)
+    np.testing.assert_allclose(ref.y.numpy(), y, rtol=1e-12, atol=1e-12 * np.abs(y).max())
+    np.testing.assert_allclose(ref.h_last.numpy(), h_last, rtol=1e-12, atol=1e-12 * np.abs(h_last).max())
+    np.testing.assert_allclose(ref.states.numpy(), states, rtol=1e-12, atol=1e-12 * np.abs(states).max())
+
+
 @pytest.mark.parametrize("family", sorted(SHAPES))
 @pytest.mark.parametrize("block", [1, 4, 16, 64])
 def test_chunked_equals_reference_in_float64(family, block):
@@ -139,19 +171,19 @@ def test_associative_scan_matches_a_loop():
 
 def test_bad_input():
     dt, A, v, B, C, h0 = _inputs(SHAPES["mamba2"])
-    with pytest.raises(ShapeError, match="dt must be"):
+    with pytest.raises(ShapeError, match=r"dt must be \(batch, L, H\) = \(2, 45, 4\).*got dt \(2, 45, 2\)"):
         selective_scan(dt[:, :, :2], A, v, B, C)
-    with pytest.raises(ShapeError, match="G dividing H"):
+    with pytest.raises(ShapeError, match=r"G dividing H = 4; got B \(2, 45, 3, 6\)"):
         selective_scan(dt, A, v, B[:, :, :1].expand(-1, -1, 3, -1), C[:, :, :1].expand(-1, -1, 3, -1))
-    with pytest.raises(ShapeError, match="h0 must have shape"):
+    with pytest.raises(ShapeError, match=r"h0 must have shape \(batch, H, P, N\) = \(2, 4, 3, 6\), got \(2, 1, 3, 6\)"):
         selective_scan(dt, A, v, B, C, h0[:, :1])
-    with pytest.raises(ShapeError, match="selective_scan needs dt"):
+    with pytest.raises(ShapeError, match=r"selective_scan needs dt \(batch, L, H\).*got dt \(45, 4\)"):
         selective_scan(dt[0], A, v, B, C)
     with pytest.raises(ShapeError, match="at least one token"):
         selective_scan(dt[:, :0], A, v[:, :0], B[:, :0], C[:, :0])
-    with pytest.raises(SsmctlError, match="non-negative"):
+    with pytest.raises(SsmctlError, match="dt must be non-negative"):
         selective_scan(-dt, A, v, B, C)
-    with pytest.raises(ShapeError, match="block"):
+    with pytest.raises(ShapeError, match="block must be a positive integer, got 0"):
         selective_scan(dt, A, v, B, C, block=0)
     with pytest.raises(SsmctlError, match="unknown scan backend 'fast'.*'native'"):
         selective_scan(dt, A, v, B, C, backend="fast")
@@ -159,5 +191,5 @@ def test_bad_input():
         selective_scan(dt, A, v.bfloat16(), B, C, backend="native")
     bad = v.clone()
     bad[0, 3, 0, 0] = float("nan")
-    with pytest.raises(SsmctlError, match="NaN"):
+    with pytest.raises(SsmctlError, match="v contains NaN or Inf"):
         selective_scan_ref(dt, A, bad, B, C)
