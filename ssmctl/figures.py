@@ -52,8 +52,12 @@ def memory_horizon_rows(clouds: dict[str, tuple[Any, np.ndarray]]) -> list[dict[
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    # a bare "|" inside a cell (|λ|, notes) would end the cell: GitHub then renders no table at all
+    def row(cells: list[str]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    lines = [row(header), "|" + "|".join("---" for _ in header) + "|"]
+    lines += [row(r) for r in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -59,8 +59,6 @@ def _gfm_cells(line):
     return re.split(r"(?<!\\)\|", line.strip().strip("|"))
 
 
-@pytest.mark.xfail(strict=True, reason="figures.py writes unescaped '|' inside table cells ('|λ| min', notes with "
-                                       "|λ|): GitHub then renders no table (header/delimiter cell counts differ)")
 def test_markdown_tables_have_as_many_cells_in_every_row_as_in_the_header():
     layer = ssmctl.init("s4d", n_layers=1).layers[0]
     rows = figures.memory_horizon_rows({"s4d": (layer, ssmctl.eigenvalue_cloud(layer))})

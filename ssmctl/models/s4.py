@@ -33,6 +33,7 @@ import warnings
 from typing import Any, Mapping
 
 import numpy as np
+from scipy.special import expit
 
 from ..errors import ShapeError, SsmctlError, UnsupportedSystemError
 from ..systems.lti import DenseLTI
@@ -102,7 +103,7 @@ def param_transform(x: np.ndarray, name: str) -> np.ndarray:
     if name == "relu":
         return np.maximum(x, 0.0) + 1e-4
     if name == "sigmoid":
-        return 0.5 * (1.0 + np.tanh(0.5 * x))
+        return expit(x)  # keeps its relative accuracy in the tail (1 + tanh(x/2) cancels for x ≪ 0)
     return np.logaddexp(0.0, x)  # softplus, overflow-free
 
 
