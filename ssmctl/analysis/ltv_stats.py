@@ -33,7 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import ShapeError, SsmctlError
+from ..errors import NonFiniteError, ShapeError, SsmctlError
 
 __all__ = ["LTVStats", "LayerStats", "default_lags", "hist_quantile"]
 
@@ -275,6 +275,12 @@ class LTVStats:
     def _update_hist(self, r: torch.Tensor, log_r: torch.Tensor) -> None:
         flat = r.reshape(-1, self.H)
         lo, hi = flat.amin(0), flat.amax(0)
+        lo_min = float(lo.min())
+        if not lo_min >= 0.0:  # NaN fails this too
+            where = f"tokens {self.t}..{self.t + r.shape[1] - 1}"
+            if math.isnan(lo_min):
+                raise NonFiniteError(f"LTVStats: NaN rate among {where}")
+            raise SsmctlError(f"LTVStats: rates must be non-negative; {where} hold {lo_min}")
         self.rate_min = torch.minimum(self.rate_min, lo.double())
         self.rate_max = torch.maximum(self.rate_max, hi.double())
         pos = torch.mul(log_r.reshape(-1, self.H), 1.0 / self.w).sub_(self.ln_lo / self.w)

@@ -10,7 +10,7 @@ import torch
 
 from ssmctl.analysis.ltv_stats import LTVStats, default_lags, hist_quantile
 from ssmctl.analysis.spectrum import memory_horizon
-from ssmctl.errors import ShapeError, SsmctlError
+from ssmctl.errors import NonFiniteError, ShapeError, SsmctlError
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -152,3 +152,14 @@ def test_bad_arguments():
         st.update(torch.rand(1, 4, 2))
     with pytest.raises(ShapeError, match="announced length"):
         st.update(torch.rand(1, 11, 3))
+
+
+def test_nan_and_negative_rates_are_rejected():
+    st = LTVStats(torch.ones(3, 2), 10)
+    bad = torch.rand(1, 4, 3)
+    bad[0, 2, 1] = float("nan")
+    with pytest.raises(NonFiniteError, match="NaN rate among tokens 0..3"):
+        st.update(bad)
+    bad[0, 2, 1] = -0.5
+    with pytest.raises(SsmctlError, match="non-negative; tokens 0..3 hold -0.5"):
+        st.update(bad)
