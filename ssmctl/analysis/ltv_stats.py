@@ -208,8 +208,9 @@ class LTVStats:
             raise SsmctlError(f"lags must be positive integers, got {lags}")
         self.lags = lags
         self.strides = [max(1, lag // lag_samples) for lag in lags]
-        self.decay_sum = torch.zeros(len(lags), self.H, dtype=torch.float64, device=self.device)
-        self.frozen_sum = torch.zeros(len(lags), self.H, dtype=torch.float64, device=self.device)
+        # per lag: Σ‖Ā_t ⋯ Ā_{s+1}‖ and Σ‖Ā_t‖^lag over the pairs, one float64 accumulator for both
+        self.lag_sums = torch.zeros(len(lags), 2, self.H, dtype=torch.float64, device=self.device)
+        self.decay_sum, self.frozen_sum = self.lag_sums[:, 0], self.lag_sums[:, 1]
         self.pairs = [0] * len(lags)
         # Power-of-two lags sampled at every token come from products doubled level by level,
         # P_2k(t) = P_k(t)·P_k(t − k); tails (batch, 1 + 2 + … + top/2, H) holds the last k values of each P_k.
@@ -218,13 +219,11 @@ class LTVStats:
         top = max(self.doubling, default=0)
         self.levels = [1 << i for i in range(top.bit_length())]  # 1, 2, 4, …, top
         self.tails = torch.zeros(self.batch, max(0, top - 1), self.H, device=self.device)
-        self.doubling_rows = torch.as_tensor(list(self.doubling.values()), dtype=torch.long, device=self.device)
         # The other lags pair t with s = t − lag, s ≡ 0 (mod stride), through the running sum G of the rates:
         # ‖Ā_t ⋯ Ā_{s+1}‖ = 2^(c·(G_t − G_s)), G in float64 (no cancellation on long sequences). All those
         # positions are multiples of grid, the only positions where G is formed; hist_G (batch, n, H) holds G at
         # the positions _pending(t) that later pairs still need.
         self.strided = [j for j, lag in enumerate(lags) if lag not in self.doubling]
-        self.strided_rows = torch.as_tensor(self.strided, dtype=torch.long, device=self.device)
         self.grid = math.gcd(*(self.strides[j] for j in self.strided), *(lags[j] for j in self.strided)) \
             if self.strided else 1
         self.hist_G = torch.zeros(self.batch, 0, self.H, dtype=torch.float64, device=self.device)
@@ -282,7 +281,11 @@ class LTVStats:
             x = torch.mul(r, self.c32, out=plan.x)  # log2 of each channel's largest |Ā_t|, (batch, T, H)
             # the longest horizon, at the smallest rate·a_min = −x·ln 2
             self.mem_max.append((-self.log_inv_eps * _LOG2E) / x.amax(dim=-1))
-            if self.strided:  # the frozen predictions' exponents lag·x_t, before exp2 overwrites x
+            # the strided lags' frozen predictions, exponents lag·x_t, before exp2 overwrites x
+            if self.chain_D:
+                for src, factor, out in plan.chain.frozen:
+                    torch.mul(src, factor, out=out)
+            elif self.strided:
                 torch.index_select(x, 1, plan.f_idx, out=plan.Xf)
                 plan.Xf.mul_(plan.lag_col)
             e1 = torch.exp2(x, out=x)  # each channel's largest |Ā_t|
@@ -293,6 +296,9 @@ class LTVStats:
                 self._update_chain(r, plan)
             elif self.strided:
                 self._update_lags(r, plan)
+            self.lag_sums += plan.sc.sums[: len(self.lags)]  # this chunk's float32 sums, every lag written
+            for j, n in plan.pairs:
+                self.pairs[j] += n
         self.t += T
 
     def _plan(self, T: int, t0: int) -> _Plan:
@@ -351,29 +357,24 @@ class LTVStats:
             self.heat_sum[z // hb] += e1[:, z - t0:].sum((0, 1))
 
     def _update_doubling(self, plan: _Plan) -> None:
-        """Level i of the plan's C holds P_k(t0 − k), …, P_k(t1 − 1) and F_k(t0), …, F_k(t1 − 1), k = 2^i.
+        """Doubling level i holds P_k(t0 − k), …, P_k(t1 − 1) and F_k(t0), …, F_k(t1 − 1), k = 2^i.
 
-        P_1 = F_1 = e1; F_k = e1^k is the frozen-time prediction at lag k.
+        P_1 = F_1 = e1; F_k = e1^k is the frozen-time prediction at lag k. tails rows k − 1 … 2k − 2 hold the
+        last k values of P_k.
         """
-        if plan.tail_in.numel():
-            plan.C_flat.index_copy_(1, plan.tail_in, self.tails)
-        if 0 in plan.zero:
-            plan.zero[0].zero_()
-        for i, (PF, PF_shift, out) in enumerate(plan.dbl):
+        zero = plan.zero
+        if 0 in zero:
+            zero[0].zero_()
+        torch.sum(plan.x, (0, 1), out=plan.level_sums[0][0])
+        plan.level_sums[0][1] = plan.level_sums[0][0]
+        for i, (tail, PF, PF_shift, out, last, k) in enumerate(plan.dbl):
+            kept = self.tails[:, k - 1: 2 * k - 1]
+            tail.copy_(kept)
             torch.mul(PF, PF_shift, out=out)
-            if i + 1 in plan.zero:
-                plan.zero[i + 1].zero_()
-        if plan.tail_out.numel():
-            self.tails = plan.C_flat.index_select(1, plan.tail_out)
-        sums = plan.sc.dsums
-        torch.sum(plan.x, (0, 1), out=sums[0, 0])
-        sums[0, 1] = sums[0, 0]
-        torch.sum(plan.PF, (0, 3), out=sums[1:])
-        sel = sums.index_select(0, plan.level_sel).double()
-        self.decay_sum.index_add_(0, self.doubling_rows, sel[:, 0])
-        self.frozen_sum.index_add_(0, self.doubling_rows, sel[:, 1])
-        for j, n in plan.pairs:
-            self.pairs[j] += n
+            kept.copy_(last)
+            if i + 1 in zero:
+                zero[i + 1].zero_()
+            torch.sum(out, (0, 2), out=plan.level_sums[i + 1])
 
     def _update_lags(self, r: torch.Tensor, plan: _Plan) -> None:
         """Pairs (s, t = s + lag) with t in this chunk, all lags at once: gathered rows of G, one subtraction."""
@@ -394,19 +395,13 @@ class LTVStats:
             self.G_prev = self.G_prev + r.sum(1, dtype=torch.float64)
         if plan.n_hist:
             plan.G_hist.copy_(self.hist_G)
-        if plan.npairs:
-            torch.index_select(plan.G, 1, plan.t_idx, out=plan.Gt)
-            torch.index_select(plan.G, 1, plan.s_idx, out=plan.Gs)
-            plan.Xd.copy_(plan.Gt.sub_(plan.Gs))  # differences in float64, stored as float32
-            plan.Xd.mul_(self.c32)
-            torch.exp2(plan.X, out=plan.X)
-            for view, out in plan.lsum_views:
-                torch.sum(view, (1, 2), out=out)
-            sums = plan.lsums.double()
-            self.decay_sum.index_add_(0, self.strided_rows, sums[:, 0])
-            self.frozen_sum.index_add_(0, self.strided_rows, sums[:, 1])
-            for j, m in plan.pairs_lag:
-                self.pairs[j] += m
+        torch.index_select(plan.G, 1, plan.t_idx, out=plan.Gt)
+        torch.index_select(plan.G, 1, plan.s_idx, out=plan.Gs)
+        plan.Xd.copy_(plan.Gt.sub_(plan.Gs))  # differences in float64, stored as float32
+        plan.Xd.mul_(self.c32)
+        torch.exp2(plan.X, out=plan.X)
+        for view, out in plan.lsum_views:
+            torch.sum(view, (1, 2), out=out)
         self.hist_G = plan.G.index_select(1, plan.keep_idx)
 
     def _update_chain(self, r: torch.Tensor, plan: _Plan) -> None:
@@ -433,14 +428,9 @@ class LTVStats:
             torch.add(x, y, out=out)
         if ch.tail_out.numel():
             self.chain_hist = A0.index_select(1, ch.tail_out)
-        torch.exp2(ch.X, out=ch.X)
-        for view, out in ch.sum_views:
+        for view, out in ch.sum_views:  # exp2 and sum at the rows of the pairs only
+            torch.exp2(view, out=view)
             torch.sum(view, (1, 2), out=out)
-        sums = ch.lsums.double()
-        self.decay_sum.index_add_(0, self.strided_rows, sums[:, 0])
-        self.frozen_sum.index_add_(0, self.strided_rows, sums[:, 1])
-        for j, m in plan.pairs_lag:
-            self.pairs[j] += m
 
     def state_numel(self) -> int:
         """Numbers held by the accumulators, excluding the per-token traces (independent of L for a fixed setup)."""
@@ -540,25 +530,35 @@ class _Scratch:
 
     def __init__(self, st: LTVStats, T: int) -> None:
         b, H, dev = st.batch, st.H, st.device
-        self.log = torch.empty(b, T, H, device=dev)
-        self.idx = torch.empty(b * T * H, dtype=torch.int64, device=dev)
+        nlev = max(1, len(st.levels))
+        self.pad = pad = st.levels[-1] // 2 if nlev > 1 else 0  # room for the longest tail, k = top / 2
+        rows = 0
+        if st.chain_D:
+            D, strides = st.chain_D, [st.strides[j] for j in st.strided]
+            n_blocks = T // strides[0] + 1
+            rows = sum(k + n_blocks for k in _powers_below(D)) + sum(D + T // s + 1 for s in strides)
+        # One arena, its first part used in turn by the histogram (ln rate, bin indices), the doubling levels
+        # and the chain's window sums, whose lifetimes do not overlap; the chain's frozen exponents (written
+        # before the doubling, read after it) follow. A working set half the size stays in cache.
+        n_hist = b * T * H * 3  # float32 ln rate, then int64 indices
+        n_C = b * 2 * (pad + 2 * T) * H
+        first = max(n_hist, n_C, b * rows * H)
+        arena = torch.empty(first + b * rows * H, device=dev)
+        self.log = arena[: b * T * H].view(b, T, H)
+        self.idx = arena[b * T * H: n_hist].view(torch.int64)
         # the bin indices ordered by groups of 32 channels: the increments of a group stay within ~120 kB of
         # counters, which scatter_add_ reaches half again as fast as when every token touches every channel's row
         g = 32 if H % 32 == 0 else H
         self.idx_blocks = self.idx.view(H // g, b * T, g).permute(1, 0, 2)
         self.ones = torch.ones(b * T * H, dtype=torch.int32, device=dev)
-        nlev = max(1, len(st.levels))
-        self.pad = st.levels[-1] // 2 if nlev > 1 else 0  # room for the longest tail, k = top / 2
-        # level i, k = 2^i: [tail | P_k(t0), …, P_k(t1 − 1) | F_k(t0), …, F_k(t1 − 1)] (level 0 uses no F rows:
-        # F_1 = P_1)
-        self.C = torch.zeros(b, nlev, self.pad + 2 * T, H, device=dev)
-        self.dsums = torch.empty(nlev, 2, H, device=dev)
+        # doubling level i, k = 2^i, in C[:, i % 2]: [tail | P_k(t0), …, P_k(t1 − 1) | F_k(t0), …, F_k(t1 − 1)]
+        # (level 0 uses no F rows: F_1 = P_1). Two buffers in turn rather than one per level: a smaller working
+        # set stays in cache, a quarter faster.
+        self.C = arena[:n_C].view(b, 2, pad + 2 * T, H)
+        self.sums = torch.zeros(len(st.lags) + 1, 2, H, device=dev)  # per lag, and a row for unused levels
         if st.chain_D:
-            D, strides = st.chain_D, [st.strides[j] for j in st.strided]
-            n_blocks = T // strides[0] + 1
-            rows = sum(k + n_blocks for k in _powers_below(D)) + sum(D + T // s + 1 for s in strides)
-            self.A = torch.empty(2, b, rows, H, device=dev)
-            self.lsums = torch.empty(len(strides), 2, H, device=dev)
+            # A[0]: the window sums (reusing the first part), A[1]: the frozen exponents
+            self.A = arena.as_strided((2, b, rows, H), (first, rows * H, H, 1), arena.storage_offset())
         elif st.strided:
             n_pad = -(-(T // st.grid + 1) // _BLOCK) * _BLOCK
             self.S = torch.zeros(b, n_pad, H, device=dev)
@@ -569,7 +569,6 @@ class _Scratch:
             self.Gt = torch.empty(b * n_pairs * H, dtype=torch.float64, device=dev)
             self.Gs = torch.empty(b * n_pairs * H, dtype=torch.float64, device=dev)
             self.X = torch.empty(2 * b * n_pairs * H, device=dev)
-            self.lsums = torch.empty(len(st.strided), 2, H, device=dev)
 
 
 class _Plan:
@@ -585,31 +584,23 @@ class _Plan:
         self.sc = sc
         # doubling levels, as (batch, 2, T, H) views over C: [P_k; F_k] at level i, k = 2^i
         pad, C, levels = sc.pad, sc.C, st.levels
-        R = pad + 2 * T
         sb, sl = C.stride(0), C.stride(1)
 
         def view(i: int, row: int, gap: int, rows: int = T) -> torch.Tensor:  # rows `gap` apart in the pair
-            return C.as_strided((b, 2, rows, H), (sb, gap * H, H, 1), C.storage_offset() + i * sl + row * H)
+            return C.as_strided((b, 2, rows, H), (sb, gap * H, H, 1), C.storage_offset() + i % 2 * sl + row * H)
 
         self.x = C[:, 0, pad: pad + T]
-        self.C_flat = C.view(b, -1, H)
-        # [P_2k; F_2k](t) = [P_k(t); F_k(t)]·[P_k(t − k); F_k(t)], one product per level; P_1 = F_1 = e1
-        self.dbl = [(view(i, pad, T if i else 0), view(i, pad - k, T + k if i else k), view(i + 1, pad, T))
-                    for i, k in enumerate(levels[:-1])]
-        self.PF = C.as_strided((b, len(levels) - 1, 2, T, H), (sb, sl, T * H, H, 1),
-                               C.storage_offset() + sl + pad * H) if levels else None  # levels 1, 2, …
+        # [P_2k; F_2k](t) = [P_k(t); F_k(t)]·[P_k(t − k); F_k(t)], one product per level; P_1 = F_1 = e1.
+        # Per level: (tail rows, the two factors, the product, the rows that are the next chunk's tail)
+        self.dbl = [(C[:, i % 2, pad - k: pad], view(i, pad, T if i else 0), view(i, pad - k, T + k if i else k),
+                     view(i + 1, pad, T), C[:, i % 2, pad + T - k: pad + T], k) for i, k in enumerate(levels[:-1])]
         # products and predictions at t < k have no input position s = t − k: zeroed out of the sums
         self.zero = {i: view(i, pad, T, min(T, k - t0)) for i, k in enumerate(levels) if k > t0}
-        self.tail_in = torch.as_tensor([i * R + pad - k + m for i, k in enumerate(levels[:-1]) for m in range(k)],
-                                       dtype=torch.long, device=dev)
-        self.tail_out = torch.as_tensor([i * R + pad + T - k + m for i, k in enumerate(levels[:-1]) for m in range(k)],
-                                        dtype=torch.long, device=dev)
-        self.level_sel = torch.as_tensor([levels.index(k) for k in st.doubling], dtype=torch.long, device=dev)
+        self.level_sums = [sc.sums[st.doubling.get(k, len(st.lags))] for k in levels]
         self.pairs = [(j, (T - min(T, max(0, k - t0))) * b) for k, j in st.doubling.items()]
-        self.pairs_lag = [(j, st._lag_pairs(j, t0, t1)[1] * b) for j in st.strided]
+        self.pairs += [(j, st._lag_pairs(j, t0, t1)[1] * b) for j in st.strided]
         if st.chain_D:
             self.chain = _ChainPlan(st, sc, T, t0)
-            self.f_idx, self.lag_col, self.Xf = self.chain.f_idx, self.chain.lag_col, self.chain.Xf
             return
         if not st.strided:
             return
@@ -652,8 +643,7 @@ class _Plan:
         self.Gs = sc.Gs[: b * npairs * H].view(b, npairs, H)
         X = sc.X[: 2 * b * npairs * H].view(2, b, npairs, H)
         self.X, self.Xd, self.Xf = X, X[0], X[1]
-        self.lsum_views = [(X[:, :, seg[i]: seg[i + 1]], sc.lsums[i]) for i in range(len(st.strided))]
-        self.lsums = sc.lsums
+        self.lsum_views = [(X[:, :, seg[i]: seg[i + 1]], sc.sums[j]) for i, j in enumerate(st.strided)]
 
         def idx(parts: list) -> torch.Tensor:
             return torch.as_tensor(np.concatenate(parts) if parts else np.zeros(0), dtype=torch.long, device=dev)
@@ -720,23 +710,25 @@ class _ChainPlan:
         self.tail_out = torch.as_tensor([o + n + m for o, h, n in kept for m in range(h)], dtype=torch.long,
                                         device=dev)
         self.X = sc.A[:, :, R_V:R]
-        self.Xf = sc.A[1, :, R_V:R]
-        f_idx = np.zeros(R - R_V, dtype=np.int64)
-        lag_col = np.zeros(R - R_V, dtype=np.float32)
+        # frozen exponents lag·x_t in A[1] at the rows of the W regions: x at the first stride's grid times lag_1,
+        # then doubled (exactly) from one lag to the next on the coarser grid
+        A1 = sc.A[1]
+        x = sc.C[:, 0, sc.pad: sc.pad + T]
+        o, h, n = regions[n_V]
+        grid1 = x[:, p10 - t0: p10 - t0 + (nB - 1) * s1 + 1: s1] if nB else x[:, :0]
+        self.frozen = [(grid1, float(st.lags[st.strided[0]]), A1[:, o + h: o + h + n])]
+        for i in range(len(strides) - 1):
+            (o, h, n), (p_i, _), (p_next, n_next) = regions[n_V + i], w_grid[i], w_grid[i + 1]
+            s = o + h + (p_next - p_i) // strides[i]
+            o2, h2, n2 = regions[n_V + i + 1]
+            self.frozen.append((A1[:, s: s + 2 * n_next - 1: 2], 2.0, A1[:, o2 + h2: o2 + h2 + n2]))
         self.sum_views = []
         for i, j in enumerate(st.strided):
             o, h, n = regions[n_V + i]
             p, _ = w_grid[i]
             v = min(n, max(0, -(-(st.lags[j] - p) // strides[i])))  # rows with t ≥ lag: s = t − lag exists
             assert n - v == st._lag_pairs(j, t0, t1)[1]
-            rows = np.arange(o + h + v, o + h + n) - R_V
-            f_idx[rows] = p + strides[i] * np.arange(v, n) - t0
-            lag_col[rows] = st.lags[j]
-            self.sum_views.append((self.X[:, :, rows[0]: rows[-1] + 1] if len(rows) else self.X[:, :, :0],
-                                   sc.lsums[i]))
-        self.lsums = sc.lsums
-        self.f_idx = torch.as_tensor(f_idx, device=dev)
-        self.lag_col = torch.as_tensor(lag_col, device=dev)[:, None]
+            self.sum_views.append((self.X[:, :, o + h + v - R_V: o + h + n - R_V], sc.sums[j]))
 
 
 def _powers_below(n: int) -> list[int]:
