@@ -242,7 +242,8 @@ class LTVStats:
         n_hist = (D - 1 + D * (len(ls) - 1)) if chain else 0
         self.chain_hist = torch.zeros(self.batch, n_hist, self.H, device=self.device)
         self.chain_carry = torch.zeros(self.batch, self.H, device=self.device)
-        # chunks at t0 ≥ warm with equal t0 mod period share one plan
+        # chunks whose t0 agree mod period, and on min(t0, warm) share one plan (see _plan)
+        self._top = top
         self._warm = max([top] + [lags[j] for j in self.strided])
         self._period = math.lcm(*(self.strides[j] for j in self.strided)) if self.strided else 1
         self._setup = (self.batch, self.H, str(self.device), tuple(lags), tuple(self.strides))
@@ -303,8 +304,12 @@ class LTVStats:
 
     def _plan(self, T: int, t0: int) -> _Plan:
         sc = _lru(_CACHE.scratch, (self._setup, T), lambda: _Scratch(self, T), 4)
-        key = (self._setup, T, min(t0, self._warm), t0 % self._period)
-        plan = _lru(_CACHE.plans, key, lambda: _Plan(self, sc, T, t0), 16)
+        if self.strided and not self.chain_D:  # held running sums depend on t0 until every lag is reached
+            key = (self._setup, T, min(t0, self._warm), t0 % self._period)
+        else:  # otherwise only where each lag's first pair falls, so a long warm-up reuses few plans
+            reach = tuple(min(max(self.lags[j] - t0, 0), T) for j in self.strided)
+            key = (self._setup, T, min(t0, self._top), t0 % self._period, reach)
+        plan = _lru(_CACHE.plans, key, lambda: _Plan(self, sc, T, t0), 64)
         if plan.sc is not sc:  # the scratch was rebuilt since: rebuild the plan on it
             plan = _CACHE.plans[key] = _Plan(self, sc, T, t0)
         return plan
