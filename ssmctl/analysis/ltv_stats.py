@@ -199,6 +199,10 @@ class LTVStats:
         self.rate_zero = torch.zeros(self.H, dtype=torch.int64, device=self.device)
         self.hist_offsets_f = (torch.arange(self.H, device=self.device) * self.K).float()
         self.lo, self.hi = float(lo), float(hi)
+        # rates this far inside the range have float32 bin positions inside it too (rounding is ~1e-6 of the
+        # log): no clamping needed
+        margin = 1e-4 * (1.0 + abs(self.ln_lo) + abs(math.log(hi)))
+        self._inside = (lo * math.exp(margin), hi * math.exp(-margin))
         if self.H * self.K >= 2**24:
             raise SsmctlError(f"histogram too large ({self.H} channels × {self.K} bins); use a wider bin_width")
         self.out_of_range = 0
@@ -343,7 +347,10 @@ class LTVStats:
         if lo_min < self.lo or hi_max >= self.hi:  # rare: count what falls outside
             self.out_of_range += int(((pos < 0) | (pos >= self.K)).sum())
         # bin index + channel offset, formed in float32 (exact below 2^24) before one integer conversion
-        pos.floor_().clamp_(0, self.K - 1).add_(self.hist_offsets_f)
+        pos.floor_()
+        if not (self._inside[0] <= lo_min and hi_max <= self._inside[1]):
+            pos.clamp_(0, self.K - 1)
+        pos.add_(self.hist_offsets_f)
         sc.idx_blocks.copy_(pos.view(sc.idx_blocks.shape))
         # straight into the accumulator: bincount would allocate and zero H·K counters per chunk
         self.rate_hist.view(-1).scatter_add_(0, sc.idx, sc.ones)

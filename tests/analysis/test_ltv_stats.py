@@ -229,3 +229,22 @@ def test_nan_and_negative_rates_are_rejected():
     bad[0, 2, 1] = -0.5
     with pytest.raises(SsmctlError, match="non-negative; tokens 0..3 hold -0.5"):
         st.update(bad)
+
+
+def test_rates_outside_the_histogram_range_land_in_the_edge_bins():
+    lo, hi, w = 1e-4, 10.0, 0.05
+    K = math.ceil(math.log(hi / lo) / w)
+    inside = lo * np.exp(w * (np.arange(0, K, 7) + 0.5))  # mid-bin rates, bins 0, 7, 14, …
+    outside = np.array([0.0, 1e-9, lo * 0.999, hi, 3e3])
+    a = torch.tensor([[1.0], [2.0]], dtype=torch.float64)
+    st = LTVStats(a, len(inside) + len(outside), rate_range=(lo, hi), bin_width=w)
+    for r in (inside, outside):  # a chunk well inside the range, then one outside it
+        st.update(torch.tensor(np.stack([r, r[::-1]], -1)[None], dtype=torch.float32))
+    res = st.result()
+    expect = np.zeros(K)
+    np.add.at(expect, np.arange(0, K, 7), 2)
+    expect[0] += 2 * 3  # 0, 1e-9 and just below lo
+    expect[-1] += 2 * 2  # hi (inside the last bin: K rounds the range up to whole bins) and above
+    np.testing.assert_array_equal(res.rate_hist, expect)
+    assert res.rate_out_of_range == 2 * 4
+    assert res.memory_horizon_inf_count == 2  # the zero rate, once per channel (one state each)
