@@ -248,3 +248,20 @@ def test_rates_outside_the_histogram_range_land_in_the_edge_bins():
     np.testing.assert_array_equal(res.rate_hist, expect)
     assert res.rate_out_of_range == 2 * 4
     assert res.memory_horizon_inf_count == 2  # the zero rate, once per channel (one state each)
+
+
+def test_histograms_of_many_channels_against_counted_bins():
+    # 64 channels (bin indices scattered in groups of 32 channels); mid-bin rates and a = e^(w·shift) with integer
+    # shifts make every bin exact: the |Ā| histogram is the rate bins moved by each state's shift
+    g = np.random.default_rng(3)
+    w, H, batch, length = 0.025, 64, 2, 90
+    K = math.ceil((math.log(1e3) - math.log(1e-7)) / w)
+    k = g.integers(100, 700, size=(batch, length, H))
+    rate = torch.tensor(1e-7 * np.exp(w * (k + 0.5)), dtype=torch.float32)
+    shift = g.integers(-3, 4, size=(H, 2))
+    a = torch.tensor(np.exp(w * shift), dtype=torch.float64)
+    res = _run(rate, a, chunk=40)[1]
+    np.testing.assert_array_equal(res.rate_hist, np.bincount(k.ravel(), minlength=K))
+    y = (k[..., None] + shift).ravel() - shift.min()  # abs bins counted from the smallest shift
+    np.testing.assert_array_equal(res.abs_hist, np.bincount(y, minlength=len(res.abs_hist)))
+    assert res.abs_edges[0] == pytest.approx(math.log(1e-7) + shift.min() * w)
