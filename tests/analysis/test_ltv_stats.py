@@ -155,8 +155,8 @@ def test_bad_arguments():
 
 
 def _decay_reference(rate, a, lags, strides):
-    """Mean over (batch, s) of exp(−a_min·Σ_{s<τ≤t} rate_τ) per channel and of the frozen exp(−lag·a_min·rate_t),
-    from float64 running sums (the slowest mode dominates a diagonal product's norm)."""
+    """Mean over (batch, s) of exp(−a_min·Σ_{s<τ≤t} rate_τ) per channel, and of the frozen prediction
+    exp(−lag·a_min·rate_t), from float64 running sums (the slowest mode dominates a diagonal product's norm)."""
     r = rate.double().numpy()
     a_min = a.min(1).values.numpy()
     G = np.cumsum(r, axis=1)
