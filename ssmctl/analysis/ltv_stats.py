@@ -21,23 +21,29 @@ and keeps, per layer:
   O(lags · lag_samples · channels) numbers, independent of L;
 * a |Ā| heatmap over token bins × channels (the slowest mode, averaged over the tokens of each bin).
 
-All accumulators are float64 / int64 and independent of how the sequence was cut into chunks.
+The sums over tokens are float64 (int32 / int64 for counts, float32 per heatmap bin), formed from float32
+per-chunk partial sums, and independent of how the sequence was cut into chunks. Elementwise work is float32
+wherever no cancellation can occur: products of factors in (0, 1], and window sums of rates, all of one sign,
+for the strided lags. Work tensors are reused from chunk to chunk (see :class:`_Scratch`).
 """
 
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from ..errors import ShapeError, SsmctlError
+from ..errors import NonFiniteError, ShapeError, SsmctlError
 
 __all__ = ["LTVStats", "LayerStats", "default_lags", "hist_quantile"]
 
 _LOG2E = 1.0 / math.log(2.0)
+_BLOCK = 16  # tokens summed in float32 inside the running sum
 _QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
@@ -116,25 +122,6 @@ class LayerStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _running_sum(r: torch.Tensor, start: torch.Tensor, block: int = 16) -> torch.Tensor:
-    """start + Σ_{τ≤t} r_τ in float64, returned channel-major (batch, H, T).
-
-    Sums within blocks of ``block`` tokens in float32 (a small triangular matrix product: few terms, so no
-    precision is lost), block offsets in float64. A plain cumulative sum along the token axis of (batch, T, H)
-    is several times slower on CPU.
-    """
-    b, T, H = r.shape
-    nb = -(-T // block)
-    rp = torch.nn.functional.pad(r, (0, 0, 0, nb * block - T)) if nb * block != T else r
-    rb = rp.reshape(b, nb, block, H)
-    tril = torch.ones(block, block, dtype=r.dtype, device=r.device).tril_()
-    local = torch.matmul(tril, rb)  # (b, nb, block, H)
-    offsets = torch.cumsum(local[:, :, -1].to(torch.float64), dim=1) - local[:, :, -1].to(torch.float64)
-    offsets += start[:, None]
-    G = local.to(torch.float64).add_(offsets[:, :, None]).reshape(b, nb * block, H)[:, :T]
-    return G.transpose(1, 2)
-
-
 class LTVStats:
     """Streaming accumulator for one layer.
 
@@ -196,6 +183,10 @@ class LTVStats:
         self.a_min = a.amin(dim=1)  # slowest mode per channel
         self.a_min32 = self.a_min.float()
         self.log_a_min32 = torch.log(self.a_min32)  # −inf for a channel that never decays
+        # log of the horizons' geometric mean, before subtracting the mean over channels of ln rate
+        self._log_gmean0 = math.log(self.log_inv_eps) - (float(self.log_a_min32.mean()) if self.H else 0.0)
+        # each channel's largest |Ā_t| is 2^(rate·c) (exp2: twice as fast as exp)
+        self.c32 = self.a_min32 * -_LOG2E
 
         self.w = float(bin_width)
         self.ln_lo = math.log(lo)
@@ -207,8 +198,11 @@ class LTVStats:
         self.rate_max = torch.full((self.H,), -math.inf, dtype=torch.float64, device=self.device)
         self.rate_zero = torch.zeros(self.H, dtype=torch.int64, device=self.device)
         self.hist_offsets_f = (torch.arange(self.H, device=self.device) * self.K).float()
-        self._ones = torch.ones(0, dtype=torch.int32, device=self.device)
         self.lo, self.hi = float(lo), float(hi)
+        # rates this far inside the range have float32 bin positions inside it too (rounding is ~1e-6 of the
+        # log): no clamping needed
+        margin = 1e-4 * (1.0 + abs(self.ln_lo) + abs(math.log(hi)))
+        self._inside = (lo * math.exp(margin), hi * math.exp(-margin))
         if self.H * self.K >= 2**24:
             raise SsmctlError(f"histogram too large ({self.H} channels × {self.K} bins); use a wider bin_width")
         self.out_of_range = 0
@@ -218,26 +212,49 @@ class LTVStats:
             raise SsmctlError(f"lags must be positive integers, got {lags}")
         self.lags = lags
         self.strides = [max(1, lag // lag_samples) for lag in lags]
-        self.decay_sum = torch.zeros(len(lags), self.H, dtype=torch.float64, device=self.device)
-        self.frozen_sum = torch.zeros(len(lags), self.H, dtype=torch.float64, device=self.device)
+        # per lag: Σ‖Ā_t ⋯ Ā_{s+1}‖ and Σ‖Ā_t‖^lag over the pairs, one float64 accumulator for both
+        self.lag_sums = torch.zeros(len(lags), 2, self.H, dtype=torch.float64, device=self.device)
+        self.decay_sum, self.frozen_sum = self.lag_sums[:, 0], self.lag_sums[:, 1]
         self.pairs = [0] * len(lags)
-        # Per lag: cumulative rates G_s (batch, n, H) at the sampled input positions s still waiting for t = s + lag.
-        self.hist_G = [torch.zeros(self.batch, self.H, 0, dtype=torch.float64, device=self.device) for _ in lags]
-        self.hist_start = [0 for _ in lags]
         # Power-of-two lags sampled at every token come from products doubled level by level,
-        # P_2k(t) = P_k(t)·P_k(t − k), with the last k values of P_k kept across chunks.
+        # P_2k(t) = P_k(t)·P_k(t − k); tails (batch, 1 + 2 + … + top/2, H) holds the last k values of each P_k.
         self.doubling = {lag: j for j, (lag, st) in enumerate(zip(lags, self.strides))
                          if st == 1 and lag & (lag - 1) == 0}
-        self.strided = [j for j, lag in enumerate(lags) if lag not in self.doubling]
         top = max(self.doubling, default=0)
-        self.tails = {k: torch.ones(self.batch, k, self.H, device=self.device)
-                      for k in (1 << i for i in range(max(0, top.bit_length() - 1)))}
-        self.G_prev = torch.zeros(self.batch, self.H, dtype=torch.float64, device=self.device)
+        self.levels = [1 << i for i in range(top.bit_length())]  # 1, 2, 4, …, top
+        self.tails = torch.zeros(self.batch, max(0, top - 1), self.H, device=self.device)
+        # The other lags pair t with s = t − lag, s ≡ 0 (mod stride), through the running sum G of the rates:
+        # ‖Ā_t ⋯ Ā_{s+1}‖ = 2^(c·(G_t − G_s)), G in float64 (no cancellation on long sequences). All those
+        # positions are multiples of grid, the only positions where G is formed; hist_G (batch, n, H) holds G at
+        # the positions _pending(t) that later pairs still need.
+        self.strided = [j for j, lag in enumerate(lags) if lag not in self.doubling]
+        self.grid = math.gcd(*(self.strides[j] for j in self.strided), *(lags[j] for j in self.strided)) \
+            if self.strided else 1
+        self.hist_G = torch.zeros(self.batch, 0, self.H, dtype=torch.float64, device=self.device)
+        self.G_prev = torch.zeros(self.batch, self.H, dtype=torch.float64, device=self.device)  # G at t − 1
+        # Strided lags forming a doubling chain (lag_{i+1} = 2·lag_i, stride_{i+1} = 2·stride_i, lag = D·stride,
+        # D a power of two: the default lags) need no running sum. The window sums W_i(t) of c·rate over
+        # (t − lag_i, t] come from block sums of stride_1 tokens, summed D at a time by doubling, then
+        # W_{i+1}(t) = W_i(t) + W_i(t − lag_i): every term has the sign of c, so float32 loses nothing to
+        # cancellation however long the sequence. chain_hist keeps the last k rows of each doubling stage and
+        # the last D rows of each W_i but the last; chain_carry the rates since the last block edge.
+        ls, ss = [lags[j] for j in self.strided], [self.strides[j] for j in self.strided]
+        D = ls[0] // ss[0] if ls else 0
+        chain = bool(ls) and D & (D - 1) == 0 and all(x == D * s for x, s in zip(ls, ss)) \
+            and all(s2 == 2 * s1 for s1, s2 in zip(ss, ss[1:]))
+        self.chain_D = D if chain else 0
+        n_hist = (D - 1 + D * (len(ls) - 1)) if chain else 0
+        self.chain_hist = torch.zeros(self.batch, n_hist, self.H, device=self.device)
+        self.chain_carry = torch.zeros(self.batch, self.H, device=self.device)
+        # chunks whose t0 agree mod period, and on min(t0, warm) share one plan (see _plan)
+        self._top = top
+        self._warm = max([top] + [lags[j] for j in self.strided])
+        self._period = math.lcm(*(self.strides[j] for j in self.strided)) if self.strided else 1
+        self._setup = (self.batch, self.H, str(self.device), tuple(lags), tuple(self.strides))
 
         self.heatmap_bin = max(1, -(-self.length // heatmap_bins))
         n_hb = -(-self.length // self.heatmap_bin)
         self.heat_sum = torch.zeros(n_hb, self.H, dtype=torch.float32, device=self.device)
-        self.heat_cnt = torch.zeros(n_hb, dtype=torch.float64, device=self.device)
 
         self.mem_gmean: list[torch.Tensor] = []
         self.mem_max: list[torch.Tensor] = []
@@ -256,107 +273,181 @@ class LTVStats:
         T = rate.shape[1]
         if self.t + T > self.length:
             raise ShapeError(f"more tokens than the announced length {self.length}")
-        with torch.no_grad():
-            r = rate.detach().to(self.device, torch.float32)
-            t0 = self.t
-            log_r = torch.log(r)  # −inf at rate 0
-            slow = r * self.a_min32  # −ln of each channel's largest |Ā_t|, (batch, T, H)
-            e1 = torch.exp2(slow * -_LOG2E)  # each channel's largest |Ā_t| (exp2: twice as fast as exp)
-            self._update_hist(r, log_r)
-            self._update_memory(log_r, slow)
+        if T == 0:
+            return
+        t0 = self.t
+        with torch.inference_mode():  # lighter than no_grad: ~90 small tensor operations per chunk
+            r = rate.detach().to(self.device, torch.float32).contiguous()
+            plan = self._plan(T, t0)
+            log_r = torch.log(r, out=plan.sc.log)  # −inf at rate 0
+            # geometric mean over channels of each channel's horizon ln(1/ε)/(rate·a_min)
+            self.mem_gmean.append(torch.exp(self._log_gmean0 - log_r.mean(-1)))
+            self._update_hist(r, log_r, plan.sc)  # overwrites log_r
+            x = torch.mul(r, self.c32, out=plan.x)  # log2 of each channel's largest |Ā_t|, (batch, T, H)
+            # the longest horizon, at the smallest rate·a_min = −x·ln 2
+            self.mem_max.append((-self.log_inv_eps * _LOG2E) / x.amax(dim=-1))
+            # the strided lags' frozen predictions, exponents lag·x_t, before exp2 overwrites x
+            if self.chain_D:
+                for src, factor, out in plan.chain.frozen:
+                    torch.mul(src, factor, out=out)
+            elif self.strided:
+                torch.index_select(x, 1, plan.f_idx, out=plan.Xf)
+                plan.Xf.mul_(plan.lag_col)
+            e1 = torch.exp2(x, out=x)  # each channel's largest |Ā_t|
             self._update_heatmap(e1, t0)
-            self._update_doubling(e1, t0)
-            if self.strided:
-                G = _running_sum(r, self.G_prev)  # (batch, H, T) float64
-                self._update_lags(slow, G, t0)
-                self.G_prev = G[:, :, -1].clone()
+            if self.doubling:
+                self._update_doubling(plan)
+            if self.chain_D:
+                self._update_chain(r, plan)
+            elif self.strided:
+                self._update_lags(r, plan)
+            self.lag_sums += plan.sc.sums[: len(self.lags)]  # this chunk's float32 sums, every lag written
+            for j, n in plan.pairs:
+                self.pairs[j] += n
         self.t += T
 
-    def _update_hist(self, r: torch.Tensor, log_r: torch.Tensor) -> None:
-        flat = r.reshape(-1, self.H)
+    def _plan(self, T: int, t0: int) -> _Plan:
+        sc = _lru(_CACHE.scratch, (self._setup, T), lambda: _Scratch(self, T), 4)
+        if self.strided and not self.chain_D:  # held running sums depend on t0 until every lag is reached
+            key = (self._setup, T, min(t0, self._warm), t0 % self._period)
+        else:  # otherwise only where each lag's first pair falls, so a long warm-up reuses few plans
+            reach = tuple(min(max(self.lags[j] - t0, 0), T) for j in self.strided)
+            key = (self._setup, T, min(t0, self._top), t0 % self._period, reach)
+        plan = _lru(_CACHE.plans, key, lambda: _Plan(self, sc, T, t0), 64)
+        if plan.sc is not sc:  # the scratch was rebuilt since: rebuild the plan on it
+            plan = _CACHE.plans[key] = _Plan(self, sc, T, t0)
+        return plan
+
+    def _pending(self, t: int) -> np.ndarray:
+        """Input positions s < t (sorted) on some strided lag's grid whose pair t' = s + lag is at or after t."""
+        parts = [np.arange(-(-max(0, t - self.lags[j]) // self.strides[j]) * self.strides[j], t, self.strides[j])
+                 for j in self.strided]
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+    def _lag_pairs(self, j: int, t0: int, t1: int) -> tuple[int, int]:
+        """Lag j's pairs (s, t = s + lag) with t in [t0, t1): the first t and their count."""
+        lag, st = self.lags[j], self.strides[j]
+        s_first = -(-(max(t0, lag) - lag) // st) * st
+        return s_first + lag, max(0, -(-(t1 - lag - s_first) // st))
+
+    def _update_hist(self, r: torch.Tensor, log_r: torch.Tensor, sc: _Scratch) -> None:
+        flat = r.view(-1, self.H)
         lo, hi = flat.amin(0), flat.amax(0)
-        self.rate_min = torch.minimum(self.rate_min, lo.double())
-        self.rate_max = torch.maximum(self.rate_max, hi.double())
-        pos = torch.mul(log_r.reshape(-1, self.H), 1.0 / self.w).sub_(self.ln_lo / self.w)
-        if float(lo.min()) <= 0.0:
+        lo_min, hi_max = torch.stack((lo.min(), hi.max())).tolist()
+        if not lo_min >= 0.0:  # NaN fails this too
+            where = f"tokens {self.t}..{self.t + r.shape[1] - 1}"
+            if math.isnan(lo_min):
+                raise NonFiniteError(f"LTVStats: NaN rate among {where}")
+            raise SsmctlError(f"LTVStats: rates must be non-negative; {where} hold {lo_min}")
+        torch.minimum(self.rate_min, lo, out=self.rate_min)
+        torch.maximum(self.rate_max, hi, out=self.rate_max)
+        pos = log_r.view(-1, self.H).mul_(1.0 / self.w).sub_(self.ln_lo / self.w)
+        if lo_min <= 0.0:
             self.rate_zero += (flat <= 0).sum(0)
-        if float(lo.min()) < self.lo or float(hi.max()) >= self.hi:  # rare: count what falls outside
+        if lo_min < self.lo or hi_max >= self.hi:  # rare: count what falls outside
             self.out_of_range += int(((pos < 0) | (pos >= self.K)).sum())
         # bin index + channel offset, formed in float32 (exact below 2^24) before one integer conversion
-        idx = pos.floor_().clamp_(0, self.K - 1).add_(self.hist_offsets_f).long()
-        if self._ones.numel() < idx.numel():
-            self._ones = torch.ones(idx.numel(), dtype=torch.int32, device=self.device)
+        pos.floor_()
+        if not (self._inside[0] <= lo_min and hi_max <= self._inside[1]):
+            pos.clamp_(0, self.K - 1)
+        pos.add_(self.hist_offsets_f)
+        sc.idx_blocks.copy_(pos.view(sc.idx_blocks.shape))
         # straight into the accumulator: bincount would allocate and zero H·K counters per chunk
-        self.rate_hist.view(-1).scatter_add_(0, idx.view(-1), self._ones[: idx.numel()])
-
-    def _update_memory(self, log_r: torch.Tensor, slow: torch.Tensor) -> None:
-        # Geometric mean over channels of each channel's horizon ln(1/ε)/(rate·a_min), and the longest one.
-        self.mem_gmean.append((self.log_inv_eps * torch.exp(-(log_r + self.log_a_min32).mean(-1))))
-        self.mem_max.append(self.log_inv_eps / slow.amin(dim=-1))
+        self.rate_hist.view(-1).scatter_add_(0, sc.idx, sc.ones)
 
     def _update_heatmap(self, e1: torch.Tensor, t0: int) -> None:
-        T = e1.shape[1]
-        bins = torch.arange(t0, t0 + T, device=self.device) // self.heatmap_bin
-        self.heat_sum.index_add_(0, bins, e1[0] if self.batch == 1 else e1.sum(0))
-        self.heat_cnt.index_add_(0, bins, torch.full((T,), float(self.batch), dtype=torch.float64, device=self.device))
+        # the chunk's partial first bin, its whole bins (one reshaped sum) and its partial last bin
+        b, T, H = e1.shape
+        hb, t1 = self.heatmap_bin, t0 + T
+        a = min(t1, -(-t0 // hb) * hb)  # first bin edge at or after t0
+        z = max(a, t1 // hb * hb)  # last bin edge at or before t1
+        if a > t0:
+            self.heat_sum[t0 // hb] += e1[:, : a - t0].sum((0, 1))
+        if z > a:
+            self.heat_sum[a // hb: z // hb] += e1[:, a - t0: z - t0].reshape(b, (z - a) // hb, hb, H).sum((0, 2))
+        if t1 > z:
+            self.heat_sum[z // hb] += e1[:, z - t0:].sum((0, 1))
 
-    def _update_doubling(self, e1: torch.Tensor, t0: int) -> None:
-        if not self.doubling:
-            return
-        T = e1.shape[1]
-        P = F = e1  # P_k(t): product of the last k factors e1; F_k(t) = e1(t)^k, the frozen-time prediction
-        k = 1
-        while True:
-            j = self.doubling.get(k)
-            if j is not None:
-                start = max(0, k - t0)  # t ≥ k: the input position s = t − k exists
-                if start < T:
-                    self.decay_sum[j] += P[:, start:].sum((0, 1)).double()
-                    self.frozen_sum[j] += F[:, start:].sum((0, 1)).double()
-                    self.pairs[j] += (T - start) * self.batch
-            tail = self.tails.get(k)
-            if tail is None:
-                break
-            P2 = torch.empty_like(P)
-            m = min(k, T)
-            torch.mul(P[:, :m], tail[:, :m], out=P2[:, :m])  # P_k(t − k) for the first k tokens
-            if T > k:
-                torch.mul(P[:, k:], P[:, :-k], out=P2[:, k:])
-            self.tails[k] = torch.cat([tail, P], dim=1)[:, -k:] if T < k else P[:, -k:].clone()
-            P, F, k = P2, F * F, 2 * k
+    def _update_doubling(self, plan: _Plan) -> None:
+        """Doubling level i holds P_k(t0 − k), …, P_k(t1 − 1) and F_k(t0), …, F_k(t1 − 1), k = 2^i.
 
-    def _update_lags(self, slow: torch.Tensor, G: torch.Tensor, t0: int) -> None:
-        """Pairs (s, t = s + lag) with t in this chunk; pending input positions s form one arithmetic progression.
-
-        ``G`` is (batch, H, T) channel-major; ``slow`` (batch, T, H).
+        P_1 = F_1 = e1; F_k = e1^k is the frozen-time prediction at lag k. tails rows k − 1 … 2k − 2 hold the
+        last k values of P_k.
         """
-        T = G.shape[2]
-        t1 = t0 + T
-        a_min = self.a_min32[:, None]
-        for j in self.strided:
-            lag, stride = self.lags[j], self.strides[j]
-            hG, hs = self.hist_G[j], self.hist_start[j]  # pending s = hs + k·stride, k < hG.shape[2]
-            first = -(-t0 // stride) * stride  # first sample position in this chunk
-            Gnew = G[:, :, first - t0::stride] if first < t1 else G[:, :, :0]
-            n_h, n_new = hG.shape[2], Gnew.shape[2]
-            nd_h = min(n_h, max(0, -(-(t1 - lag - hs) // stride))) if n_h else 0
-            nd_n = min(n_new, max(0, -(-(t1 - lag - first) // stride))) if n_new else 0
-            for n_done, G_s, s0 in ((nd_h, hG, hs), (nd_n, Gnew, first)):
-                if n_done == 0:
-                    continue
-                a = s0 + lag - t0  # chunk index of the first t
-                sl = slice(a, a + (n_done - 1) * stride + 1, stride)
-                dG = (G[:, :, sl] - G_s[:, :, :n_done]).float()  # (batch, H, n)
-                self.decay_sum[j] += torch.exp2(dG.mul_(a_min * -_LOG2E)).sum((0, 2)).double()
-                self.frozen_sum[j] += torch.exp2(slow[:, sl] * (-_LOG2E * lag)).sum((0, 1)).double()
-                self.pairs[j] += n_done * self.batch
-            self.hist_G[j] = torch.cat([hG[:, :, nd_h:], Gnew[:, :, nd_n:]], dim=2)
-            self.hist_start[j] = hs + nd_h * stride if n_h > nd_h else first + nd_n * stride
+        zero = plan.zero
+        if 0 in zero:
+            zero[0].zero_()
+        torch.sum(plan.x, (0, 1), out=plan.level_sums[0][0])
+        plan.level_sums[0][1] = plan.level_sums[0][0]
+        for i, (tail, PF, PF_shift, out, last, k) in enumerate(plan.dbl):
+            kept = self.tails[:, k - 1: 2 * k - 1]
+            tail.copy_(kept)
+            torch.mul(PF, PF_shift, out=out)
+            kept.copy_(last)
+            if i + 1 in zero:
+                zero[i + 1].zero_()
+            torch.sum(out, (0, 2), out=plan.level_sums[i + 1])
+
+    def _update_lags(self, r: torch.Tensor, plan: _Plan) -> None:
+        """Pairs (s, t = s + lag) with t in this chunk, all lags at once: gathered rows of G, one subtraction."""
+        b, T, H = r.shape
+        n = plan.n_grid
+        if n:
+            # grid sums S_i: rates in (p_{i−1}, p_i]; the first group runs t0..p0, the others are g tokens
+            torch.sum(r[:, : plan.first], 1, out=plan.S0)
+            if n > 1:
+                torch.sum(r[:, plan.first: plan.tail].view(b, n - 1, plan.g, H), 2, out=plan.S_rest)
+            # G = G_prev + running sum: float32 inside blocks of 16 (few terms), float64 block offsets
+            torch.matmul(plan.tril, plan.S_blocks, out=plan.local)
+            offsets = torch.matmul(plan.excl, plan.local_last.to(torch.float64)).add_(self.G_prev[:, None])
+            plan.G_blocks.copy_(plan.local).add_(offsets[:, :, None])
+            last = plan.G_grid[:, n - 1]
+            self.G_prev = last + r[:, plan.tail:].sum(1, dtype=torch.float64) if plan.tail < T else last.clone()
+        else:
+            self.G_prev = self.G_prev + r.sum(1, dtype=torch.float64)
+        if plan.n_hist:
+            plan.G_hist.copy_(self.hist_G)
+        torch.index_select(plan.G, 1, plan.t_idx, out=plan.Gt)
+        torch.index_select(plan.G, 1, plan.s_idx, out=plan.Gs)
+        plan.Xd.copy_(plan.Gt.sub_(plan.Gs))  # differences in float64, stored as float32
+        plan.Xd.mul_(self.c32)
+        torch.exp2(plan.X, out=plan.X)
+        for view, out in plan.lsum_views:
+            torch.sum(view, (1, 2), out=out)
+        self.hist_G = plan.G.index_select(1, plan.keep_idx)
+
+    def _update_chain(self, r: torch.Tensor, plan: _Plan) -> None:
+        """Strided lags of a doubling chain (see __init__): window sums into the plan's A, then exp2 and sums."""
+        b, T, H = r.shape
+        ch = plan.chain
+        A0 = ch.A0
+        if ch.tail_in.numel():
+            A0.index_copy_(1, ch.tail_in, self.chain_hist)
+        if ch.nB:
+            # block sums over (p − stride_1, p] at the grid points p of the chunk, the first one with the carry
+            first = r[:, 0] if ch.first == 1 else r[:, : ch.first].sum(1)
+            torch.add(self.chain_carry, first, out=ch.B_first)
+            if ch.nB > 1:
+                if ch.s1 == 2:
+                    torch.add(r[:, ch.first: ch.rest_end: 2], r[:, ch.first + 1: ch.rest_end: 2], out=ch.B_rest)
+                else:
+                    torch.sum(r[:, ch.first: ch.rest_end].view(b, ch.nB - 1, ch.s1, H), 2, out=ch.B_rest)
+            self.chain_carry = r[:, ch.rest_end:].sum(1)
+            ch.B.mul_(self.c32)
+        else:
+            self.chain_carry = self.chain_carry + r.sum(1)
+        for x, y, out in ch.adds:  # the D-block windows by doubling, then the longer lags
+            torch.add(x, y, out=out)
+        if ch.tail_out.numel():
+            self.chain_hist = A0.index_select(1, ch.tail_out)
+        for view, out in ch.sum_views:  # exp2 and sum at the rows of the pairs only
+            torch.exp2(view, out=view)
+            torch.sum(view, (1, 2), out=out)
 
     def state_numel(self) -> int:
         """Numbers held by the accumulators, excluding the per-token traces (independent of L for a fixed setup)."""
         tensors = [self.rate_hist, self.rate_min, self.rate_max, self.rate_zero, self.decay_sum, self.frozen_sum,
-                   self.G_prev, self.heat_sum, self.heat_cnt, *self.hist_G, *self.tails.values()]
+                   self.G_prev, self.heat_sum, self.hist_G, self.tails, self.chain_hist, self.chain_carry]
         return int(sum(t.numel() for t in tensors))
 
     # -- results ------------------------------------------------------------------------------------------
@@ -404,7 +495,9 @@ class LTVStats:
         with np.errstate(invalid="ignore", divide="ignore"):
             decay_channel = self.decay_sum.cpu().numpy() / pairs[:, None]
             frozen_channel = self.frozen_sum.cpu().numpy() / pairs[:, None]
-            heat = (self.heat_sum.double() / self.heat_cnt[:, None]).cpu().numpy()
+            edges = np.arange(self.heat_sum.shape[0] + 1) * self.heatmap_bin
+            heat_cnt = (np.clip(edges[1:], 0, self.t) - np.clip(edges[:-1], 0, self.t)) * float(self.batch)
+            heat = self.heat_sum.double().cpu().numpy() / heat_cnt[:, None]
         mem_gmean = torch.cat(self.mem_gmean, dim=1).cpu().numpy() if self.mem_gmean else np.zeros((self.batch, 0))
         mem_max = torch.cat(self.mem_max, dim=1).cpu().numpy() if self.mem_max else np.zeros((self.batch, 0))
         return LayerStats(
@@ -438,3 +531,249 @@ class LTVStats:
             rate_out_of_range=int(self.out_of_range),
             bin_width=self.w,
         )
+
+
+class _Scratch:
+    """Work tensors for one accumulator setup and chunk length, shared by every layer with that setup.
+
+    Allocated once and reused chunk after chunk: fresh multi-megabyte temporaries cost page faults on first touch,
+    which on CPU took longer than the arithmetic. Sized for the largest pair and history counts; plans use prefixes.
+    """
+
+    def __init__(self, st: LTVStats, T: int) -> None:
+        b, H, dev = st.batch, st.H, st.device
+        nlev = max(1, len(st.levels))
+        self.pad = pad = st.levels[-1] // 2 if nlev > 1 else 0  # room for the longest tail, k = top / 2
+        rows = 0
+        if st.chain_D:
+            D, strides = st.chain_D, [st.strides[j] for j in st.strided]
+            n_blocks = T // strides[0] + 1
+            rows = sum(k + n_blocks for k in _powers_below(D)) + sum(D + T // s + 1 for s in strides)
+        # One arena, its first part used in turn by the histogram (ln rate, bin indices), the doubling levels
+        # and the chain's window sums, whose lifetimes do not overlap; the chain's frozen exponents (written
+        # before the doubling, read after it) follow. A working set half the size stays in cache.
+        n_hist = b * T * H * 3  # float32 ln rate, then int64 indices
+        n_C = b * 2 * (pad + 2 * T) * H
+        first = max(n_hist, n_C, b * rows * H)
+        arena = torch.empty(first + b * rows * H, device=dev)
+        self.log = arena[: b * T * H].view(b, T, H)
+        self.idx = arena[b * T * H: n_hist].view(torch.int64)
+        # the bin indices ordered by groups of 32 channels: the increments of a group stay within ~120 kB of
+        # counters, which scatter_add_ reaches half again as fast as when every token touches every channel's row
+        g = 32 if H % 32 == 0 else H
+        self.idx_blocks = self.idx.view(H // g, b * T, g).permute(1, 0, 2)
+        self.ones = torch.ones(b * T * H, dtype=torch.int32, device=dev)
+        # doubling level i, k = 2^i, in C[:, i % 2]: [tail | P_k(t0), …, P_k(t1 − 1) | F_k(t0), …, F_k(t1 − 1)]
+        # (level 0 uses no F rows: F_1 = P_1). Two buffers in turn rather than one per level: a smaller working
+        # set stays in cache, a quarter faster.
+        self.C = arena[:n_C].view(b, 2, pad + 2 * T, H)
+        self.sums = torch.zeros(len(st.lags) + 1, 2, H, device=dev)  # per lag, and a row for unused levels
+        if st.chain_D:
+            # A[0]: the window sums (reusing the first part), A[1]: the frozen exponents
+            self.A = arena.as_strided((2, b, rows, H), (first, rows * H, H, 1), arena.storage_offset())
+        elif st.strided:
+            n_pad = -(-(T // st.grid + 1) // _BLOCK) * _BLOCK
+            self.S = torch.zeros(b, n_pad, H, device=dev)
+            self.local = torch.empty(b, n_pad // _BLOCK, _BLOCK, H, device=dev)
+            n_hist = sum(-(-st.lags[j] // st.strides[j]) for j in st.strided)
+            self.G = torch.empty(b * (n_hist + n_pad) * H, dtype=torch.float64, device=dev)
+            n_pairs = sum(T // st.strides[j] + 1 for j in st.strided)
+            self.Gt = torch.empty(b * n_pairs * H, dtype=torch.float64, device=dev)
+            self.Gs = torch.empty(b * n_pairs * H, dtype=torch.float64, device=dev)
+            self.X = torch.empty(2 * b * n_pairs * H, device=dev)
+
+
+class _Plan:
+    """Views into a :class:`_Scratch` and index tensors for one chunk length and one class of chunk positions.
+
+    Chunks at positions t0 ≥ the longest lag with equal t0 mod (every stride) share a plan, so in steady state
+    an update issues a fixed list of tensor operations without rebuilding any view.
+    """
+
+    def __init__(self, st: LTVStats, sc: _Scratch, T: int, t0: int) -> None:
+        b, H, dev = st.batch, st.H, st.device
+        t1 = t0 + T
+        self.sc = sc
+        # doubling levels, as (batch, 2, T, H) views over C: [P_k; F_k] at level i, k = 2^i
+        pad, C, levels = sc.pad, sc.C, st.levels
+        sb, sl = C.stride(0), C.stride(1)
+
+        def view(i: int, row: int, gap: int, rows: int = T) -> torch.Tensor:  # rows `gap` apart in the pair
+            return C.as_strided((b, 2, rows, H), (sb, gap * H, H, 1), C.storage_offset() + i % 2 * sl + row * H)
+
+        self.x = C[:, 0, pad: pad + T]
+        # [P_2k; F_2k](t) = [P_k(t); F_k(t)]·[P_k(t − k); F_k(t)], one product per level; P_1 = F_1 = e1.
+        # Per level: (tail rows, the two factors, the product, the rows that are the next chunk's tail)
+        self.dbl = [(C[:, i % 2, pad - k: pad], view(i, pad, T if i else 0), view(i, pad - k, T + k if i else k),
+                     view(i + 1, pad, T), C[:, i % 2, pad + T - k: pad + T], k) for i, k in enumerate(levels[:-1])]
+        # products and predictions at t < k have no input position s = t − k: zeroed out of the sums
+        self.zero = {i: view(i, pad, T, min(T, k - t0)) for i, k in enumerate(levels) if k > t0}
+        self.level_sums = [sc.sums[st.doubling.get(k, len(st.lags))] for k in levels]
+        self.pairs = [(j, (T - min(T, max(0, k - t0))) * b) for k, j in st.doubling.items()]
+        self.pairs += [(j, st._lag_pairs(j, t0, t1)[1] * b) for j in st.strided]
+        if st.chain_D:
+            self.chain = _ChainPlan(st, sc, T, t0)
+            return
+        if not st.strided:
+            return
+        # strided lags: G at the grid positions p0, p0 + g, … of the chunk after the held history, in one buffer
+        g = st.grid
+        p0 = -(-t0 // g) * g
+        n = max(0, -(-(t1 - p0) // g))
+        n_pad = -(-n // _BLOCK) * _BLOCK
+        held = st._pending(t0)
+        nh = len(held)
+
+        def rows(p: np.ndarray) -> np.ndarray:
+            return np.where(p < t0, np.searchsorted(held, p), nh + (p - p0) // g)
+
+        t_idx, s_idx, f_idx, lag_of, seg = [], [], [], [], [0]
+        for j in st.strided:
+            t_first, nj = st._lag_pairs(j, t0, t1)
+            ts = t_first + st.strides[j] * np.arange(nj, dtype=np.int64)
+            t_idx.append(rows(ts))
+            s_idx.append(rows(ts - st.lags[j]))
+            f_idx.append(ts - t0)
+            lag_of.append(np.full(nj, float(st.lags[j]), dtype=np.float32))
+            seg.append(seg[-1] + nj)
+        npairs = seg[-1]
+        self.n_hist, self.n_grid, self.npairs = nh, n, npairs
+        self.first = p0 - t0 + 1  # tokens in the first group (t0..p0)
+        self.g = g
+        self.tail = p0 - t0 + (n - 1) * g + 1  # chunk row after the last grid position
+        G = sc.G[: b * (nh + n_pad) * H].view(b, nh + n_pad, H)
+        self.G, self.G_hist = G, G[:, :nh]
+        self.G_grid = G[:, nh: nh + n]
+        self.G_blocks = G[:, nh:].view(b, n_pad // _BLOCK, _BLOCK, H)
+        self.S0, self.S_rest = sc.S[:, 0], sc.S[:, 1:n]
+        self.S_blocks = sc.S[:, :n_pad].view(b, n_pad // _BLOCK, _BLOCK, H)
+        self.local = sc.local[:, : n_pad // _BLOCK]
+        self.local_last = self.local[:, :, -1]
+        self.tril = _tril(_BLOCK, torch.float32, dev)
+        self.excl = _tril(n_pad // _BLOCK, torch.float64, dev, strict=True)
+        self.Gt = sc.Gt[: b * npairs * H].view(b, npairs, H)
+        self.Gs = sc.Gs[: b * npairs * H].view(b, npairs, H)
+        X = sc.X[: 2 * b * npairs * H].view(2, b, npairs, H)
+        self.X, self.Xd, self.Xf = X, X[0], X[1]
+        self.lsum_views = [(X[:, :, seg[i]: seg[i + 1]], sc.sums[j]) for i, j in enumerate(st.strided)]
+
+        def idx(parts: list) -> torch.Tensor:
+            return torch.as_tensor(np.concatenate(parts) if parts else np.zeros(0), dtype=torch.long, device=dev)
+
+        self.t_idx, self.s_idx, self.f_idx = idx(t_idx), idx(s_idx), idx(f_idx)
+        self.lag_col = torch.as_tensor(np.concatenate(lag_of), device=dev)[:, None]
+        self.keep_idx = torch.as_tensor(rows(st._pending(t1)), dtype=torch.long, device=dev)
+
+
+class _ChainPlan:
+    """Views for the strided lags of a doubling chain (see LTVStats.__init__) in the scratch's A.
+
+    A[0] rows run region by region: the doubling stages V_k = [k history rows | nB block rows] for k = 1, 2, …,
+    D/2, then W_i = [D history rows | n_i rows at the grid points of stride_i]; A[1] holds the frozen
+    predictions' exponents at the rows of the W regions.
+    """
+
+    def __init__(self, st: LTVStats, sc: _Scratch, T: int, t0: int) -> None:
+        b, H, dev = st.batch, st.H, st.device
+        t1 = t0 + T
+        D = st.chain_D
+        strides = [st.strides[j] for j in st.strided]
+        self.s1 = s1 = strides[0]
+
+        def grid(s: int) -> tuple[int, int]:  # first grid point of stride s in the chunk, and their count
+            p = -(-t0 // s) * s
+            return p, max(0, -(-(t1 - p) // s))
+
+        p10, self.nB = grid(s1)
+        nB = self.nB
+        self.first = p10 - t0 + 1  # chunk tokens in the first block
+        self.rest_end = self.first + (nB - 1) * s1 if nB else 0  # after the last whole block
+        A0 = self.A0 = sc.A[0]
+        regions: list[tuple[int, int, int]] = []  # (offset, history rows, rows in the chunk)
+        off = 0
+        for k in _powers_below(D):
+            regions.append((off, k, nB))
+            off += k + nB
+        n_V = len(regions)
+        w_grid = [grid(s) for s in strides]
+        for _, n in w_grid:
+            regions.append((off, D, n))
+            off += D + n
+        R_V, R = regions[n_V][0], off
+
+        def body(i: int) -> torch.Tensor:
+            o, h, n = regions[i]
+            return A0[:, o + h: o + h + n]
+
+        self.B = body(0)
+        if nB:
+            self.B_first, self.B_rest = self.B[:, 0], self.B[:, 1:]
+        self.adds = []
+        for i, k in enumerate(_powers_below(D)):  # V_2k(p) = V_k(p) + V_k(p − k·stride_1)
+            o, h, n = regions[i]
+            self.adds.append((A0[:, o + k: o + k + n], A0[:, o: o + n], body(i + 1)))
+        for i in range(len(strides) - 1):  # W_{i+1}(t) = W_i(t) + W_i(t − lag_i)
+            (o, h, n), (p_i, _), (p_next, n_next) = regions[n_V + i], w_grid[i], w_grid[i + 1]
+            s = o + (p_next - p_i) // strides[i]
+            self.adds.append((A0[:, s + D: s + D + 2 * n_next - 1: 2], A0[:, s: s + 2 * n_next - 1: 2],
+                              body(n_V + i + 1)))
+        kept = regions[:-1]  # the last W needs no history
+        self.tail_in = torch.as_tensor([o + m for o, h, n in kept for m in range(h)], dtype=torch.long, device=dev)
+        self.tail_out = torch.as_tensor([o + n + m for o, h, n in kept for m in range(h)], dtype=torch.long,
+                                        device=dev)
+        self.X = sc.A[:, :, R_V:R]
+        # frozen exponents lag·x_t in A[1] at the rows of the W regions: x at the first stride's grid times lag_1,
+        # then doubled (exactly) from one lag to the next on the coarser grid
+        A1 = sc.A[1]
+        x = sc.C[:, 0, sc.pad: sc.pad + T]
+        o, h, n = regions[n_V]
+        grid1 = x[:, p10 - t0: p10 - t0 + (nB - 1) * s1 + 1: s1] if nB else x[:, :0]
+        self.frozen = [(grid1, float(st.lags[st.strided[0]]), A1[:, o + h: o + h + n])]
+        for i in range(len(strides) - 1):
+            (o, h, n), (p_i, _), (p_next, n_next) = regions[n_V + i], w_grid[i], w_grid[i + 1]
+            s = o + h + (p_next - p_i) // strides[i]
+            o2, h2, n2 = regions[n_V + i + 1]
+            self.frozen.append((A1[:, s: s + 2 * n_next - 1: 2], 2.0, A1[:, o2 + h2: o2 + h2 + n2]))
+        self.sum_views = []
+        for i, j in enumerate(st.strided):
+            o, h, n = regions[n_V + i]
+            p, _ = w_grid[i]
+            v = min(n, max(0, -(-(st.lags[j] - p) // strides[i])))  # rows with t ≥ lag: s = t − lag exists
+            assert n - v == st._lag_pairs(j, t0, t1)[1]
+            self.sum_views.append((self.X[:, :, o + h + v - R_V: o + h + n - R_V], sc.sums[j]))
+
+
+def _powers_below(n: int) -> list[int]:
+    """1, 2, 4, … below n."""
+    return [1 << i for i in range(max(0, n.bit_length() - 1))] if n > 1 else []
+
+
+class _Cache(threading.local):
+    """Scratch tensors and plans, per thread, least recently used first."""
+
+    def __init__(self) -> None:
+        self.scratch: OrderedDict[tuple, _Scratch] = OrderedDict()
+        self.plans: OrderedDict[tuple, _Plan] = OrderedDict()
+
+
+_CACHE = _Cache()
+_TRIL: dict[tuple, torch.Tensor] = {}
+
+
+def _lru(table: OrderedDict, key: tuple, make: Any, size: int) -> Any:
+    value = table.get(key)
+    if value is None:
+        value = table[key] = make()
+        while len(table) > size:
+            table.popitem(last=False)
+    else:
+        table.move_to_end(key)
+    return value
+
+
+def _tril(n: int, dtype: torch.dtype, device: torch.device, strict: bool = False) -> torch.Tensor:
+    key = (n, dtype, str(device), strict)
+    m = _TRIL.get(key)
+    if m is None:
+        m = _TRIL[key] = torch.ones(n, n, dtype=dtype, device=device).tril_(-1 if strict else 0)
+    return m

@@ -10,7 +10,7 @@ import torch
 
 from ssmctl.analysis.ltv_stats import LTVStats, default_lags, hist_quantile
 from ssmctl.analysis.spectrum import memory_horizon
-from ssmctl.errors import ShapeError, SsmctlError
+from ssmctl.errors import NonFiniteError, ShapeError, SsmctlError
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -152,3 +152,116 @@ def test_bad_arguments():
         st.update(torch.rand(1, 4, 2))
     with pytest.raises(ShapeError, match="announced length"):
         st.update(torch.rand(1, 11, 3))
+
+
+def _decay_reference(rate, a, lags, strides):
+    """Mean over (batch, s) of exp(−a_min·Σ_{s<τ≤t} rate_τ) per channel, and of the frozen prediction
+    exp(−lag·a_min·rate_t), from float64 running sums (the slowest mode dominates a diagonal product's norm)."""
+    r = rate.double().numpy()
+    a_min = a.min(1).values.numpy()
+    G = np.cumsum(r, axis=1)
+    decay, frozen, pairs = [], [], []
+    for lag, st in zip(lags, strides):
+        s = np.arange(0, r.shape[1] - lag, st)
+        decay.append(np.exp(-a_min * (G[:, s + lag] - G[:, s])).mean((0, 1)))
+        frozen.append(np.exp(-lag * a_min * r[:, s + lag]).mean())
+        pairs.append(r.shape[0] * len(s))
+    return np.array(decay), np.array(frozen), np.array(pairs)
+
+
+@pytest.mark.parametrize("lags, lag_samples", [
+    (None, 4),  # powers of two: a doubling chain with 4 blocks per window
+    ([1, 2, 32], 16),  # a chain of one strided lag
+    ([1, 3, 5, 12, 40, 100], 8),  # odd lags and strides: running sums at every token
+    ([1, 4, 64, 256], 32),  # strides 2 and 8: running sums on the even tokens
+])
+@pytest.mark.parametrize("chunk", [128, 37])
+def test_transition_decay_for_other_lag_layouts(data, lags, lag_samples, chunk):
+    rate, a = data
+    res = _run(rate, a, chunk=chunk, lags=lags, lag_samples=lag_samples)[1]
+    assert list(res.lag_stride) == [max(1, lag // lag_samples) for lag in res.lags]
+    decay, frozen, pairs = _decay_reference(rate, a, res.lags, res.lag_stride)
+    np.testing.assert_array_equal(res.lag_pairs, pairs)
+    np.testing.assert_allclose(res.decay_channel, decay, rtol=2e-5, atol=1e-36)
+    np.testing.assert_allclose(res.frozen_mean, frozen, rtol=2e-5, atol=1e-36)
+
+
+def test_long_sequence_of_tiny_rates_keeps_float32_precision():
+    # 65 536 tokens of Δ ~ 4e-3: the running sum reaches ~260, where a float32 ulp (3e-5) would already be 2e-4
+    # of a 32-token window; window sums of same-signed terms and float64 running sums keep ~1e-6.
+    g = torch.Generator().manual_seed(1)
+    length, H = 65_536, 4
+    rate = torch.nn.functional.softplus(torch.randn(1, length, H, generator=g) - 6)
+    a = torch.rand(H, 3, generator=g, dtype=torch.float64) * 8 + 0.5
+    for lags, lag_samples in ((None, 16), ([1, 4, 64, 256, 4096], 32)):
+        res = _run(rate, a, chunk=512, lags=lags, lag_samples=lag_samples)[1]
+        decay, frozen, _ = _decay_reference(rate, a, res.lags, res.lag_stride)
+        keep = decay.min(1) > 1e-30  # float32 exponentials: below ~1e-38 they read as 0
+        assert keep.sum() >= 4
+        # exp2 of a float32 exponent: relative error grows with |ln value|
+        tol = 2e-6 * (1 + np.abs(np.log(decay[keep])))
+        assert np.all(np.abs(res.decay_channel[keep] / decay[keep] - 1) <= tol)
+        np.testing.assert_allclose(res.frozen_mean, frozen, rtol=2e-6, atol=1e-36)
+
+
+def test_accumulators_sharing_a_setup_do_not_interfere(data):
+    # layers of one model share scratch buffers; updating them in turn must equal updating each alone
+    rate, a = data
+    other = rate.flip(1) * 1.7
+    a2 = a.flip(0)
+    alone = [_run(rate, a, chunk=100)[1], _run(other, a2, chunk=100)[1]]
+    st = [LTVStats(a, L, batch=B), LTVStats(a2, L, batch=B)]
+    for t0 in range(0, L, 100):
+        st[0].update(rate[:, t0:t0 + 100])
+        st[1].update(other[:, t0:t0 + 100])
+    for s, ref in zip(st, alone):
+        res = s.result()
+        for name in ("rate_hist", "lag_pairs", "decay_channel", "frozen_mean", "heatmap", "memory_token_max"):
+            np.testing.assert_array_equal(getattr(res, name), getattr(ref, name))
+
+
+def test_nan_and_negative_rates_are_rejected():
+    st = LTVStats(torch.ones(3, 2), 10)
+    bad = torch.rand(1, 4, 3)
+    bad[0, 2, 1] = float("nan")
+    with pytest.raises(NonFiniteError, match="NaN rate among tokens 0..3"):
+        st.update(bad)
+    bad[0, 2, 1] = -0.5
+    with pytest.raises(SsmctlError, match="non-negative; tokens 0..3 hold -0.5"):
+        st.update(bad)
+
+
+def test_rates_outside_the_histogram_range_land_in_the_edge_bins():
+    lo, hi, w = 1e-4, 10.0, 0.05
+    K = math.ceil(math.log(hi / lo) / w)
+    inside = lo * np.exp(w * (np.arange(0, K, 7) + 0.5))  # mid-bin rates, bins 0, 7, 14, …
+    outside = np.array([0.0, 1e-9, lo * 0.999, hi, 3e3])
+    a = torch.tensor([[1.0], [2.0]], dtype=torch.float64)
+    st = LTVStats(a, len(inside) + len(outside), rate_range=(lo, hi), bin_width=w)
+    for r in (inside, outside):  # a chunk well inside the range, then one outside it
+        st.update(torch.tensor(np.stack([r, r[::-1]], -1)[None], dtype=torch.float32))
+    res = st.result()
+    expect = np.zeros(K)
+    np.add.at(expect, np.arange(0, K, 7), 2)
+    expect[0] += 2 * 3  # 0, 1e-9 and just below lo
+    expect[-1] += 2 * 2  # hi (inside the last bin: K rounds the range up to whole bins) and above
+    np.testing.assert_array_equal(res.rate_hist, expect)
+    assert res.rate_out_of_range == 2 * 4
+    assert res.memory_horizon_inf_count == 2  # the zero rate, once per channel (one state each)
+
+
+def test_histograms_of_many_channels_against_counted_bins():
+    # 64 channels (bin indices scattered in groups of 32 channels); mid-bin rates and a = e^(w·shift) with integer
+    # shifts make every bin exact: the |Ā| histogram is the rate bins moved by each state's shift
+    g = np.random.default_rng(3)
+    w, H, batch, length = 0.025, 64, 2, 90
+    K = math.ceil((math.log(1e3) - math.log(1e-7)) / w)
+    k = g.integers(100, 700, size=(batch, length, H))
+    rate = torch.tensor(1e-7 * np.exp(w * (k + 0.5)), dtype=torch.float32)
+    shift = g.integers(-3, 4, size=(H, 2))
+    a = torch.tensor(np.exp(w * shift), dtype=torch.float64)
+    res = _run(rate, a, chunk=40)[1]
+    np.testing.assert_array_equal(res.rate_hist, np.bincount(k.ravel(), minlength=K))
+    y = (k[..., None] + shift).ravel() - shift.min()  # abs bins counted from the smallest shift
+    np.testing.assert_array_equal(res.abs_hist, np.bincount(y, minlength=len(res.abs_hist)))
+    assert res.abs_edges[0] == pytest.approx(math.log(1e-7) + shift.min() * w)
