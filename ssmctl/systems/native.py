@@ -31,6 +31,8 @@ import torch
 __all__ = ["native_available", "native_status", "native_scan", "NativeScanError"]
 
 _SOURCE = Path(__file__).with_name("_native") / "selective_scan.c"
+# No -ffast-math (NaN must propagate, sums stay in order); -fno-trapping-math only lets the compiler turn the
+# exp's range checks into vector blends (it will not if-convert a float compare that might raise a flag).
 _FLAGS = ["-O3", "-fno-trapping-math", "-march=native", "-shared", "-fPIC"]
 _FALLBACK_FLAGS = ["-O3", "-fno-trapping-math", "-shared", "-fPIC"]  # compilers without -march=native
 # Below this many state updates per call, thread start-up costs more than it saves.
