@@ -22,7 +22,7 @@ import numpy as np
 
 from .cli_common import add_eps_option, add_output_options, emit, write_plot
 from .errors import CheckpointError, SsmctlError
-from .report import fmt, format_table
+from .report import format_table
 from .systems.engine import partial_note
 
 __all__ = ["register", "cmd_simulate", "load_model", "parse_layers"]
@@ -106,7 +106,7 @@ def _table(summary: dict[str, Any]) -> str:
 def _text(summary: dict[str, Any], partial: str | None) -> str:
     lines = [
         f"{summary['family']} from {summary['source']}: {summary['n_tokens']} tokens × batch {summary['batch']} "
-        f"on {summary['device']} ({summary['scan_backend']} scan), {fmt(summary['tokens_per_s'])} tokens/s",
+        f"on {summary['device']} ({summary['scan_backend']} scan), {summary['tokens_per_s']:,.0f} tokens/s",
         _table(summary),
         f"\n|Ā|: over tokens, channels and states; Δ: {summary['dt_meaning']}",
         f"memory: tokens until |Ā|^k = {summary['eps']:g} (frozen time); ‖ΠĀ‖: mean over t and channels of "

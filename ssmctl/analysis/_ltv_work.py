@@ -163,7 +163,7 @@ class _ChainPlan:
     """
 
     def __init__(self, st: LTVStats, sc: _Scratch, T: int, t0: int) -> None:
-        b, H, dev = st.batch, st.H, st.device
+        dev = st.device
         t1 = t0 + T
         D = st.chain_D
         strides = [st.strides[j] for j in st.strided]

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ..errors import NonFiniteError, ShapeError, SsmctlError
-from ._ltv_work import _BLOCK, _CACHE, _Plan, _Scratch, _lru
+from ._ltv_work import _CACHE, _Plan, _Scratch, _lru
 
 __all__ = ["LTVStats", "LayerStats", "default_lags", "hist_quantile"]
 
