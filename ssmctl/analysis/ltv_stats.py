@@ -119,6 +119,14 @@ class LayerStats:
     bin_width: float
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def decay_at(self, lag: int) -> tuple[float, float]:
+        """(mean ‖Ā_t ⋯ Ā_{t−lag+1}‖, mean frozen-time guess ‖Ā_t‖^lag) at one of the measured ``lags``."""
+        hits = np.flatnonzero(self.lags == int(lag))
+        if not hits.size:
+            raise SsmctlError(f"lag {lag} was not measured; measured lags: {self.lags.tolist()}")
+        k = int(hits[0])
+        return float(self.decay_mean[k]), float(self.frozen_mean[k])
+
 
 class LTVStats:
     """Streaming accumulator for one layer.

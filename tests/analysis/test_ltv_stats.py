@@ -96,6 +96,9 @@ def test_transition_decay_matches_products_of_eigenvalues(data, result):
         np.testing.assert_allclose(result.decay_channel[j], norms.mean((0, 1)), rtol=2e-5, atol=1e-36)
         assert result.decay_mean[j] == pytest.approx(norms.mean(), rel=2e-5, abs=1e-36)
         assert result.frozen_mean[j] == pytest.approx(frozen.mean(), rel=2e-5, abs=1e-36)
+        assert result.decay_at(int(lag)) == pytest.approx((norms.mean(), frozen.mean()), rel=2e-5, abs=1e-36)
+    with pytest.raises(SsmctlError, match=r"lag 3 was not measured; measured lags: \[1, 2, 4"):
+        result.decay_at(3)
 
 
 @pytest.mark.parametrize("chunk", [3, 37, 700])
