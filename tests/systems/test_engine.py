@@ -315,6 +315,20 @@ def test_device_choice():
         resolve_device("tpu:9")
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_transformers_and_the_cpu(hf_mamba, our_mamba, ids):
+    # The GPU runs the tensor scan in one slab per chunk; every layer must still match transformers (on the CPU).
+    ref = _block_outputs(hf_mamba.layers, lambda: hf_mamba(ids))
+    gpu = simulate(our_mamba, ids, chunk=16, window=(0, L), device="cuda")
+    assert gpu.device.startswith("cuda") and gpu.scan_backend == "tensor"
+    for i in range(3):
+        assert _rel(gpu.windows[i]["layer_output"], ref[i]) < 1e-4
+    cpu = simulate(our_mamba, ids, chunk=16, device="cpu").summary()
+    for a, b in zip(gpu.summary()["layers"], cpu["layers"]):
+        assert a["abs_min"] == pytest.approx(b["abs_min"], rel=1e-4)
+        assert a["transition_decay"]["norm_mean"] == pytest.approx(b["transition_decay"]["norm_mean"], rel=1e-4)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when no GPU is present")
 def test_cuda_asked_for_but_absent(our_mamba, ids):
     with pytest.raises(SsmctlError, match="CUDA.*no CUDA device|no CUDA device"):

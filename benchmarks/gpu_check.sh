@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# One call on a lent GPU machine (the device tool's `run`, from the repo root): the engine's tests with CUDA
+# visible (the CUDA-only test included), then the LTV benchmark on CUDA with the scan's bandwidth.
+# Everything it writes lands in $OUT (device tool) or ./gpu_out; the GPU image has torch, transformers, scipy,
+# matplotlib and safetensors, and ssmctl needs python-control only for its export (imported lazily).
+#   run(command="bash benchmarks/gpu_check.sh", timeout_s=600)
+set -uo pipefail
+OUT=${OUT:-gpu_out}
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/gpu.txt"
+timeout 240 python3 -m pytest -q -x tests/systems/test_engine.py tests/systems/test_scan.py \
+    tests/analysis/test_ltv_stats.py 2>&1 | tee "$OUT/tests.log"
+timeout 300 python3 benchmarks/ltv_simulate.py --device cuda --repeats 3 --memory inline \
+    --out "$OUT/ltv_simulate_cuda.json" 2>&1 | tee "$OUT/bench.log"
