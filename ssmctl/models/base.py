@@ -143,7 +143,23 @@ class Model:
 
 
 def register(family: Family) -> Family:
-    """Add a family to the registry (called once by each ``models/<family>.py``)."""
+    """Add a family to the registry (called once by each ``models/<family>.py``).
+
+    Parameters
+    ----------
+    family : Family
+        The record to register under ``family.name``; registering the same object again is a no-op.
+
+    Returns
+    -------
+    Family
+        ``family`` itself.
+
+    Raises
+    ------
+    SsmctlError
+        When another record is already registered under that name.
+    """
     if family.name in _REGISTRY and _REGISTRY[family.name] is not family:
         raise SsmctlError(f"family {family.name!r} registered twice")
     _REGISTRY[family.name] = family
@@ -156,6 +172,22 @@ def families() -> dict[str, Family]:
 
 
 def get_family(name: str) -> Family:
+    """The registered :class:`Family` of that name.
+
+    Parameters
+    ----------
+    name : str
+        A family name, e.g. ``"s4d"`` or ``"mamba"``.
+
+    Returns
+    -------
+    Family
+
+    Raises
+    ------
+    UnknownNameError
+        When no family of that name is registered; the message lists the known ones.
+    """
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -171,5 +203,15 @@ def init(family: str, **hyper: Any) -> Model:
         A name from :func:`families`.
     **hyper
         Hyperparameters (``d_model``, ``d_state``, ``n_layers``, ``seed``, ``variant``, ``preset`` ...).
+
+    Returns
+    -------
+    Model
+        ``source == "init"``; one layer per ``n_layers``.
+
+    Raises
+    ------
+    UnknownNameError
+        When the family (or a variant or preset the family checks) is unknown.
     """
     return get_family(family).init(**hyper)

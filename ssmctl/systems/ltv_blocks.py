@@ -296,8 +296,26 @@ RUNNERS: dict[str, type[BlockRunner]] = {"mamba": MambaRunner, "mamba2": Mamba2R
 def runner_for(layer: Layer, device: Any, slab: int | None = None, backend: str = "auto") -> BlockRunner:
     """The chunked runner of ``layer`` on ``device`` (parameters copied there in float32).
 
-    ``slab``: tokens the scan handles at once inside a chunk; ``backend``: which scan runs ("auto", "tensor",
-    "native"; see :func:`~ssmctl.systems.scan.selective_scan`).
+    Parameters
+    ----------
+    layer : Layer
+        A layer of an input-dependent family (``"mamba"``, ``"mamba2"`` or ``"rglru"``).
+    device : str or torch.device
+        Where the runner keeps its parameters and runs.
+    slab : int or None, default None
+        Tokens the scan handles at once inside a chunk; None takes the whole chunk.
+    backend : {"auto", "tensor", "native"}, default "auto"
+        Which scan runs (see :func:`~ssmctl.systems.scan.selective_scan`).
+
+    Returns
+    -------
+    BlockRunner
+        The family's runner (:data:`RUNNERS`).
+
+    Raises
+    ------
+    UnsupportedSystemError
+        When the layer's family has no runner (every LTI family).
     """
     try:
         cls = RUNNERS[layer.family]
