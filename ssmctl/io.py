@@ -57,6 +57,17 @@ def plain(obj: Any) -> Any:
     OmegaConf pickles a DictConfig/ListConfig as its ``__dict__`` with the children in ``_content`` and a
     node's value in ``_val``; a Namespace carries its attributes as state. (Lightning's AttributeDict
     already loads as a plain dict, see :data:`DICT_GLOBALS`.)
+
+    Parameters
+    ----------
+    obj : object
+        What a checkpoint's pickle held (e.g. Lightning's ``hyper_parameters``), possibly nested.
+
+    Returns
+    -------
+    object
+        The same data with every inert stand-in replaced, recursively; dicts stay dicts, lists and tuples
+        become lists, other values are returned as they are.
     """
     if isinstance(obj, _Inert):
         state = obj.state
@@ -283,6 +294,11 @@ def pickle_globals(path: str) -> tuple[list[str], bool]:
     files are walked with :mod:`pickletools` (legacy ``torch.save`` files are several pickles followed by raw
     storage bytes, so the walk stops at the first thing that does not parse).
 
+    Parameters
+    ----------
+    path : str
+        A pickle file (zip or legacy ``torch.save`` format, or a plain pickle). Nothing in it is executed.
+
     Returns
     -------
     names : list of str
@@ -397,7 +413,27 @@ def _unwrap_state_dict(obj: Any, path: str) -> tuple[dict[str, Any], dict[str, A
 
 
 def read_tensor_file(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read one weight file: (tensors, non-tensor extras)."""
+    """Read one weight file: (tensors, non-tensor extras).
+
+    Parameters
+    ----------
+    path : str
+        A ``.safetensors`` file, or a pickle (``.pt``, ``.pth``, ``.bin``, ``.ckpt``) read with torch's
+        weights-only unpickler (plus the inert stand-ins of :data:`INERT_GLOBALS`).
+
+    Returns
+    -------
+    tensors : dict of str to torch.Tensor
+        The flat state dict (for Lightning checkpoints the ``state_dict`` entry), on the CPU.
+    extras : dict
+        The other entries of a pickled dict (e.g. ``hyper_parameters``); empty for safetensors.
+
+    Raises
+    ------
+    CheckpointError
+        Unknown suffix, a corrupt or truncated file, a pickle that needs code outside the allow-list, or a
+        pickle holding no tensor dict.
+    """
     if path.endswith(SAFETENSORS_SUFFIX):
         return _load_safetensors(path), {}
     if path.endswith(PICKLE_SUFFIXES):

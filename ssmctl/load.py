@@ -214,6 +214,17 @@ def lightning_known(extras: Mapping[str, Any]) -> dict[str, Any]:
 
     The layer settings of state-spaces/s4 live under ``model.layer`` of the Hydra config; the first
     occurrence of each name found in that subtree (else anywhere) is used.
+
+    Parameters
+    ----------
+    extras : mapping
+        The checkpoint's non-tensor entries (``Checkpoint.extras``); only ``hyper_parameters`` is read.
+
+    Returns
+    -------
+    dict
+        Family config names (``dt_transform``, ``real_transform``, ``imag_transform``, ``discretization``,
+        ``is_real``) → the values found; empty without ``hyper_parameters``. None values are skipped.
     """
     hp = extras.get("hyper_parameters")
     if hp is None:
@@ -279,6 +290,17 @@ def _source_key(block: Block, family_name: str) -> str:
 def scan(path: str | os.PathLike[str]) -> Plan:
     """Read headers, detect the layout, infer and check the config; read no tensor data.
 
+    Parameters
+    ----------
+    path : str or path-like
+        Checkpoint file or folder, as for :func:`load`.
+
+    Returns
+    -------
+    Plan
+        Layout, family, config and the lazily read tensors; ``family`` None and ``config == {"n_layers": 0}``
+        when no SSM block is found.
+
     Raises
     ------
     CheckpointError
@@ -320,10 +342,16 @@ def scan(path: str | os.PathLike[str]) -> Plan:
 def nonfinite_tensors(plan: Plan) -> list[dict[str, Any]]:
     """Every tensor of the checkpoint holding NaN or Inf, read one at a time (nothing is kept).
 
+    Parameters
+    ----------
+    plan : Plan
+        What :func:`scan` returned; every floating or complex tensor of its checkpoint is checked.
+
     Returns
     -------
     list of dict
-        ``{"tensor": key, "count": n, "layer": index or None}``.
+        ``{"tensor": key, "count": n, "layer": index or None}`` in the store's key order; ``layer`` is the
+        layer number of the SSM block or other sub-layer holding the key, None for tensors outside the layers.
     """
     import torch
 
