@@ -132,9 +132,28 @@ class TensorStore(Mapping[str, Any]):
         self._lazy: dict[str, tuple[Any, str]] = {}  # name -> (safe_open handle, file)
 
     def add_tensors(self, tensors: Mapping[str, Any]) -> None:
+        """Hold tensors already in memory (from a pickle-based file); they win over lazy ones of the same name.
+
+        Parameters
+        ----------
+        tensors : mapping of str to torch.Tensor
+            Name → tensor.
+        """
         self._eager.update(tensors)
 
     def add_safetensors(self, path: str) -> None:
+        """Open a safetensors file and register its tensor names; no tensor data is read.
+
+        Parameters
+        ----------
+        path : str
+            A ``.safetensors`` file.
+
+        Raises
+        ------
+        CheckpointError
+            When the file cannot be opened (corrupt or truncated header).
+        """
         from safetensors import safe_open
 
         try:
@@ -168,21 +187,64 @@ class TensorStore(Mapping[str, Any]):
         return key in self._eager or key in self._lazy
 
     def shape(self, key: str) -> tuple[int, ...]:
-        """Shape of tensor ``key`` without reading it."""
+        """Shape of tensor ``key`` without reading it.
+
+        Parameters
+        ----------
+        key : str
+            A tensor name of the store.
+
+        Returns
+        -------
+        tuple of int
+
+        Raises
+        ------
+        KeyError
+            When ``key`` is not in the store.
+        """
         if key in self._eager:
             return tuple(self._eager[key].shape)
         handle, _ = self._lazy[key]
         return tuple(handle.get_slice(key).get_shape())
 
     def dtype(self, key: str) -> str:
-        """Storage dtype of ``key`` as a short name ("float32", "bfloat16", ...), without reading it."""
+        """Storage dtype of ``key`` as a short name ("float32", "bfloat16", ...), without reading it.
+
+        Parameters
+        ----------
+        key : str
+            A tensor name of the store.
+
+        Returns
+        -------
+        str
+            torch's dtype name without the ``torch.`` prefix (safetensors codes translated; unknown codes as
+            they are).
+
+        Raises
+        ------
+        KeyError
+            When ``key`` is not in the store.
+        """
         if key in self._eager:
             return str(self._eager[key].dtype).removeprefix("torch.")
         handle, _ = self._lazy[key]
         return _SAFETENSORS_DTYPES.get(handle.get_slice(key).get_dtype(), handle.get_slice(key).get_dtype())
 
     def file_of(self, key: str) -> str | None:
-        """The file a lazily read tensor comes from (None for tensors held in memory)."""
+        """The file a lazily read tensor comes from (None for tensors held in memory).
+
+        Parameters
+        ----------
+        key : str
+            A tensor name.
+
+        Returns
+        -------
+        str or None
+            The safetensors path; None for in-memory tensors and unknown names.
+        """
         entry = self._lazy.get(key)
         return entry[1] if entry else None
 

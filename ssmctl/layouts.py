@@ -147,7 +147,19 @@ class Layout:
     embedding_scale: Callable[[int], float] | None = None
 
     def family_key(self, rel: str) -> str | None:
-        """The family's name for a key relative to the block prefix (None: not part of this layer)."""
+        """The family's name for a key relative to the block prefix (None: not part of this layer).
+
+        Parameters
+        ----------
+        rel : str
+            A checkpoint key with the block prefix removed.
+
+        Returns
+        -------
+        str or None
+            The name under the first matching rename (a prefix rename ending in "." keeps the rest of the key);
+            None when no rename matches.
+        """
         for src, dst in self.renames:
             if rel == src or (src.endswith(".") and rel.startswith(src)):
                 return dst + rel[len(src):]
@@ -175,6 +187,12 @@ class OtherLayer:
     sizes: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        """``index``, ``name``, ``kind`` and the ``sizes`` entries as one flat dict (what reports list).
+
+        Returns
+        -------
+        dict
+        """
         return {"index": self.index, "name": self.name, "kind": self.kind, **self.sizes}
 
 

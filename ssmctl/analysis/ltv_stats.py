@@ -131,7 +131,23 @@ class LayerStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def decay_at(self, lag: int) -> tuple[float, float]:
-        """(mean ‖Ā_t ⋯ Ā_{t−lag+1}‖, mean frozen-time guess ‖Ā_t‖^lag) at one of the measured ``lags``."""
+        """(mean ‖Ā_t ⋯ Ā_{t−lag+1}‖, mean frozen-time guess ‖Ā_t‖^lag) at one of the measured ``lags``.
+
+        Parameters
+        ----------
+        lag : int
+            One of ``self.lags``.
+
+        Returns
+        -------
+        (float, float)
+            ``decay_mean`` and ``frozen_mean`` at that lag (means over t and channels).
+
+        Raises
+        ------
+        SsmctlError
+            When ``lag`` was not measured (the message lists the measured lags).
+        """
         hits = np.flatnonzero(self.lags == int(lag))
         if not hits.size:
             raise SsmctlError(f"lag {lag} was not measured; measured lags: {self.lags.tolist()}")

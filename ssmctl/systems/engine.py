@@ -189,6 +189,23 @@ class SimulationResult:
         """The frozen-time LTI system (DiagonalLTI) of ``layer`` at absolute token ``t`` of the input.
 
         Needs ``t`` inside the window the simulation kept (``simulate(..., window=(start, stop))``).
+
+        Parameters
+        ----------
+        layer : int
+            Layer index with a kept window.
+        t : int
+            Absolute token index, start ≤ t < stop.
+
+        Returns
+        -------
+        DiagonalLTI
+            Batch dims (batch, *channels), as :meth:`LTVSystem.frozen`.
+
+        Raises
+        ------
+        SsmctlError
+            When no window was kept for ``layer``, or ``t`` is outside it.
         """
         if layer not in self.windows:
             kept = sorted(self.windows) or "none: pass window=(start, stop) to simulate"
@@ -200,6 +217,7 @@ class SimulationResult:
 
     @property
     def tokens_per_second(self) -> float:
+        """Simulated tokens (n_tokens × batch) per second of wall time; inf when no time was measured."""
         return self.n_tokens * self.batch / self.seconds if self.seconds > 0 else math.inf
 
     def summary(self) -> dict[str, Any]:
