@@ -147,6 +147,13 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``ssmctl`` argument parser with every subcommand (figures, eig, demo, inspect, compare, simulate).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Each subcommand sets ``func``, the function that runs it on the parsed Namespace.
+    """
     parser = argparse.ArgumentParser(prog="ssmctl", description="Deep state-space models seen as linear systems.")
     parser.add_argument("--version", action="version", version=f"ssmctl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -183,6 +190,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``ssmctl`` command line.
+
+    Parameters
+    ----------
+    argv : sequence of str or None, default None
+        Arguments without the program name; None reads ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        Exit status: the command's (0 on success), or 2 after printing an :class:`SsmctlError` to stderr as
+        ``ssmctl COMMAND: error: MESSAGE``. Usage errors exit through argparse (``SystemExit(2)``).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

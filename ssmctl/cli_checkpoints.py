@@ -17,6 +17,18 @@ __all__ = ["register", "cmd_inspect", "cmd_compare"]
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    """``ssmctl inspect PATH``: print the per-layer eigenvalue report of a checkpoint, optionally plot it.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options: ``path``, ``eps``, ``json``, ``plot``.
+
+    Returns
+    -------
+    int
+        Exit status 0.
+    """
     from .inspect import inspect_report, inspect_text
 
     report = inspect_report(args.path, eps=args.eps, eigenvalues=bool(args.plot))
@@ -29,6 +41,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    """``ssmctl compare A B``: print how the eigenvalues moved between two checkpoints (or A and a fresh init).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options: ``a``, ``b`` (a checkpoint or ``"init"``), ``eps``, ``seed``, ``json``, ``plot``.
+
+    Returns
+    -------
+    int
+        Exit status 0.
+    """
     from .inspect import compare_report, compare_text
 
     report = compare_report(args.a, args.b, eps=args.eps, seed=args.seed, eigenvalues=bool(args.plot))
@@ -41,7 +65,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``inspect`` and ``compare`` to an ``argparse`` subparsers object."""
+    """Add ``inspect`` and ``compare`` to an ``argparse`` subparsers object.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        What ``ArgumentParser.add_subparsers`` returned.
+    """
     p = subparsers.add_parser(
         "inspect",
         help="per-layer eigenvalue table of a checkpoint (HF folder, mamba_ssm folder, state dict, Lightning .ckpt)",

@@ -29,7 +29,24 @@ __all__ = ["register", "cmd_simulate", "load_model", "parse_layers"]
 
 
 def parse_layers(text: str | None) -> list[int] | None:
-    """'0,2,5-7' → [0, 2, 5, 6, 7] ('-1' is the last layer); None → None (all layers)."""
+    """'0,2,5-7' → [0, 2, 5, 6, 7] ('-1' is the last layer); None → None (all layers).
+
+    Parameters
+    ----------
+    text : str or None
+        Comma-separated layer indices and ascending ranges ``a-b`` (both ends included); empty parts are
+        skipped. Negative single indices are kept as they are (counted from the end by the caller).
+
+    Returns
+    -------
+    list of int or None
+        Indices in the order given (duplicates kept); None when ``text`` is None.
+
+    Raises
+    ------
+    SsmctlError
+        When a part is neither an integer nor an ascending range, or when no index is given at all.
+    """
     if text is None:
         return None
     out: list[int] = []
@@ -49,7 +66,25 @@ def parse_layers(text: str | None) -> list[int] | None:
 
 
 def load_model(path: str) -> Any:
-    """The model at ``path`` (``ssmctl.load``), with a clear error for a path that does not exist."""
+    """The model at ``path`` (``ssmctl.load``), with a clear error for a path that does not exist.
+
+    Parameters
+    ----------
+    path : str
+        Checkpoint file or folder.
+
+    Returns
+    -------
+    Model
+        What :func:`ssmctl.load` returns.
+
+    Raises
+    ------
+    CheckpointError
+        When ``path`` does not exist.
+    CheckpointError, ShapeError, NonFiniteError
+        What :func:`ssmctl.load` raises for a checkpoint it cannot read.
+    """
     from .load import load
 
     if not os.path.exists(path):
@@ -118,6 +153,25 @@ def _text(summary: dict[str, Any], partial: str | None) -> str:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    """``ssmctl simulate PATH``: run an input-dependent model over an input and print per-layer statistics.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options of the ``simulate`` subcommand (``path``, ``tokens`` or ``random_tokens``, ``layers``,
+        ``device``, ``chunk``, ``scan``, ``threads``, ``eps``, ``json``, ``plot``, ``partial``, …).
+
+    Returns
+    -------
+    int
+        Exit status 0.
+
+    Raises
+    ------
+    SsmctlError
+        Bad options (both or neither input given, non-positive ``--threads`` or ``--random-tokens``, an
+        unreadable ``--tokens`` file), or a hybrid checkpoint without ``--partial``.
+    """
     from .systems.engine import simulate
 
     model = load_model(args.path)
@@ -148,7 +202,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``simulate`` subcommand to an ``argparse`` subparsers object."""
+    """Add the ``simulate`` subcommand to an ``argparse`` subparsers object.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        What ``ArgumentParser.add_subparsers`` returned.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The ``simulate`` subparser.
+    """
     p = subparsers.add_parser("simulate", help="token-by-token eigenvalues, step sizes and memory of an LTV model",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("path", help="checkpoint folder or file (anything ssmctl.load reads)")

@@ -24,7 +24,13 @@ EPS = 1e-2
 
 
 def family_clouds() -> dict[str, tuple[Any, np.ndarray]]:
-    """Family name → (first layer of a default initialization, its discrete eigenvalue cloud)."""
+    """Family name → (first layer of a default initialization, its discrete eigenvalue cloud).
+
+    Returns
+    -------
+    dict of str to (Layer, ndarray)
+        Every registered family; the cloud is complex, shape (n,), from :func:`eigenvalue_cloud`.
+    """
     out = {}
     for name in families():
         layer = init(name, n_layers=1).layers[0]
@@ -33,6 +39,19 @@ def family_clouds() -> dict[str, tuple[Any, np.ndarray]]:
 
 
 def memory_horizon_rows(clouds: dict[str, tuple[Any, np.ndarray]]) -> list[dict[str, Any]]:
+    """One row of |λ| and memory-horizon statistics (ε = 1e-2) per family.
+
+    Parameters
+    ----------
+    clouds : dict of str to (Layer, ndarray)
+        Family name → (layer, its eigenvalues, complex, shape (n,)), as :func:`family_clouds` returns.
+
+    Returns
+    -------
+    list of dict
+        In the order of ``clouds``; keys ``family``, ``kind``, ``n_eigenvalues``, ``abs_min``, ``abs_max``,
+        ``memory_min``, ``memory_median``, ``memory_max`` (tokens; ``inf`` for |λ| ≥ 1).
+    """
     rows = []
     for name, (layer, lam) in clouds.items():
         k = memory_horizon(lam, eps=EPS)
@@ -72,6 +91,18 @@ def table1_markdown() -> str:
 
 
 def memory_horizons_markdown(rows: list[dict[str, Any]]) -> str:
+    """The memory-horizon table as Markdown, with a heading and a note on ε and the LTV input.
+
+    Parameters
+    ----------
+    rows : list of dict
+        As :func:`memory_horizon_rows` returns.
+
+    Returns
+    -------
+    str
+        A Markdown document ending in a newline; infinite horizons are written ``inf``.
+    """
     def f(x: float) -> str:
         return "inf" if not np.isfinite(x) else f"{x:.3g}"
 
@@ -89,6 +120,18 @@ def memory_horizons_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def plot_clouds(clouds: dict[str, tuple[Any, np.ndarray]]) -> Any:
+    """One unit-disk panel of eigenvalues per family (at most 4 columns), coloured by memory horizon.
+
+    Parameters
+    ----------
+    clouds : dict of str to (Layer, ndarray)
+        Family name → (layer, its eigenvalues, complex, shape (n,)), as :func:`family_clouds` returns.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Unused panels of the last row are switched off.
+    """
     import matplotlib.pyplot as plt
 
     from . import plot
@@ -114,6 +157,17 @@ def plot_clouds(clouds: dict[str, tuple[Any, np.ndarray]]) -> Any:
 
 def write_all(outdir: str = "figures") -> list[str]:
     """Regenerate the figure and both tables under ``outdir`` (created when missing); returns the paths written.
+
+    Parameters
+    ----------
+    outdir : str, default "figures"
+        Folder to write into.
+
+    Returns
+    -------
+    list of str
+        ``eigenvalues_init.png``, ``eigenvalues_init.svg``, ``table1_features.md``, ``memory_horizons_init.md``
+        under ``outdir``, in that order.
 
     Raises
     ------

@@ -86,12 +86,36 @@ def _histogram(values: np.ndarray, edges: Sequence[float], last_open: bool = Tru
 
 
 def radius_histogram(eigs: Any) -> dict[str, Any]:
-    """Counts of |λ| in the radius bins of :data:`RADIUS_EDGES` (7 bins, the last (100, ∞))."""
+    """Counts of |λ| in the radius bins of :data:`RADIUS_EDGES` (7 bins, the last (100, ∞)).
+
+    Parameters
+    ----------
+    eigs : array_like, complex, any shape
+        Eigenvalues; flattened, non-finite moduli are left out.
+
+    Returns
+    -------
+    dict
+        ``edges`` (list of float), ``labels`` (7 str, e.g. ``"(0.9, 1]"``), ``counts`` (7 int), ``percent``
+        (7 float, of ``total``; zeros when empty) and ``total`` (int, the finite values counted).
+    """
     return _histogram(np.abs(np.asarray(eigs)), RADIUS_EDGES)
 
 
 def phase_histogram(eigs: Any) -> dict[str, Any]:
-    """Counts of |arg λ| in degrees in the bins of :data:`PHASE_EDGES_DEG` (5 bins up to 180°)."""
+    """Counts of |arg λ| in degrees in the bins of :data:`PHASE_EDGES_DEG` (5 bins up to 180°).
+
+    Parameters
+    ----------
+    eigs : array_like, complex, any shape
+        Eigenvalues; flattened, non-finite phases are left out.
+
+    Returns
+    -------
+    dict
+        ``edges``, ``labels`` (5 str), ``counts`` (5 int), ``percent`` (5 float) and ``total``, as in
+        :func:`radius_histogram`.
+    """
     phase = np.degrees(np.abs(np.angle(np.asarray(eigs, dtype=np.complex128))))
     return _histogram(phase, PHASE_EDGES_DEG, last_open=False)
 
@@ -99,13 +123,26 @@ def phase_histogram(eigs: Any) -> dict[str, Any]:
 def layer_spectrum(layer: Any) -> dict[str, Any]:
     """The eigenvalues ``ssmctl inspect`` reports for one layer, with their shapes explained.
 
+    Parameters
+    ----------
+    layer : Layer
+        A layer of a registered family (LTV layers need only the parameters of :data:`ssmctl.load.SPECTRAL_KEYS`).
+
     Returns
     -------
     dict
         ``eigenvalues`` (complex128, shape (channels, d_state) for LTI and Mamba, (channels,) for Mamba-2
         heads and RG-LRU channels), ``kind``, ``at`` (None for LTI), ``A`` (continuous-time A of LTV
         layers, float64, same shape as the eigenvalues), ``dt`` (step sizes of LTV layers), ``channels``,
-        ``d_state``, and ``gain`` (per-channel |C|·|B| of LTI layers, for the dead-channel check).
+        ``d_state``, ``gain`` (per-channel |C|·|B| of diagonal LTI layers, for the dead-channel check; else
+        None) and ``warnings`` (list of str: the family's warnings about its eigenvalues).
+
+    Raises
+    ------
+    UnknownNameError
+        When the layer's family is not registered.
+    UnsupportedSystemError
+        When an LTV family defines no input-free eigenvalues.
     """
     from .models.base import get_family
 
@@ -159,7 +196,28 @@ def _stats(values: np.ndarray, prefix: str) -> dict[str, float]:
 def layer_row(layer: Any, *, eps: float = EPS, spectrum: dict[str, Any] | None = None) -> dict[str, Any]:
     """One row of the inspect table (strict-JSON-ready apart from non-finite floats, which dumps nulls).
 
-    ``spectrum`` is :func:`layer_spectrum`'s result when the caller already has it.
+    Parameters
+    ----------
+    layer : Layer
+        The layer to describe (its ``index`` and ``family`` are copied into the row).
+    eps : float, default 1e-2
+        Memory-horizon threshold (steps until |λ|^k = eps).
+    spectrum : dict or None, default None
+        :func:`layer_spectrum`'s result when the caller already has it; None computes it.
+
+    Returns
+    -------
+    dict
+        ``index``, ``family``, ``kind``, ``at``, ``d_state``, ``channels``, ``n_eigenvalues``,
+        ``abs_min/median/max``, ``spectral_radius``, ``spectral_margin``, ``memory_horizon_median/max``,
+        ``memory_horizon_inf_count``, ``memory_horizon_finite_max`` (None when none is finite),
+        ``dead_channels``, ``warnings`` (eigenvalues outside the unit disk, dead channels, the family's
+        warnings), and for LTV layers ``A_min/median/max`` and ``dt_min/median/max``.
+
+    Raises
+    ------
+    UnknownNameError, UnsupportedSystemError
+        As :func:`layer_spectrum`, when ``spectrum`` is not given.
     """
     spec = spectrum if spectrum is not None else layer_spectrum(layer)
     lam = spec["eigenvalues"]
@@ -332,9 +390,9 @@ def inspect_report(source: Any, *, eps: float = EPS, eigenvalues: bool = False) 
     ----------
     source : path, Plan or Model
         A path is scanned lazily: LTV layers read only the tensors their input-free eigenvalues need.
-    eps : float
+    eps : float, default 1e-2
         Memory-horizon threshold (steps until |λ|^k = eps).
-    eigenvalues : bool
+    eigenvalues : bool, default False
         Also return the eigenvalue arrays (key ``"eigenvalues"``: layer index → complex array; not JSON,
         remove before :func:`ssmctl.report.dumps`).
 
@@ -351,6 +409,8 @@ def inspect_report(source: Any, *, eps: float = EPS, eigenvalues: bool = False) 
     ------
     NonFiniteError
         When no layer can be analysed because of NaN/Inf weights (the tensors are named).
+    CheckpointError, ShapeError
+        As :func:`ssmctl.load.scan`, for a path it cannot read.
     """
     src = _Source(source)
     rows, eigs = _rows(src, eps)
@@ -390,7 +450,19 @@ _INSPECT_COLUMNS = (
 
 
 def inspect_text(report: dict[str, Any]) -> str:
-    """The inspect report as a plain-text table with its notes."""
+    """The inspect report as a plain-text table with its notes.
+
+    Parameters
+    ----------
+    report : dict
+        What :func:`inspect_report` returns (without the ``eigenvalues`` key or with it; it is not read).
+
+    Returns
+    -------
+    str
+        A heading line, the per-layer table, and lines for the horizon definition, the LTV ``at`` meanings,
+        other sub-layers, warnings and notes.
+    """
     rows = []
     for r in report["layers"]:
         row = dict(r)
@@ -440,7 +512,11 @@ def compare_report(a: Any, b: Any = "init", *, eps: float = EPS, seed: int = 0, 
     b : path, Plan, Model or "init"
         The other; ``"init"`` is a fresh ``ssmctl.init`` of A's family and sizes with the initialization of
         A's producer (layout), seeded with ``seed``.
-    eigenvalues : bool
+    eps : float, default 1e-2
+        Memory-horizon threshold (steps until |λ|^k = eps).
+    seed : int, default 0
+        Seed of the fresh init when ``b`` is ``"init"`` (unless A's init keywords carry their own).
+    eigenvalues : bool, default False
         Also return the eigenvalues (key ``"eigenvalues"``: {"a": {index: array}, "b": ..., "pairs": [...]};
         not JSON, remove before dumping).
 
@@ -451,7 +527,16 @@ def compare_report(a: Any, b: Any = "init", *, eps: float = EPS, seed: int = 0, 
         (:data:`RADIUS_EDGES`, :data:`PHASE_EDGES_DEG`), memory horizons (median, max) of both and their
         change, and — when both layers have the same eigenvalue shape and B is a checkpoint, not ``"init"`` —
         the elementwise movement.
-        Layers are paired by index when both sides have the same indices, else by position.
+        Layers are paired by index when both sides have the same indices, else by position. Also ``schema``,
+        ``a``, ``b`` (paths, ``"init"``), ``family``, ``eps``, ``paired_by``, ``init`` (the init keywords or
+        None), the bin edges, ``units`` and ``warnings`` (NaN/Inf tensors of either side).
+
+    Raises
+    ------
+    UnsupportedSystemError
+        When A and B are of different families, or have different numbers of SSM layers and other indices.
+    CheckpointError, ShapeError
+        As :func:`ssmctl.load.scan`, for a path it cannot read.
     """
     sa = _Source(a)
     sb = _init_source(sa, seed) if isinstance(b, str) and b == "init" else _Source(b)
@@ -531,7 +616,18 @@ def compare_report(a: Any, b: Any = "init", *, eps: float = EPS, seed: int = 0, 
 
 
 def compare_text(report: dict[str, Any]) -> str:
-    """Plain-text summary of a comparison: memory horizons and radius-bin percentages, A vs B."""
+    """Plain-text summary of a comparison: memory horizons and radius-bin percentages, A vs B.
+
+    Parameters
+    ----------
+    report : dict
+        What :func:`compare_report` returns.
+
+    Returns
+    -------
+    str
+        Header lines naming A and B, one table row per layer pair, the definitions and the warnings.
+    """
     rad_labels = _bin_labels(RADIUS_EDGES)
     lines = [f"A = {report['a']}", f"B = {report['b']}", f"family {report['family']}, layers paired by {report['paired_by']}", ""]
     rows = []

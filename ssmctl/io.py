@@ -57,6 +57,17 @@ def plain(obj: Any) -> Any:
     OmegaConf pickles a DictConfig/ListConfig as its ``__dict__`` with the children in ``_content`` and a
     node's value in ``_val``; a Namespace carries its attributes as state. (Lightning's AttributeDict
     already loads as a plain dict, see :data:`DICT_GLOBALS`.)
+
+    Parameters
+    ----------
+    obj : object
+        What a checkpoint's pickle held (e.g. Lightning's ``hyper_parameters``), possibly nested.
+
+    Returns
+    -------
+    object
+        The same data with every inert stand-in replaced, recursively; dicts stay dicts, lists and tuples
+        become lists, other values are returned as they are.
     """
     if isinstance(obj, _Inert):
         state = obj.state
@@ -121,9 +132,28 @@ class TensorStore(Mapping[str, Any]):
         self._lazy: dict[str, tuple[Any, str]] = {}  # name -> (safe_open handle, file)
 
     def add_tensors(self, tensors: Mapping[str, Any]) -> None:
+        """Hold tensors already in memory (from a pickle-based file); they win over lazy ones of the same name.
+
+        Parameters
+        ----------
+        tensors : mapping of str to torch.Tensor
+            Name → tensor.
+        """
         self._eager.update(tensors)
 
     def add_safetensors(self, path: str) -> None:
+        """Open a safetensors file and register its tensor names; no tensor data is read.
+
+        Parameters
+        ----------
+        path : str
+            A ``.safetensors`` file.
+
+        Raises
+        ------
+        CheckpointError
+            When the file cannot be opened (corrupt or truncated header).
+        """
         from safetensors import safe_open
 
         try:
@@ -157,21 +187,64 @@ class TensorStore(Mapping[str, Any]):
         return key in self._eager or key in self._lazy
 
     def shape(self, key: str) -> tuple[int, ...]:
-        """Shape of tensor ``key`` without reading it."""
+        """Shape of tensor ``key`` without reading it.
+
+        Parameters
+        ----------
+        key : str
+            A tensor name of the store.
+
+        Returns
+        -------
+        tuple of int
+
+        Raises
+        ------
+        KeyError
+            When ``key`` is not in the store.
+        """
         if key in self._eager:
             return tuple(self._eager[key].shape)
         handle, _ = self._lazy[key]
         return tuple(handle.get_slice(key).get_shape())
 
     def dtype(self, key: str) -> str:
-        """Storage dtype of ``key`` as a short name ("float32", "bfloat16", ...), without reading it."""
+        """Storage dtype of ``key`` as a short name ("float32", "bfloat16", ...), without reading it.
+
+        Parameters
+        ----------
+        key : str
+            A tensor name of the store.
+
+        Returns
+        -------
+        str
+            torch's dtype name without the ``torch.`` prefix (safetensors codes translated; unknown codes as
+            they are).
+
+        Raises
+        ------
+        KeyError
+            When ``key`` is not in the store.
+        """
         if key in self._eager:
             return str(self._eager[key].dtype).removeprefix("torch.")
         handle, _ = self._lazy[key]
         return _SAFETENSORS_DTYPES.get(handle.get_slice(key).get_dtype(), handle.get_slice(key).get_dtype())
 
     def file_of(self, key: str) -> str | None:
-        """The file a lazily read tensor comes from (None for tensors held in memory)."""
+        """The file a lazily read tensor comes from (None for tensors held in memory).
+
+        Parameters
+        ----------
+        key : str
+            A tensor name.
+
+        Returns
+        -------
+        str or None
+            The safetensors path; None for in-memory tensors and unknown names.
+        """
         entry = self._lazy.get(key)
         return entry[1] if entry else None
 
@@ -282,6 +355,11 @@ def pickle_globals(path: str) -> tuple[list[str], bool]:
     Zip checkpoints (``torch.save``'s default) are read with torch's own scanner; plain and legacy pickle
     files are walked with :mod:`pickletools` (legacy ``torch.save`` files are several pickles followed by raw
     storage bytes, so the walk stops at the first thing that does not parse).
+
+    Parameters
+    ----------
+    path : str
+        A pickle file (zip or legacy ``torch.save`` format, or a plain pickle). Nothing in it is executed.
 
     Returns
     -------
@@ -397,7 +475,27 @@ def _unwrap_state_dict(obj: Any, path: str) -> tuple[dict[str, Any], dict[str, A
 
 
 def read_tensor_file(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read one weight file: (tensors, non-tensor extras)."""
+    """Read one weight file: (tensors, non-tensor extras).
+
+    Parameters
+    ----------
+    path : str
+        A ``.safetensors`` file, or a pickle (``.pt``, ``.pth``, ``.bin``, ``.ckpt``) read with torch's
+        weights-only unpickler (plus the inert stand-ins of :data:`INERT_GLOBALS`).
+
+    Returns
+    -------
+    tensors : dict of str to torch.Tensor
+        The flat state dict (for Lightning checkpoints the ``state_dict`` entry), on the CPU.
+    extras : dict
+        The other entries of a pickled dict (e.g. ``hyper_parameters``); empty for safetensors.
+
+    Raises
+    ------
+    CheckpointError
+        Unknown suffix, a corrupt or truncated file, a pickle that needs code outside the allow-list, or a
+        pickle holding no tensor dict.
+    """
     if path.endswith(SAFETENSORS_SUFFIX):
         return _load_safetensors(path), {}
     if path.endswith(PICKLE_SUFFIXES):

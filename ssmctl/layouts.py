@@ -147,7 +147,19 @@ class Layout:
     embedding_scale: Callable[[int], float] | None = None
 
     def family_key(self, rel: str) -> str | None:
-        """The family's name for a key relative to the block prefix (None: not part of this layer)."""
+        """The family's name for a key relative to the block prefix (None: not part of this layer).
+
+        Parameters
+        ----------
+        rel : str
+            A checkpoint key with the block prefix removed.
+
+        Returns
+        -------
+        str or None
+            The name under the first matching rename (a prefix rename ending in "." keeps the rest of the key);
+            None when no rename matches.
+        """
         for src, dst in self.renames:
             if rel == src or (src.endswith(".") and rel.startswith(src)):
                 return dst + rel[len(src):]
@@ -175,6 +187,12 @@ class OtherLayer:
     sizes: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
+        """``index``, ``name``, ``kind`` and the ``sizes`` entries as one flat dict (what reports list).
+
+        Returns
+        -------
+        dict
+        """
         return {"index": self.index, "name": self.name, "kind": self.kind, **self.sizes}
 
 
@@ -672,6 +690,20 @@ def hf_known(family: str, config: Mapping[str, Any]) -> dict[str, Any]:
 
     Sizes are included so that every tensor is checked against the config; ``ngroups`` (Mamba-2) and the
     norm eps cannot be read from tensors at all.
+
+    Parameters
+    ----------
+    family : str
+        The detected family; ``"mamba"``, ``"mamba2"`` and ``"rglru"`` read their own settings, every family
+        reads ``d_model`` and ``eps``.
+    config : mapping
+        The parsed ``config.json`` (mamba_ssm's nested ``ssm_cfg`` included); empty gives ``{}``.
+
+    Returns
+    -------
+    dict
+        Family config names → values, for the names whose config entry exists and is not None or
+        ``"auto"`` (the first of each name's aliases wins); ``dt_limit`` as a tuple of floats.
     """
     if not config:
         return {}
@@ -786,10 +818,18 @@ def detect(keys: Iterable[str], shape_of: ShapeOf, config: Mapping[str, Any] | N
     config : dict, optional
         ``config.json`` of a Hugging Face folder.
 
+    Returns
+    -------
+    Detection
+        ``blocks`` (SSM blocks sorted by layer index), ``other_layers`` (attention, MLP and MoE sub-layers),
+        ``embedding_key`` (or None), ``family`` (None when only attention layers were found) and ``layouts``
+        (sorted names of the layouts used).
+
     Raises
     ------
     CheckpointError
-        No known layout: the message lists a sample of the keys found and the layouts known.
+        No known layout: the message lists a sample of the keys found and the layouts known. Also a block that
+        holds a layout's SSM tensors without its anchors, and a checkpoint mixing SSM families.
     """
     keys = list(keys)
     config = dict(config or {})

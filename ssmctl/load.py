@@ -54,12 +54,48 @@ class SpectralOnlyLayer(Layer):
     """
 
     def ltv(self, u: Any) -> Any:
+        """Refused: this layer holds only part of its block.
+
+        Parameters
+        ----------
+        u : array_like, shape (batch, L, d_model)
+            Ignored.
+
+        Returns
+        -------
+        None
+            Never returns.
+
+        Raises
+        ------
+        UnsupportedSystemError
+            Always; the message names the layout and what its block lacks.
+        """
         raise UnsupportedSystemError(
             f"{self.family} layer {self.index} from layout {self.config.get('layout')!r}: "
             f"{self.config.get('layout_notes') or 'the stored block is incomplete'}; ltv(u) is not available"
         )
 
     def frozen(self, u: Any, t: int) -> Any:
+        """Refused, as :meth:`ltv`.
+
+        Parameters
+        ----------
+        u : array_like, shape (batch, L, d_model)
+            Ignored.
+        t : int
+            Ignored.
+
+        Returns
+        -------
+        None
+            Never returns.
+
+        Raises
+        ------
+        UnsupportedSystemError
+            Always.
+        """
         return self.ltv(u)
 
 
@@ -110,10 +146,12 @@ class Plan:
 
     @property
     def blocks(self) -> list[Block]:
+        """The SSM blocks found, sorted by layer index (``detection.blocks``)."""
         return self.detection.blocks
 
     @property
     def source(self) -> str:
+        """The checkpoint's path as given to :func:`scan`."""
         return self.checkpoint.path
 
     def _read(self, block: Block, names: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -132,7 +170,28 @@ class Plan:
         return config
 
     def layer(self, block: Block) -> Layer:
-        """Read one block and build its layer (float32; half precision upcast)."""
+        """Read one block and build its layer (float32; half precision upcast).
+
+        Parameters
+        ----------
+        block : Block
+            One of :attr:`blocks`.
+
+        Returns
+        -------
+        Layer
+            Built by the family's ``layer_from_params``; a :class:`SpectralOnlyLayer` for blocks whose layout
+            is incomplete.
+
+        Raises
+        ------
+        NonFiniteError
+            NaN/Inf in a tensor (the key prefix and file are named).
+        CheckpointError, ShapeError
+            What the family's ``layer_from_params`` raises; a tensor that cannot be read.
+        UnsupportedSystemError
+            A family that cannot be built from tensors.
+        """
         params = self._read(block)
         config = self._layer_config(block, params)
         params.pop("hawk.alpha_log_scale", None)
@@ -148,7 +207,24 @@ class Plan:
             raise NonFiniteError(f"{exc} (checkpoint key prefix {block.root!r} in {self.source})") from None
 
     def spectral_layer(self, block: Block) -> Layer:
-        """A layer holding only what the input-free eigenvalues need (LTV families; others: :meth:`layer`)."""
+        """A layer holding only what the input-free eigenvalues need (LTV families; others: :meth:`layer`).
+
+        Parameters
+        ----------
+        block : Block
+            One of :attr:`blocks`.
+
+        Returns
+        -------
+        Layer
+            A :class:`SpectralOnlyLayer` with the tensors of :data:`SPECTRAL_KEYS` for LTV families; what
+            :meth:`layer` returns for the others.
+
+        Raises
+        ------
+        CheckpointError
+            A tensor that cannot be read; for LTI families also what :meth:`layer` raises.
+        """
         names = _SPECTRAL_SOURCE.get(block.layout.name) or SPECTRAL_KEYS.get(block.layout.family)
         if names is None:
             return self.layer(block)
@@ -214,6 +290,17 @@ def lightning_known(extras: Mapping[str, Any]) -> dict[str, Any]:
 
     The layer settings of state-spaces/s4 live under ``model.layer`` of the Hydra config; the first
     occurrence of each name found in that subtree (else anywhere) is used.
+
+    Parameters
+    ----------
+    extras : mapping
+        The checkpoint's non-tensor entries (``Checkpoint.extras``); only ``hyper_parameters`` is read.
+
+    Returns
+    -------
+    dict
+        Family config names (``dt_transform``, ``real_transform``, ``imag_transform``, ``discretization``,
+        ``is_real``) → the values found; empty without ``hyper_parameters``. None values are skipped.
     """
     hp = extras.get("hyper_parameters")
     if hp is None:
@@ -279,6 +366,17 @@ def _source_key(block: Block, family_name: str) -> str:
 def scan(path: str | os.PathLike[str]) -> Plan:
     """Read headers, detect the layout, infer and check the config; read no tensor data.
 
+    Parameters
+    ----------
+    path : str or path-like
+        Checkpoint file or folder, as for :func:`load`.
+
+    Returns
+    -------
+    Plan
+        Layout, family, config and the lazily read tensors; ``family`` None and ``config == {"n_layers": 0}``
+        when no SSM block is found.
+
     Raises
     ------
     CheckpointError
@@ -320,10 +418,16 @@ def scan(path: str | os.PathLike[str]) -> Plan:
 def nonfinite_tensors(plan: Plan) -> list[dict[str, Any]]:
     """Every tensor of the checkpoint holding NaN or Inf, read one at a time (nothing is kept).
 
+    Parameters
+    ----------
+    plan : Plan
+        What :func:`scan` returned; every floating or complex tensor of its checkpoint is checked.
+
     Returns
     -------
     list of dict
-        ``{"tensor": key, "count": n, "layer": index or None}``.
+        ``{"tensor": key, "count": n, "layer": index or None}`` in the store's key order; ``layer`` is the
+        layer number of the SSM block or other sub-layer holding the key, None for tensors outside the layers.
     """
     import torch
 

@@ -83,10 +83,21 @@ def eigenvalues(
         Add a zoom near z = 1 where eigenvalues of long-memory models crowd.
     max_points : int
         Plot a fixed random subset when the cloud is larger (statistics are not affected).
+    title : str, optional
+        Axes title; default the system's label or the layer's family and index.
+    colorbar : bool, default True
+        Add a colour bar of the memory horizon (with ``color_by="memory_horizon"``).
 
     Returns
     -------
     matplotlib Axes
+
+    Raises
+    ------
+    SsmctlError
+        An unknown ``color_by``, or an ``eps`` outside (0, 1).
+    ShapeError
+        An ``obj`` that holds no eigenvalues.
     """
     import matplotlib.colors as mcolors
 
@@ -147,6 +158,25 @@ def impulse(sys: Any, L: int = 256, ax: Any = None, *, title: str | None = None)
     """Impulse response K_k (kernel plus D at k = 0) of every channel and input-output pair.
 
     Complex systems show Re (solid) and Im (dashed). At most 16 lines are drawn.
+
+    Parameters
+    ----------
+    sys : DiagonalLTI, DenseLTI or a layer with ``.system()``
+    L : int, default 256
+        Number of lags.
+    ax : matplotlib Axes, optional
+        Axes to draw into; default a new 5 × 5 inch figure.
+    title : str, optional
+        Axes title; default the system's label.
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Raises
+    ------
+    SsmctlError
+        When ``L`` is not a positive integer.
     """
     sys = as_system(sys)
     ax = _axes(ax)
@@ -172,6 +202,21 @@ def bode(sys: Any, omega: Sequence[float] | None = None, axes: Any = None, *, ti
 
     Real systems use a log frequency axis on (0, π]; complex systems a linear one over [−π, π), since they
     have no conjugate symmetry. Returns the two axes (magnitude, phase).
+
+    Parameters
+    ----------
+    sys : DiagonalLTI, DenseLTI or a layer with ``.system()``
+    omega : sequence of float, shape (F,), optional
+        Frequencies in rad/sample; default 512 log-spaced points in [1e-4, π] for real systems,
+        :func:`~ssmctl.analysis.response.frequency_grid` with 1024 points for complex ones.
+    axes : pair of matplotlib Axes, optional
+        (magnitude, phase) axes to draw into; default a new figure with two rows.
+    title : str, optional
+        Title of the magnitude axes; default the system's label.
+
+    Returns
+    -------
+    ax_mag, ax_phase : matplotlib Axes
     """
     import matplotlib.pyplot as plt
 
@@ -200,7 +245,28 @@ def bode(sys: Any, omega: Sequence[float] | None = None, axes: Any = None, *, ti
 
 
 def hankel(sys: Any, ax: Any = None, *, title: str | None = None, normalize: bool = True) -> Any:
-    """Hankel singular values (descending, log scale): how many states the system really uses."""
+    """Hankel singular values (descending, log scale): how many states the system really uses.
+
+    Parameters
+    ----------
+    sys : DiagonalLTI, DenseLTI or a layer with ``.system()``
+        A stable system; one line per batch element (at most 16).
+    ax : matplotlib Axes, optional
+        Axes to draw into; default a new 5 × 5 inch figure.
+    title : str, optional
+        Axes title; default the system's label.
+    normalize : bool, default True
+        Plot σ_i / σ_1 instead of σ_i.
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Raises
+    ------
+    UnstableSystemError
+        When any mode has |λ| ≥ 1.
+    """
     from .analysis import norms
 
     sys = as_system(sys)
@@ -229,6 +295,30 @@ def pseudospectrum(
 
     For strongly non-normal matrices (S4's DPLR form) these say more about transient growth than the
     eigenvalues do.
+
+    Parameters
+    ----------
+    sys : DiagonalLTI, DenseLTI or a layer with ``.system()``
+        One system (no batch dims); diagonal systems are made dense first.
+    ax : matplotlib Axes, optional
+        Axes to draw into; default a new 5 × 5 inch figure.
+    levels : sequence of float, default (1e-3, 1e-2, 1e-1)
+        The ε of the contours.
+    resolution : int, default 200
+        Grid points per axis.
+    extent : (float, float, float, float), optional
+        (Re min, Re max, Im min, Im max) of the grid; default a square of half-width max(1.1, 1.1·ρ(Ā)).
+    title : str, optional
+        Axes title; default the system's label.
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Raises
+    ------
+    SsmctlError
+        When the system has batch dims.
     """
     from .analysis.pseudospectra import pseudospectrum as sigma_min_grid
 

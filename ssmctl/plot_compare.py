@@ -69,7 +69,24 @@ def plot_inspect(report: Mapping[str, Any], eigenvalues: Mapping[int, np.ndarray
 
 def unit_disk_overlay(lam_a: np.ndarray, lam_b: np.ndarray, ax: Any, *, labels: tuple[str, str] = ("A", "B"),
                       max_points: int = 8000) -> Any:
-    """A and B eigenvalues on one unit-disk plot (B first, A on top)."""
+    """A and B eigenvalues on one unit-disk plot (B first, A on top).
+
+    Parameters
+    ----------
+    lam_a, lam_b : array_like, complex, any shape
+        Eigenvalues of A and B (flattened).
+    ax : matplotlib Axes
+        Axes to draw into.
+    labels : (str, str), default ("A", "B")
+        Legend entries of A and B.
+    max_points : int, default 8000
+        Each side larger than this is shown as a fixed random subset of that many points.
+
+    Returns
+    -------
+    matplotlib Axes
+        ``ax``, square, limits at least ±1.05.
+    """
     theta = np.linspace(0, 2 * np.pi, 400)
     ax.plot(np.cos(theta), np.sin(theta), color="0.3", lw=0.8)
     rng = np.random.default_rng(0)
@@ -92,7 +109,25 @@ def unit_disk_overlay(lam_a: np.ndarray, lam_b: np.ndarray, ax: Any, *, labels: 
 
 def histogram_pair(hist_a: Mapping[str, Any], hist_b: Mapping[str, Any], ax: Any, *, title: str = "",
                    labels: tuple[str, str] = ("A", "B")) -> Any:
-    """Percentages of A and B per bin as side-by-side bars."""
+    """Percentages of A and B per bin as side-by-side bars.
+
+    Parameters
+    ----------
+    hist_a, hist_b : mapping
+        Histograms as :func:`~ssmctl.inspect.radius_histogram` or :func:`~ssmctl.inspect.phase_histogram`
+        return them (``percent`` and, for A, ``labels`` are read), over the same bins.
+    ax : matplotlib Axes
+        Axes to draw into.
+    title : str, default ""
+        Axes title.
+    labels : (str, str), default ("A", "B")
+        Legend entries of A and B.
+
+    Returns
+    -------
+    matplotlib Axes
+        ``ax``.
+    """
     x = np.arange(len(hist_a["percent"]))
     ax.bar(x - 0.2, hist_a["percent"], width=0.4, color="C0", label=labels[0])
     ax.bar(x + 0.2, hist_b["percent"], width=0.4, color="C1", label=labels[1])
@@ -109,6 +144,29 @@ def memory_histogram_pair(lam_a: np.ndarray, lam_b: np.ndarray, ax: Any, *, eps:
     """Histograms of the memory horizons (tokens until |λ|^k = eps) of A and B, log-spaced bins.
 
     Eigenvalues on or outside the unit circle (infinite memory) are counted in the legend, not drawn.
+
+    Parameters
+    ----------
+    lam_a, lam_b : array_like, complex, any shape
+        Eigenvalues of A and B (flattened).
+    ax : matplotlib Axes
+        Axes to draw into.
+    eps : float, default 1e-2
+        Memory-horizon threshold.
+    labels : (str, str), default ("A", "B")
+        Legend entries of A and B (followed by each side's median horizon).
+    bins : int, default 40
+        Number of log-spaced bins spanning the finite, positive horizons of both sides.
+
+    Returns
+    -------
+    matplotlib Axes
+        ``ax``.
+
+    Raises
+    ------
+    SsmctlError
+        An ``eps`` outside (0, 1).
     """
     ka = np.asarray(memory_horizon(np.asarray(lam_a).reshape(-1), eps=eps), dtype=np.float64)
     kb = np.asarray(memory_horizon(np.asarray(lam_b).reshape(-1), eps=eps), dtype=np.float64)

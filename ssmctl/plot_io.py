@@ -32,6 +32,16 @@ _SVG_SALT = "ssmctl"
 def figure_format(path: str | os.PathLike[str]) -> str:
     """The format of a figure file from its suffix (case-insensitive): ``"png"``, ``"svg"`` or ``"pdf"``.
 
+    Parameters
+    ----------
+    path : str or path-like
+        The figure file (it need not exist).
+
+    Returns
+    -------
+    str
+        The matplotlib format name.
+
     Raises
     ------
     SsmctlError
@@ -51,6 +61,16 @@ def check_folder(folder: str | os.PathLike[str]) -> None:
     """Raise :class:`SsmctlError` unless ``folder`` exists as a writable folder or can be created; creates nothing.
 
     The nearest existing ancestor decides: it must be a folder this process may write into.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The folder to check; an empty string means the current folder.
+
+    Raises
+    ------
+    SsmctlError
+        The nearest existing ancestor is not a folder, or this process may not write into it.
     """
     target = Path(folder or ".")
     probe = target
@@ -65,7 +85,18 @@ def check_folder(folder: str | os.PathLike[str]) -> None:
 
 
 def ensure_folder(folder: str | os.PathLike[str]) -> None:
-    """Create ``folder`` and its parents if missing; a clear :class:`SsmctlError` where that is impossible."""
+    """Create ``folder`` and its parents if missing; a clear :class:`SsmctlError` where that is impossible.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The folder to create; an empty string means the current folder.
+
+    Raises
+    ------
+    SsmctlError
+        As :func:`check_folder`, or when creating the folder fails.
+    """
     check_folder(folder)
     try:
         os.makedirs(folder or ".", exist_ok=True)
@@ -74,7 +105,25 @@ def ensure_folder(folder: str | os.PathLike[str]) -> None:
 
 
 def check_figure_path(path: str | os.PathLike[str]) -> str:
-    """Check a figure path before drawing: known suffix, writable (or creatable) folder. Returns the format."""
+    """Check a figure path before drawing: known suffix, writable (or creatable) folder. Returns the format.
+
+    Nothing is created.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The figure file to be written.
+
+    Returns
+    -------
+    str
+        ``"png"``, ``"svg"`` or ``"pdf"``.
+
+    Raises
+    ------
+    SsmctlError
+        Unknown or missing suffix, a folder that cannot be written or created, or a path that is a folder.
+    """
     fmt = figure_format(path)
     check_folder(Path(path).parent)
     if os.path.isdir(path):

@@ -43,7 +43,29 @@ def _check(stats: Any) -> LayerStats:
 
 
 def abs_heatmap(stats: LayerStats, ax: Any = None, title: str | None = None, max_channels: int = 512) -> Any:
-    """|Ā_t| of each channel's slowest mode, averaged over the tokens of each bin: channels × token bins."""
+    """|Ā_t| of each channel's slowest mode, averaged over the tokens of each bin: channels × token bins.
+
+    Parameters
+    ----------
+    stats : LayerStats
+        The statistics of one layer (``result.stats[i]`` of :func:`ssmctl.systems.engine.simulate`).
+    ax : matplotlib Axes, optional
+        Axes to draw into; default a new 5 × 3.5 inch figure.
+    title : str, optional
+        Axes title; default "|Ā_t| over tokens × channels".
+    max_channels : int, default 512
+        More channels than this are thinned to every k-th channel.
+
+    Returns
+    -------
+    matplotlib Axes
+        With a colour bar from min(|Ā|, 0.999) to 1.
+
+    Raises
+    ------
+    SsmctlError
+        When ``stats`` is not a :class:`LayerStats` or saw no tokens.
+    """
     s = _check(stats)
     ax = _axes(ax)
     heat = s.heatmap.T  # (channels, token bins)
@@ -59,7 +81,27 @@ def abs_heatmap(stats: LayerStats, ax: Any = None, title: str | None = None, max
 
 
 def dt_histogram(stats: LayerStats, ax: Any = None, title: str | None = None) -> Any:
-    """Histogram of Δ_t (the rate; RG-LRU: c·r_t) over tokens and channels, log-spaced bins."""
+    """Histogram of Δ_t (the rate; RG-LRU: c·r_t) over tokens and channels, log-spaced bins.
+
+    Parameters
+    ----------
+    stats : LayerStats
+        The statistics of one layer (``result.stats[i]`` of :func:`ssmctl.systems.engine.simulate`).
+    ax : matplotlib Axes, optional
+        Axes to draw into; default a new 5 × 3.5 inch figure.
+    title : str, optional
+        Axes title; default "step size Δ_t".
+
+    Returns
+    -------
+    matplotlib Axes
+        Fractions of (token, channel) pairs over the occupied range (about 80 bars), the median dashed.
+
+    Raises
+    ------
+    SsmctlError
+        When ``stats`` is not a :class:`LayerStats` or saw no tokens.
+    """
     s = _check(stats)
     ax = _axes(ax)
     counts, edges = s.rate_hist, np.exp(s.rate_edges)
@@ -97,7 +139,31 @@ def _envelope(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def memory_trace(stats: LayerStats, ax: Any = None, batch: int = 0, title: str | None = None) -> Any:
-    """Frozen-time memory horizon k_ε per token: the longest channel memory and the channels' geometric mean."""
+    """Frozen-time memory horizon k_ε per token: the longest channel memory and the channels' geometric mean.
+
+    Parameters
+    ----------
+    stats : LayerStats
+        The statistics of one layer (``result.stats[i]`` of :func:`ssmctl.systems.engine.simulate`).
+    ax : matplotlib Axes, optional
+        Axes to draw into; default a new 5 × 3.5 inch figure.
+    batch : int, default 0
+        Which sequence of the batch to trace.
+    title : str, optional
+        Axes title; default "frozen-time memory per token".
+
+    Returns
+    -------
+    matplotlib Axes
+        Log y axis; traces longer than 4000 tokens are drawn as per-bin min–max bands, infinite horizons
+        as gaps.
+
+    Raises
+    ------
+    SsmctlError
+        When ``stats`` is not a :class:`LayerStats` or saw no tokens.
+        Also when ``batch`` is outside the simulated batch.
+    """
     s = _check(stats)
     ax = _axes(ax)
     if not 0 <= batch < s.memory_token_max.shape[0]:
@@ -121,7 +187,27 @@ def memory_trace(stats: LayerStats, ax: Any = None, batch: int = 0, title: str |
 
 
 def transition_decay(stats: LayerStats, ax: Any = None, title: str | None = None) -> Any:
-    """‖Ā_t ⋯ Ā_(s+1)‖ averaged over t against the lag t − s, and the frozen-time guess ‖Ā_t‖^lag."""
+    """‖Ā_t ⋯ Ā_(s+1)‖ averaged over t against the lag t − s, and the frozen-time guess ‖Ā_t‖^lag.
+
+    Parameters
+    ----------
+    stats : LayerStats
+        The statistics of one layer (``result.stats[i]`` of :func:`ssmctl.systems.engine.simulate`).
+    ax : matplotlib Axes, optional
+        Axes to draw into; default a new 5 × 3.5 inch figure.
+    title : str, optional
+        Axes title; default "memory of input s in state t".
+
+    Returns
+    -------
+    matplotlib Axes
+        Log–log (base-2 lags); only the lags with measured pairs are drawn, zeros at 1e-30.
+
+    Raises
+    ------
+    SsmctlError
+        When ``stats`` is not a :class:`LayerStats` or saw no tokens.
+    """
     s = _check(stats)
     ax = _axes(ax)
     ok = s.lag_pairs > 0
@@ -142,7 +228,27 @@ def transition_decay(stats: LayerStats, ax: Any = None, title: str | None = None
 
 
 def simulation_figure(result: Any, layers: Sequence[int] | None = None, max_layers: int = 6) -> Any:
-    """A figure with the four panels (heatmap, Δ histogram, memory trace, decay) for each chosen layer."""
+    """A figure with the four panels (heatmap, Δ histogram, memory trace, decay) for each chosen layer.
+
+    Parameters
+    ----------
+    result : SimulationResult
+        What :func:`ssmctl.systems.engine.simulate` returned.
+    layers : sequence of int, optional
+        Layer indices to show (default every simulated layer).
+    max_layers : int, default 6
+        More layers than this are thinned to ``max_layers`` evenly spaced ones.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One row of four panels per layer.
+
+    Raises
+    ------
+    SsmctlError
+        When a requested layer was not simulated, or its statistics saw no tokens.
+    """
     import matplotlib.pyplot as plt
 
     chosen = list(result.layers if layers is None else layers)

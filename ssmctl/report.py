@@ -18,7 +18,19 @@ SCHEMA_VERSION = 1
 
 
 def to_jsonable(obj: Any) -> Any:
-    """numpy scalars/arrays → Python; NaN/±Inf → None; complex → {"re", "im"}."""
+    """numpy scalars/arrays → Python; NaN/±Inf → None; complex → {"re", "im"}.
+
+    Parameters
+    ----------
+    obj : object
+        Nested dicts, lists, tuples, numpy arrays and scalars, Python numbers; other objects pass unchanged.
+
+    Returns
+    -------
+    object
+        The same structure with dict keys as str, tuples and arrays as lists, numpy scalars as Python
+        scalars, non-finite floats as None and complex numbers as ``{"re": float, "im": float}``.
+    """
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -38,12 +50,41 @@ def to_jsonable(obj: Any) -> Any:
 
 
 def dumps(obj: Any) -> str:
-    """Strict JSON text (raises if a non-finite number slipped through)."""
+    """Strict JSON text (raises if a non-finite number slipped through).
+
+    Parameters
+    ----------
+    obj : object
+        A report; converted with :func:`to_jsonable` first.
+
+    Returns
+    -------
+    str
+        JSON indented by 2 spaces, without NaN or Infinity literals.
+
+    Raises
+    ------
+    TypeError
+        An object JSON cannot encode (e.g. an arbitrary class instance).
+    """
     return json.dumps(to_jsonable(obj), indent=2, allow_nan=False)
 
 
 def fmt(value: Any, digits: int = 4) -> str:
-    """Compact human formatting: 4 significant digits, 'inf', '-' for missing."""
+    """Compact human formatting: 4 significant digits, 'inf', '-' for missing.
+
+    Parameters
+    ----------
+    value : object
+        None → "-", bools → "yes"/"no", integers as they are, floats with ``digits`` significant digits
+        ("nan", "inf", "-inf" for non-finite ones), anything else through ``str``.
+    digits : int, default 4
+        Significant digits of floats.
+
+    Returns
+    -------
+    str
+    """
     if value is None:
         return "-"
     if isinstance(value, (bool, np.bool_)):
@@ -61,7 +102,23 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers: Sequence[str] | None = None) -> str:
-    """A fixed-width text table of ``rows`` (dicts) over ``columns``."""
+    """A fixed-width text table of ``rows`` (dicts) over ``columns``.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        One dict per row; a missing column shows as "-".
+    columns : sequence of str
+        The keys to show, in order.
+    headers : sequence of str, optional
+        Column titles (default the keys).
+
+    Returns
+    -------
+    str
+        A header line, a dashed rule and one line per row, every cell formatted with :func:`fmt` and
+        right-aligned, columns separated by two spaces; no trailing newline.
+    """
     headers = list(headers or columns)
     cells = [[fmt(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]

@@ -24,7 +24,24 @@ CLOUD_INPUT = {"distribution": "gaussian", "rms": 1.0, "batch": 4, "length": 256
 def random_layer_input(
     d_model: int, batch: int = CLOUD_INPUT["batch"], length: int = CLOUD_INPUT["length"], seed: int = 0
 ) -> np.ndarray:
-    """Unit-RMS Gaussian input at a layer's input, shape (batch, length, d_model), float32."""
+    """Unit-RMS Gaussian input at a layer's input, shape (batch, length, d_model), float32.
+
+    Parameters
+    ----------
+    d_model : int
+        Channels of the layer input.
+    batch : int, default 4
+        Number of sequences (``CLOUD_INPUT["batch"]``).
+    length : int, default 256
+        Tokens per sequence (``CLOUD_INPUT["length"]``).
+    seed : int, default 0
+        Seed of ``numpy.random.default_rng``; the same seed gives the same input.
+
+    Returns
+    -------
+    ndarray, float32, shape (batch, length, d_model)
+        Independent standard normal entries.
+    """
     rng = np.random.default_rng(seed)
     return rng.standard_normal((batch, length, d_model)).astype(np.float32)
 
@@ -45,11 +62,25 @@ def eigenvalue_cloud(obj: Any, *, batch: int | None = None, length: int | None =
     Parameters
     ----------
     obj : DiagonalLTI, DenseLTI, LTVSystem, Layer, Model or array_like
-        LTV layers are driven by :func:`random_layer_input` (``batch`` × ``length`` tokens).
+        LTV layers are driven by :func:`random_layer_input` (``batch`` × ``length`` tokens). A model gives
+        the concatenation over its layers; an LTVSystem gives its Ā_t (values repeated only by broadcasting
+        are kept once); an array is flattened as it is.
+    batch : int or None, default None
+        Sequences of the random input for LTV layers; None means ``CLOUD_INPUT["batch"]`` (4).
+    length : int or None, default None
+        Tokens of the random input for LTV layers; None means ``CLOUD_INPUT["length"]`` (256).
+    seed : int, default 0
+        Seed of the random input; layer ``i`` of a model uses ``seed + i``.
 
     Returns
     -------
-    ndarray, complex, shape (n,)
+    ndarray, complex128, shape (n,)
+        Every eigenvalue (for LTV layers every Ā_t entry over batch, tokens, channels and states).
+
+    Raises
+    ------
+    ShapeError
+        If ``obj`` is none of the above and cannot be converted to a complex array.
     """
     if isinstance(obj, (DiagonalLTI, DenseLTI)):
         return eigenvalues(obj).reshape(-1)

@@ -46,7 +46,18 @@ _QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
 def default_lags(length: int) -> list[int]:
-    """Powers of two 1, 2, 4, … below ``length`` (the lags a sequence of that length can show)."""
+    """Powers of two 1, 2, 4, … below ``length`` (the lags a sequence of that length can show).
+
+    Parameters
+    ----------
+    length : int
+        Tokens of the sequence; the largest possible lag is ``length - 1``.
+
+    Returns
+    -------
+    list of int
+        ``[1, 2, 4, …, 2^k]`` with 2^k ≤ length − 1; ``[1]`` when ``length < 2``.
+    """
     if length < 2:
         return [1]
     return [1 << k for k in range(int(math.floor(math.log2(length - 1))) + 1)]
@@ -120,7 +131,23 @@ class LayerStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def decay_at(self, lag: int) -> tuple[float, float]:
-        """(mean ‖Ā_t ⋯ Ā_{t−lag+1}‖, mean frozen-time guess ‖Ā_t‖^lag) at one of the measured ``lags``."""
+        """(mean ‖Ā_t ⋯ Ā_{t−lag+1}‖, mean frozen-time guess ‖Ā_t‖^lag) at one of the measured ``lags``.
+
+        Parameters
+        ----------
+        lag : int
+            One of ``self.lags``.
+
+        Returns
+        -------
+        (float, float)
+            ``decay_mean`` and ``frozen_mean`` at that lag (means over t and channels).
+
+        Raises
+        ------
+        SsmctlError
+            When ``lag`` was not measured (the message lists the measured lags).
+        """
         hits = np.flatnonzero(self.lags == int(lag))
         if not hits.size:
             raise SsmctlError(f"lag {lag} was not measured; measured lags: {self.lags.tolist()}")

@@ -983,6 +983,11 @@ def is_controllable(sys: Any, tol: float | None = None) -> np.ndarray:
     -------
     ndarray, bool, shape (...)
 
+    Raises
+    ------
+    SsmctlError
+        When ``tol`` is not positive.
+
     Notes
     -----
     Diagonal systems: PBH test over clusters S of numerically equal augmented eigenvalues, rank(B'_S) = |S|.
@@ -993,14 +998,58 @@ def is_controllable(sys: Any, tol: float | None = None) -> np.ndarray:
 
 
 def is_observable(sys: Any, tol: float | None = None) -> np.ndarray:
-    """Whether the pair (A, C) is observable; PBH rank(C_S) = |S| per eigenvalue cluster (see
-    :func:`is_controllable` for ``tol`` and the methods). Returns a bool array of shape (...)."""
+    """Whether the pair (A, C) is observable; PBH rank(C_S) = |S| per eigenvalue cluster.
+
+    Parameters
+    ----------
+    sys : DiagonalLTI, DenseLTI or a layer
+    tol : float, optional
+        Relative rank tolerance (default 1e-10): singular values below tol × (scale of C or A) count as zero.
+
+    Returns
+    -------
+    ndarray, bool, shape (...)
+        One answer per batch element.
+
+    Raises
+    ------
+    SsmctlError
+        When ``tol`` is not positive.
+    ShapeError
+        When ``sys`` is not a system or a layer with ``.system()``.
+
+    Notes
+    -----
+    Diagonal systems: PBH test over clusters S of numerically equal augmented eigenvalues, rank(C_S) = |S|.
+    Dense systems: orthogonal staircase (deflated block Krylov) reduction on (Aᴴ, Cᴴ); see
+    :func:`is_controllable`.
+    """
     return _structure(sys, tol)[1]
 
 
 def minimal_order(sys: Any, tol: float | None = None) -> np.ndarray:
     """McMillan degree: the order of a minimal realization of G, shape (...), int.
 
+    Parameters
+    ----------
+    sys : DiagonalLTI, DenseLTI or a layer
+    tol : float, optional
+        Relative rank tolerance (default 1e-10), as in :func:`is_controllable`.
+
+    Returns
+    -------
+    ndarray, int64, shape (...)
+        One order per batch element, between 0 and :attr:`n_states`.
+
+    Raises
+    ------
+    SsmctlError
+        When ``tol`` is not positive.
+    ShapeError
+        When ``sys`` is not a system or a layer with ``.system()``.
+
+    Notes
+    -----
     Diagonal systems: Σ over eigenvalue clusters S of rank(C_S B'_S) (the rank of the residue at that pole).
     Dense systems: dimension of the observable part of the controllable part (orthogonal staircases).
     """

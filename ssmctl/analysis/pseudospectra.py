@@ -62,6 +62,10 @@ def eigenvalue_condition(sys: Any) -> np.ndarray:
 def eigenvalue_condition_numbers(sys: Any) -> tuple[np.ndarray, np.ndarray]:
     """Per-eigenvalue condition numbers κ(λ_i) = ‖x_i‖‖y_i‖/|y_iᴴx_i| (right/left eigenvectors).
 
+    Parameters
+    ----------
+    sys : DenseLTI, DiagonalLTI or a layer with ``.system()``
+
     Returns
     -------
     eigenvalues : ndarray, complex, shape (..., n)

@@ -135,7 +135,24 @@ def _impulse_dense(sys: DenseLTI, L: int) -> np.ndarray:
 
 
 def step_response(sys: Any, L: int) -> np.ndarray:
-    """Step response S_k = Σ_{j≤k} K_j, shape (..., L, p, m)."""
+    """Step response S_k = Σ_{j≤k} K_j, shape (..., L, p, m).
+
+    Parameters
+    ----------
+    sys : DiagonalLTI, DenseLTI or a layer with ``.system()``
+    L : int
+        Number of steps.
+
+    Returns
+    -------
+    ndarray, shape (..., L, p, m)
+        Cumulative sum of :func:`impulse_response` over the lag axis. Real for real systems, complex otherwise.
+
+    Raises
+    ------
+    SsmctlError
+        When ``L`` is not a positive integer.
+    """
     return np.cumsum(impulse_response(sys, L), axis=-3)
 
 
@@ -280,7 +297,20 @@ def _tf_dense(sys: DenseLTI, z: np.ndarray) -> np.ndarray:
 
 
 def frequency_grid(sys: Any, n: int = 512) -> np.ndarray:
-    """A default frequency grid in rad/sample: [0, π] for real systems, [−π, π) for complex ones."""
+    """A default frequency grid in rad/sample: [0, π] for real systems, [−π, π) for complex ones.
+
+    Parameters
+    ----------
+    sys : DiagonalLTI, DenseLTI or a layer with ``.system()``
+        Only whether it is real matters (a complex system has no conjugate symmetry, so it needs ω < 0 too).
+    n : int, default 512
+        Number of frequencies.
+
+    Returns
+    -------
+    ndarray, float64, shape (n,)
+        Evenly spaced: both ends included for real systems, π left out for complex ones.
+    """
     sys = as_system(sys)
     if sys.is_real:
         return np.linspace(0.0, np.pi, n)
@@ -310,7 +340,14 @@ def frequency_response(sys: Any, omega: Any) -> np.ndarray:
 def dc_gain(sys: Any) -> np.ndarray:
     """G(1) = C(I − Ā)^{-1}B̄ + D, the steady-state response to a unit step; shape (..., p, m).
 
-    Real for real systems. Infinite entries where Ā has an eigenvalue at 1.
+    Parameters
+    ----------
+    sys : DiagonalLTI, DenseLTI or a layer with ``.system()``
+
+    Returns
+    -------
+    ndarray, shape (..., p, m)
+        Real for real systems, complex otherwise. Infinite entries where Ā has an eigenvalue at 1.
     """
     sys = as_system(sys)
     if isinstance(sys, DiagonalLTI):

@@ -43,12 +43,48 @@ def _moduli(sys_or_eigs: Any) -> np.ndarray:
 
 
 def spectral_radius(sys: Any) -> np.ndarray:
-    """Largest eigenvalue modulus max |λ|, shape (...) (batch dims)."""
+    """Largest eigenvalue modulus max |λ|, shape (...) (batch dims).
+
+    Parameters
+    ----------
+    sys : DiagonalLTI, DenseLTI, a layer with ``.system()``, or array_like of eigenvalues, shape (..., n)
+        Arrays are taken as discrete eigenvalues, the last axis running over the modes.
+
+    Returns
+    -------
+    ndarray, float, shape (...)
+        max_i |λ_i| per batch element (over the augmented modes of real output systems).
+
+    Raises
+    ------
+    ShapeError
+        When an array of eigenvalues is not numeric.
+    NonFiniteError
+        When an array of eigenvalues holds NaN or Inf.
+    """
     return _moduli(sys).max(axis=-1)
 
 
 def spectral_margin(sys: Any) -> np.ndarray:
-    """1 − spectral radius: distance of the slowest mode to the unit circle; negative when unstable."""
+    """1 − spectral radius: distance of the slowest mode to the unit circle; negative when unstable.
+
+    Parameters
+    ----------
+    sys : DiagonalLTI, DenseLTI, a layer with ``.system()``, or array_like of eigenvalues, shape (..., n)
+        As in :func:`spectral_radius`.
+
+    Returns
+    -------
+    ndarray, float, shape (...)
+        1 − max_i |λ_i| per batch element.
+
+    Raises
+    ------
+    ShapeError
+        When an array of eigenvalues is not numeric.
+    NonFiniteError
+        When an array of eigenvalues holds NaN or Inf.
+    """
     return 1.0 - spectral_radius(sys)
 
 

@@ -71,10 +71,12 @@ class Layer:
 
     @property
     def record(self) -> Family:
+        """The registered :class:`Family` of this layer (raises :class:`UnknownNameError` if none)."""
         return get_family(self.family)
 
     @property
     def kind(self) -> str:
+        """``"LTI"`` or ``"LTV"``, the family's kind."""
         return self.record.kind
 
     def system(self) -> Any:
@@ -100,14 +102,52 @@ class Layer:
         return eigenvalues(self.system())
 
     def ltv(self, u: Any) -> Any:
-        """Per-token system (``LTVSystem``) for input ``u`` of shape (batch, L, d_model); LTV families only."""
+        """Per-token system (``LTVSystem``) for input ``u`` of shape (batch, L, d_model); LTV families only.
+
+        Parameters
+        ----------
+        u : array_like or torch.Tensor, shape (batch, L, d_model)
+            The layer's input (for Mamba, Mamba-2 and RG-LRU: the residual stream before the block's norm).
+
+        Returns
+        -------
+        LTVSystem
+            Shapes per family (e.g. Mamba: lam (batch, L, d_inner, N)); see the family's ``ltv``.
+
+        Raises
+        ------
+        UnsupportedSystemError
+            For time-invariant families (use :meth:`system`).
+        ShapeError, NonFiniteError
+            A ``u`` of the wrong shape, or holding NaN/Inf.
+        """
         fam = self.record
         if fam.ltv is None:
             raise UnsupportedSystemError(f"{fam.name} is time-invariant: use layer.system()")
         return fam.ltv(self, u)
 
     def frozen(self, u: Any, t: int) -> Any:
-        """Frozen-time ``DiagonalLTI`` of an LTV layer at token ``t`` of input ``u``."""
+        """Frozen-time ``DiagonalLTI`` of an LTV layer at token ``t`` of input ``u``.
+
+        Parameters
+        ----------
+        u : array_like or torch.Tensor, shape (batch, L, d_model)
+            The layer's input, as for :meth:`ltv`.
+        t : int
+            Token index (negative counts from the end).
+
+        Returns
+        -------
+        DiagonalLTI
+            Batch (batch, *channels): Ā_t, B̄_t, C_t, D at token t.
+
+        Raises
+        ------
+        UnsupportedSystemError
+            For time-invariant families (use :meth:`system`).
+        ShapeError, NonFiniteError
+            A bad ``u``, or ``t`` outside the sequence.
+        """
         fam = self.record
         if fam.frozen is not None:
             return fam.frozen(self, u, t)
@@ -143,7 +183,23 @@ class Model:
 
 
 def register(family: Family) -> Family:
-    """Add a family to the registry (called once by each ``models/<family>.py``)."""
+    """Add a family to the registry (called once by each ``models/<family>.py``).
+
+    Parameters
+    ----------
+    family : Family
+        The record to register under ``family.name``; registering the same object again is a no-op.
+
+    Returns
+    -------
+    Family
+        ``family`` itself.
+
+    Raises
+    ------
+    SsmctlError
+        When another record is already registered under that name.
+    """
     if family.name in _REGISTRY and _REGISTRY[family.name] is not family:
         raise SsmctlError(f"family {family.name!r} registered twice")
     _REGISTRY[family.name] = family
@@ -156,6 +212,22 @@ def families() -> dict[str, Family]:
 
 
 def get_family(name: str) -> Family:
+    """The registered :class:`Family` of that name.
+
+    Parameters
+    ----------
+    name : str
+        A family name, e.g. ``"s4d"`` or ``"mamba"``.
+
+    Returns
+    -------
+    Family
+
+    Raises
+    ------
+    UnknownNameError
+        When no family of that name is registered; the message lists the known ones.
+    """
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -171,5 +243,15 @@ def init(family: str, **hyper: Any) -> Model:
         A name from :func:`families`.
     **hyper
         Hyperparameters (``d_model``, ``d_state``, ``n_layers``, ``seed``, ``variant``, ``preset`` ...).
+
+    Returns
+    -------
+    Model
+        ``source == "init"``; one layer per ``n_layers``.
+
+    Raises
+    ------
+    UnknownNameError
+        When the family (or a variant or preset the family checks) is unknown.
     """
     return get_family(family).init(**hyper)

@@ -57,20 +57,66 @@ def legs(N: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def rank_correction(N: int) -> np.ndarray:
-    """P_n = √(n + ½), shape (N,): A + P Pᵀ is normal (−½ I plus a skew-symmetric matrix)."""
+    """P_n = √(n + ½), shape (N,): A + P Pᵀ is normal (−½ I plus a skew-symmetric matrix).
+
+    Parameters
+    ----------
+    N : int
+        State size.
+
+    Returns
+    -------
+    ndarray, float64, shape (N,)
+
+    Raises
+    ------
+    SsmctlError
+        When N is not a positive integer.
+    """
     N = _check_size(N)
     return np.sqrt(np.arange(N) + 0.5)
 
 
 def legs_normal(N: int) -> np.ndarray:
-    """HiPPO-N: S = A + P Pᵀ, shape (N, N); S + Sᵀ = −I exactly."""
+    """HiPPO-N: S = A + P Pᵀ, shape (N, N); S + Sᵀ = −I exactly.
+
+    Parameters
+    ----------
+    N : int
+        State size.
+
+    Returns
+    -------
+    ndarray, float64, shape (N, N)
+
+    Raises
+    ------
+    SsmctlError
+        When N is not a positive integer.
+    """
     A, _ = legs(N)
     P = rank_correction(N)
     return A + np.outer(P, P)
 
 
 def exact_eigenvalues(N: int) -> np.ndarray:
-    """Exact eigenvalues of HiPPO-LegS, read off the diagonal of its triangular form: −1, …, −N (float64)."""
+    """Exact eigenvalues of HiPPO-LegS, read off the diagonal of its triangular form: −1, …, −N (float64).
+
+    Parameters
+    ----------
+    N : int
+        State size.
+
+    Returns
+    -------
+    ndarray, float64, shape (N,)
+        −1, −2, …, −N.
+
+    Raises
+    ------
+    SsmctlError
+        When N is not a positive integer.
+    """
     A, _ = legs(N)
     return np.diag(A).copy()
 
@@ -111,6 +157,7 @@ def dplr(N: int) -> DPLR:
     Parameters
     ----------
     N : int
+        State size.
 
     Returns
     -------

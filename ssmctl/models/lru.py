@@ -69,7 +69,27 @@ def _check_ring(r_min: Any, r_max: Any, max_phase: Any) -> tuple[float, float, f
 def ring_init(
     rng: np.random.Generator, N: int, r_min: float, r_max: float, max_phase: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(nu_log, theta_log, gamma_log), each (N,), as minimal-LRU's nu_init, theta_init, gamma_log_init."""
+    """(nu_log, theta_log, gamma_log), each (N,), as minimal-LRU's nu_init, theta_init, gamma_log_init.
+
+    |λ|² ~ U[r_min², r_max²] and arg λ ~ U[0, max_phase]; γ = √(1 − |λ|²). The arguments are not checked
+    here (:func:`init` checks them).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of the two uniform draws (moduli first, then phases).
+    N : int
+        Number of states.
+    r_min, r_max : float
+        Ring radii, 0 ≤ r_min ≤ r_max ≤ 1 (r_min < 1).
+    max_phase : float
+        Largest phase in radians, > 0.
+
+    Returns
+    -------
+    nu_log, theta_log, gamma_log : ndarray, float64, shape (N,)
+        λ = exp(−exp(nu_log) + i·exp(theta_log)), γ = exp(gamma_log).
+    """
     u1 = rng.random(N)
     nu_log = np.log(-0.5 * np.log(u1 * (r_max**2 - r_min**2) + r_min**2))
     u2 = rng.random(N)
@@ -149,7 +169,18 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
 
 
 def eigenvalues_of(layer: Layer) -> np.ndarray:
-    """λ = exp(−exp(nu_log) + i·exp(theta_log)), shape (N,), complex128."""
+    """λ = exp(−exp(nu_log) + i·exp(theta_log)), shape (N,), complex128.
+
+    Parameters
+    ----------
+    layer : Layer
+        An LRU layer (``params["nu_log"]``, ``params["theta_log"]``, each (N,)).
+
+    Returns
+    -------
+    ndarray, complex128, shape (N,)
+        The stored modes (output ``"real"``: their conjugates are the other half of the real system).
+    """
     nu = np.asarray(layer.params["nu_log"], dtype=np.float64)
     theta = np.asarray(layer.params["theta_log"], dtype=np.float64)
     return np.exp(-np.exp(nu) + 1j * np.exp(theta))
@@ -160,6 +191,16 @@ def system(layer: Layer) -> DiagonalLTI:
 
     λ from (nu_log, theta_log), B̄ = (B_re + i·B_im)·exp(gamma_log) (the stored γ, not √(1 − |λ|²)),
     C = C_re + i·C_im, D = diag(D).
+
+    Parameters
+    ----------
+    layer : Layer
+        An LRU layer (parameters as in :func:`layer_from_params`).
+
+    Returns
+    -------
+    DiagonalLTI
+        No batch dims: λ (N,), B (N, H), C (H, N), D (H, H), complex128 (D float64).
     """
     p = layer.params
     gamma = np.exp(np.asarray(p["gamma_log"], dtype=np.float64))

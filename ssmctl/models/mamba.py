@@ -89,7 +89,20 @@ def _dt_rank(dt_rank: Any, d_model: int) -> int:
 
 
 def param_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Checkpoint keys of one block (relative to ``backbone.layers.{i}.``) and their shapes."""
+    """Checkpoint keys of one block (relative to ``backbone.layers.{i}.``) and their shapes.
+
+    Parameters
+    ----------
+    config : dict
+        ``d_model``, ``d_inner``, ``d_state`` (N), ``dt_rank`` (r, an int), ``d_conv`` (k); optional flags
+        ``conv_bias`` (default True), ``bias`` (False) and ``inner_norms`` (False, Jamba) add their tensors.
+
+    Returns
+    -------
+    dict of str to tuple of int
+        E.g. ``mixer.A_log`` (d_inner, N), ``mixer.x_proj.weight`` (r + 2N, d_inner),
+        ``mixer.conv1d.weight`` (d_inner, 1, k).
+    """
     d_model, d_inner, N = config["d_model"], config["d_inner"], config["d_state"]
     r, k = config["dt_rank"], config["d_conv"]
     shapes = {
@@ -122,6 +135,27 @@ def config_from_params(params: dict[str, Any], **known: Any) -> dict[str, Any]:
     eps cannot be read from tensors (default 1e-5, mamba_ssm's and transformers' value); ``inner_norm_eps``
     defaults to ``eps`` (Jamba uses its ``rms_norm_eps`` for all its norms). Consistency of the other tensors
     is checked by :func:`layer_from_params`.
+
+    Parameters
+    ----------
+    params : dict
+        Block tensors (or anything with ``.shape``) keyed relative to the block, as in :func:`param_shapes`.
+    **known
+        Settings a ``config.json`` states; they override what the shapes say. ``expand`` without ``d_inner``
+        sets d_inner = expand·d_model; ``dt_rank="auto"`` becomes ceil(d_model / 16).
+
+    Returns
+    -------
+    dict
+        ``d_model``, ``d_inner``, ``expand``, ``d_state``, ``dt_rank``, ``d_conv``, ``conv_bias``, ``bias``,
+        ``inner_norms``, ``eps``, ``inner_norm_eps`` (and any other ``known`` entries).
+
+    Raises
+    ------
+    CheckpointError
+        When one of the four tensors the sizes are read from is missing.
+    ShapeError
+        When one of them has the wrong number of dimensions.
     """
     d_inner, N = ops.shape_of(params, "mixer.A_log", NAME, 2)
     d_model = ops.shape_of(params, "mixer.in_proj.weight", NAME, 2)[1]
@@ -172,6 +206,12 @@ def layer_from_params(params: dict[str, Any], config: dict[str, Any] | None = No
         checked against them. Sizes not given are inferred from the shapes.
     index : int
         The layer's position in the model.
+
+    Returns
+    -------
+    Layer
+        The expected tensors as float32 torch tensors (other keys dropped); config: the sizes, ``eps`` (and
+        ``inner_norm_eps``) and notes on the conventions.
 
     Raises
     ------
@@ -235,11 +275,25 @@ def _pieces(layer: Layer, u: Any) -> tuple[LTVSystem, torch.Tensor, torch.Tensor
 def ltv(layer: Layer, u: Any) -> LTVSystem:
     """Per-token system of a Mamba layer for the block input ``u`` (batch, L, d_model).
 
+    Parameters
+    ----------
+    layer : Layer
+        A Mamba layer.
+    u : array_like or torch.Tensor, shape (batch, L, d_model)
+        The residual-stream input of the block (before its RMSNorm); converted to float32.
+
     Returns
     -------
     LTVSystem
         lam (batch, L, d_inner, N), B (batch, L, d_inner, N, 1), C (batch, L, d_inner, 1, N),
         D (d_inner, 1, 1), dt (batch, L, d_inner), inputs (batch, L, d_inner, 1); float32 torch tensors.
+
+    Raises
+    ------
+    ShapeError
+        When ``u`` is not numeric and real, not 3-d, has a width other than d_model, or no tokens.
+    NonFiniteError
+        When ``u`` holds NaN or Inf.
     """
     return _pieces(layer, u)[0]
 
@@ -247,9 +301,21 @@ def ltv(layer: Layer, u: Any) -> LTVSystem:
 def block_output_ref(layer: Layer, u: Any) -> np.ndarray:
     """The whole block's output u + out_proj(y ⊙ SiLU(z)), with y from the LTVSystem's sequential reference.
 
+    Parameters
+    ----------
+    layer : Layer
+        A Mamba layer.
+    u : array_like or torch.Tensor, shape (batch, L, d_model)
+        The block input, as for :func:`ltv`.
+
     Returns
     -------
     ndarray, float64, shape (batch, L, d_model)
+
+    Raises
+    ------
+    ShapeError, NonFiniteError
+        As :func:`ltv`, for a bad ``u``.
     """
     system, z, u = _pieces(layer, u)
     y = torch.from_numpy(system.output_ref()[..., 0])
@@ -258,12 +324,27 @@ def block_output_ref(layer: Layer, u: Any) -> np.ndarray:
 
 
 def continuous_A(layer: Layer) -> np.ndarray:
-    """A = −exp(A_log), float64, shape (d_inner, N)."""
+    """A = −exp(A_log), float64, shape (d_inner, N).
+
+    Parameters
+    ----------
+    layer : Layer
+        A Mamba layer (``params["mixer.A_log"]`` a torch tensor).
+
+    Returns
+    -------
+    ndarray, float64, shape (d_inner, N)
+    """
     return -np.exp(layer.params["mixer.A_log"].double().numpy())
 
 
 def bias_eigenvalues(layer: Layer) -> np.ndarray:
     """Input-free Ā = exp(softplus(dt_proj.bias)·A) (the input-dependent part of Δ set to 0).
+
+    Parameters
+    ----------
+    layer : Layer
+        A Mamba layer (``mixer.A_log`` and ``mixer.dt_proj.bias`` torch tensors are enough).
 
     Returns
     -------
@@ -316,6 +397,8 @@ def init(**hyper: Any) -> Model:
 
     Parameters
     ----------
+    **hyper
+        Overrides of the defaults, by the names below (others are refused).
     d_model : int, default 256
     n_layers : int, default 6
     d_state : int, default 16
@@ -331,6 +414,18 @@ def init(**hyper: Any) -> Model:
     rescale_prenorm_residual : bool, default True (out_proj.weight / √n_layers)
     seed : int
     preset : {"mamba-130m", "ssm-benchmark"}, optional
+
+    Returns
+    -------
+    Model
+        ``n_layers`` layers of float32 torch parameters, ``source == "init"``.
+
+    Raises
+    ------
+    UnknownNameError
+        An unknown hyperparameter, preset or ``dt_init``.
+    SsmctlError
+        A size that is not a positive integer, or an invalid Δ range.
     """
     config = ops.merge_hyper(NAME, DEFAULTS, PRESETS, hyper)
     ops.check_positive_int(

@@ -93,7 +93,20 @@ _CONFIG_KEYS = (
 
 
 def param_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Checkpoint keys of one block (relative to ``backbone.layers.{i}.``) and their shapes."""
+    """Checkpoint keys of one block (relative to ``backbone.layers.{i}.``) and their shapes.
+
+    Parameters
+    ----------
+    config : dict
+        ``d_model``, ``d_inner``, ``nheads`` (H), ``ngroups`` (g), ``d_state`` (N), ``d_conv`` (k); optional
+        flags ``D_has_hdim`` (default False: D (H,), else (d_inner,)), ``conv_bias`` (True), ``bias`` (False).
+
+    Returns
+    -------
+    dict of str to tuple of int
+        E.g. ``mixer.A_log`` (H,), ``mixer.in_proj.weight`` (2·d_inner + 2gN + H, d_model),
+        ``mixer.conv1d.weight`` (d_inner + 2gN, 1, k).
+    """
     d_model, d_inner, H = config["d_model"], config["d_inner"], config["nheads"]
     gN = config["ngroups"] * config["d_state"]
     conv_dim = d_inner + 2 * gN
@@ -121,6 +134,33 @@ def config_from_params(params: dict[str, Any], **known: Any) -> dict[str, Any]:
     d_model, d_inner, nheads, headdim, d_conv, D_has_hdim and the bias flags follow from the shapes. The
     conv width gives only ngroups·d_state: ngroups cannot be read from tensors, so pass it from the
     checkpoint's config (``n_groups`` in transformers' config.json); it defaults to 1 (mamba_ssm's default).
+
+    Parameters
+    ----------
+    params : dict
+        Block tensors (or anything with ``.shape``) keyed relative to the block, as in :func:`param_shapes`.
+    **known
+        Settings a ``config.json`` states (``ngroups``, ``eps``, ``norm_eps``, ``dt_limit``, sizes); they
+        override what the shapes say.
+
+    Returns
+    -------
+    dict
+        ``d_model``, ``d_inner``, ``nheads``, ``headdim``, ``ngroups``, ``d_state``, ``d_conv``, ``D_has_hdim``,
+        ``conv_bias``, ``bias``, ``eps``, ``norm_eps``, ``dt_limit`` (and any other ``known`` entries).
+
+    Raises
+    ------
+    CheckpointError
+        When ``mixer.A_log``, ``mixer.out_proj.weight``, ``mixer.conv1d.weight`` or ``mixer.norm.weight`` is
+        missing.
+    ShapeError
+        A tensor of the wrong rank, or sizes that do not fit together (d_inner not divisible by nheads,
+        nheads by ngroups, or a conv width other than d_inner + 2·ngroups·d_state).
+    UnsupportedSystemError
+        A block whose gated RMSNorm is narrower than d_inner (mamba_ssm's gated-MLP share).
+    SsmctlError
+        A size that is not a positive integer.
     """
     H = ops.shape_of(params, "mixer.A_log", NAME, 1)[0]
     d_model, d_inner = ops.shape_of(params, "mixer.out_proj.weight", NAME, 2)
@@ -187,10 +227,19 @@ def layer_from_params(params: dict[str, Any], config: dict[str, Any] | None = No
         the sizes the checkpoint's config states (``d_model``, ``d_inner``, ``nheads``, ``headdim``,
         ``d_state``, ``d_conv``) against which every tensor is checked.
     index : int
+        The layer's position in the model.
+
+    Returns
+    -------
+    Layer
+        The expected tensors as float32 torch tensors (other keys dropped); config: the sizes, ``eps``,
+        ``norm_eps``, ``dt_limit`` and notes on the conventions.
 
     Raises
     ------
     CheckpointError, ShapeError, NonFiniteError, UnsupportedSystemError
+        A missing key; a shape that differs from the expected one; NaN/Inf in a tensor; see
+        :func:`config_from_params`.
     """
     config = config_from_params(params, **{k: v for k, v in (config or {}).items() if k in _CONFIG_KEYS})
     tensors = ops.validate_params(NAME, index, params, param_shapes(config), _OPTIONAL)
@@ -250,12 +299,26 @@ def _pieces(layer: Layer, u: Any) -> tuple[LTVSystem, torch.Tensor, torch.Tensor
 def ltv(layer: Layer, u: Any) -> LTVSystem:
     """Per-token system of a Mamba-2 layer for the block input ``u`` (batch, L, d_model).
 
+    Parameters
+    ----------
+    layer : Layer
+        A Mamba-2 layer.
+    u : array_like or torch.Tensor, shape (batch, L, d_model)
+        The residual-stream input of the block (before its RMSNorm); converted to float32.
+
     Returns
     -------
     LTVSystem
         lam (batch, L, nheads, headdim, N), B (batch, L, nheads, headdim, N, 1),
         C (batch, L, nheads, headdim, 1, N), D (nheads, headdim, 1, 1), dt (batch, L, nheads, headdim),
         inputs (batch, L, nheads, headdim, 1); float32 torch tensors (broadcasts are views).
+
+    Raises
+    ------
+    ShapeError
+        When ``u`` is not numeric and real, not 3-d, has a width other than d_model, or no tokens.
+    NonFiniteError
+        When ``u`` holds NaN or Inf.
     """
     return _pieces(layer, u)[0]
 
@@ -263,9 +326,21 @@ def ltv(layer: Layer, u: Any) -> LTVSystem:
 def block_output_ref(layer: Layer, u: Any) -> np.ndarray:
     """u + out_proj(GatedRMSNorm(y, z)) with y from the LTVSystem's sequential reference.
 
+    Parameters
+    ----------
+    layer : Layer
+        A Mamba-2 layer.
+    u : array_like or torch.Tensor, shape (batch, L, d_model)
+        The block input, as for :func:`ltv`.
+
     Returns
     -------
     ndarray, float64, shape (batch, L, d_model)
+
+    Raises
+    ------
+    ShapeError, NonFiniteError
+        As :func:`ltv`, for a bad ``u``.
     """
     system, z, u = _pieces(layer, u)
     cfg, p = layer.config, layer.params
@@ -279,12 +354,27 @@ def block_output_ref(layer: Layer, u: Any) -> np.ndarray:
 
 
 def continuous_A(layer: Layer) -> np.ndarray:
-    """A = −exp(A_log), one scalar per head, float64, shape (nheads,)."""
+    """A = −exp(A_log), one scalar per head, float64, shape (nheads,).
+
+    Parameters
+    ----------
+    layer : Layer
+        A Mamba-2 layer (``params["mixer.A_log"]`` a torch tensor).
+
+    Returns
+    -------
+    ndarray, float64, shape (nheads,)
+    """
     return -np.exp(layer.params["mixer.A_log"].double().numpy())
 
 
 def bias_eigenvalues(layer: Layer) -> np.ndarray:
     """Input-free per-head Ā = exp(softplus(dt_bias)·A) (δ_t = 0; dt_limit applied).
+
+    Parameters
+    ----------
+    layer : Layer
+        A Mamba-2 layer (``mixer.A_log``, ``mixer.dt_bias`` and ``config["dt_limit"]`` are enough).
 
     Returns
     -------
@@ -335,6 +425,8 @@ def init(**hyper: Any) -> Model:
 
     Parameters
     ----------
+    **hyper
+        Overrides of the defaults, by the names below (others are refused).
     d_model : int, default 256
     n_layers : int, default 6
     d_state : int, default 128
@@ -351,6 +443,20 @@ def init(**hyper: Any) -> Model:
     rescale_prenorm_residual : bool, default True
     seed : int
     preset : {"mamba_ssm", "transformers", "mamba2-130m"}, optional
+
+    Returns
+    -------
+    Model
+        ``n_layers`` layers of float32 torch parameters, ``source == "init"``.
+
+    Raises
+    ------
+    UnknownNameError
+        An unknown hyperparameter, preset or ``a_init``.
+    ShapeError
+        d_inner not divisible by headdim, or nheads not divisible by ngroups.
+    SsmctlError
+        A size that is not a positive integer, an invalid ``A_init_range`` or Δ range.
     """
     config = ops.merge_hyper(NAME, DEFAULTS, PRESETS, hyper)
     ops.check_positive_int(

@@ -94,6 +94,17 @@ def param_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """Keys of one recurrent residual block (relative to ``model.layers.{i}.``) and their shapes.
 
     The channel-mixing half (``channel_pre_norm``, ``mlp_block``) is not part of the temporal system.
+
+    Parameters
+    ----------
+    config : dict
+        ``d_model`` (d), ``lru_width`` (w), ``num_heads`` (H, dividing w), ``d_conv`` (k).
+
+    Returns
+    -------
+    dict of str to tuple of int
+        E.g. ``temporal_block.linear_x.weight`` (w, d), ``temporal_block.conv_1d.weight`` (w, 1, k),
+        ``temporal_block.rg_lru.input_gate_weight`` (H, w/H, w/H), ``temporal_block.rg_lru.recurrent_param`` (w,).
     """
     d, w, H, k = config["d_model"], config["lru_width"], config["num_heads"], config["d_conv"]
     bw = w // H
@@ -120,6 +131,27 @@ def config_from_params(params: dict[str, Any], **known: Any) -> dict[str, Any]:
 
     d_model and lru_width from ``linear_x.weight``, num_heads from ``input_gate_weight``, the conv width
     from ``conv_1d.weight``. c = 8 and eps = 1e-6 are the reference constants.
+
+    Parameters
+    ----------
+    params : dict
+        Block tensors (or anything with ``.shape``) keyed as in :func:`param_shapes`.
+    **known
+        Settings a ``config.json`` states (sizes, ``c``, ``eps``); they override what the shapes say.
+
+    Returns
+    -------
+    dict
+        ``d_model``, ``lru_width``, ``num_heads``, ``d_conv``, ``c``, ``eps`` (and any other ``known`` entries).
+
+    Raises
+    ------
+    CheckpointError
+        When ``linear_x.weight``, ``input_gate_weight`` or ``conv_1d.weight`` is missing.
+    ShapeError
+        A tensor of the wrong rank, or lru_width not divisible by num_heads.
+    SsmctlError
+        lru_width or num_heads not a positive integer.
     """
     w, d = ops.shape_of(params, _PREFIX + "linear_x.weight", NAME, 2)
     H = ops.shape_of(params, _LRU + "input_gate_weight", NAME, 3)[0]
@@ -150,10 +182,20 @@ def layer_from_params(params: dict[str, Any], config: dict[str, Any] | None = No
         ``c`` (default 8), ``eps`` (default 1e-6), and optionally the sizes (``d_model``, ``lru_width``,
         ``num_heads``, ``d_conv``) every tensor is checked against.
     index : int
+        The layer's position in the model.
+
+    Returns
+    -------
+    Layer
+        The expected tensors as float32 torch tensors (other keys dropped); config: the sizes, ``c``, ``eps``
+        and notes on the conventions.
 
     Raises
     ------
     CheckpointError, ShapeError, NonFiniteError
+        A missing key; a shape that differs from the expected one; NaN/Inf in a tensor.
+    SsmctlError
+        A gate constant ``c`` that is not a positive number.
     """
     config = config_from_params(params, **{k: v for k, v in (config or {}).items() if k in _CONFIG_KEYS})
     tensors = ops.validate_params(NAME, index, params, param_shapes(config))
@@ -220,7 +262,9 @@ def ltv(layer: Layer, u: Any, *, reset: bool = True) -> LTVSystem:
     Parameters
     ----------
     layer : Layer
+        An RG-LRU layer.
     u : tensor or array, shape (batch, L, d_model)
+        The residual-stream input of the block (before its RMSNorm); converted to float32.
     reset : bool, default True
         Treat token 0 as a segment start, as the reference does (B̄_0 = i_0 instead of √(1 − a_0²)·i_0).
         False gives the steady-state form at every token (a continuation of an earlier segment).
@@ -229,7 +273,15 @@ def ltv(layer: Layer, u: Any, *, reset: bool = True) -> LTVSystem:
     -------
     LTVSystem
         lam (batch, L, lru_width, 1), B (batch, L, lru_width, 1, 1), C = 1 (batch, L, lru_width, 1, 1),
-        D = 0 (lru_width, 1, 1), dt = c·r_t (batch, L, lru_width), inputs (batch, L, lru_width, 1).
+        D = 0 (lru_width, 1, 1), dt = c·r_t (batch, L, lru_width), inputs (batch, L, lru_width, 1);
+        float32 torch tensors (C and D are broadcast views).
+
+    Raises
+    ------
+    ShapeError
+        When ``u`` is not numeric and real, not 3-d, has a width other than d_model, or no tokens.
+    NonFiniteError
+        When ``u`` holds NaN or Inf.
     """
     return _pieces(layer, u, reset)[0]
 
@@ -237,9 +289,23 @@ def ltv(layer: Layer, u: Any, *, reset: bool = True) -> LTVSystem:
 def block_output_ref(layer: Layer, u: Any, *, reset: bool = True) -> np.ndarray:
     """The temporal residual u + linear_out(h ⊙ y_branch), h from the LTVSystem's sequential reference.
 
+    Parameters
+    ----------
+    layer : Layer
+        An RG-LRU layer.
+    u : tensor or array, shape (batch, L, d_model)
+        The block input, as for :func:`ltv`.
+    reset : bool, default True
+        Segment start at token 0, as for :func:`ltv`.
+
     Returns
     -------
     ndarray, float64, shape (batch, L, d_model)
+
+    Raises
+    ------
+    ShapeError, NonFiniteError
+        As :func:`ltv`, for a bad ``u``.
     """
     system, y_branch, u = _pieces(layer, u, reset)
     h = torch.from_numpy(system.output_ref()[..., 0])
@@ -249,12 +315,34 @@ def block_output_ref(layer: Layer, u: Any, *, reset: bool = True) -> np.ndarray:
 
 
 def recurrence_base(layer: Layer) -> np.ndarray:
-    """a = exp(−softplus(recurrent_param)) = σ(−recurrent_param), float64, shape (lru_width,)."""
+    """a = exp(−softplus(recurrent_param)) = σ(−recurrent_param), float64, shape (lru_width,).
+
+    Parameters
+    ----------
+    layer : Layer
+        An RG-LRU layer (``params["temporal_block.rg_lru.recurrent_param"]`` a torch tensor).
+
+    Returns
+    -------
+    ndarray, float64, shape (lru_width,)
+        Values in (0, 1).
+    """
     return np.exp(continuous_A(layer))
 
 
 def continuous_A(layer: Layer) -> np.ndarray:
-    """log a = −softplus(recurrent_param) (the rate with Ā_t = exp(Δ_t·A), Δ_t = c·r_t), shape (lru_width,)."""
+    """log a = −softplus(recurrent_param) (the rate with Ā_t = exp(Δ_t·A), Δ_t = c·r_t), shape (lru_width,).
+
+    Parameters
+    ----------
+    layer : Layer
+        An RG-LRU layer (``params["temporal_block.rg_lru.recurrent_param"]`` a torch tensor).
+
+    Returns
+    -------
+    ndarray, float64, shape (lru_width,)
+        Negative values.
+    """
     p = layer.params[_LRU + "recurrent_param"].double()
     return -F.softplus(p).numpy()
 
@@ -264,10 +352,23 @@ def bias_eigenvalues(layer: Layer, r: float | str = 1.0) -> np.ndarray:
 
     Parameters
     ----------
+    layer : Layer
+        An RG-LRU layer.
     r : float in [0, 1] or "bias", default 1.0
         The recurrence gate value. r = 1 gives a^c, the fastest decay the gate allows (the input-free
         counterpart of Mamba's bias-only Δ); r = 1/c gives a itself; ``"bias"`` uses σ(recurrent_gate_bias),
         the gate at x_t = 0 (r = ½ at init, so a^(c/2)).
+
+    Returns
+    -------
+    ndarray, float64, shape (lru_width,)
+
+    Raises
+    ------
+    UnknownNameError
+        A string other than ``"bias"``.
+    SsmctlError
+        A number outside [0, 1].
     """
     c = layer.config["c"]
     if isinstance(r, str):
@@ -289,6 +390,28 @@ def init_recurrent_param(
     "recurrentgemma": a² ~ U[min_rad² + 1e-8, max_rad² + 1e-8] (ring-uniform), recurrent_param =
     log(1/a − 1) = softplus⁻¹(−log a). "uniform": ssm-benchmark's grid: softplus⁻¹ of linspace(1e-3, 0.1),
     affinely rescaled onto [−9, −4.323]. "exp": linspace(−4.323, −9).
+
+    Parameters
+    ----------
+    a_init : {"recurrentgemma", "transformers", "uniform", "exp"}
+        The convention (``"transformers"`` is an alias of ``"recurrentgemma"``).
+    width : int
+        Number of channels (lru_width).
+    gen : torch.Generator
+        Source of the random draw ("recurrentgemma" only; the grids are deterministic).
+    min_rad, max_rad : float, default 0.9, 0.999
+        Ring of a for "recurrentgemma", 0 < min_rad ≤ max_rad < 1; ignored otherwise.
+
+    Returns
+    -------
+    torch.Tensor, float32, shape (width,)
+
+    Raises
+    ------
+    UnknownNameError
+        An unknown convention.
+    SsmctlError
+        A ring outside 0 < min_rad ≤ max_rad < 1 ("recurrentgemma").
     """
     a_init = _A_INIT_ALIASES.get(a_init, a_init)
     if a_init not in A_INITS:
@@ -344,6 +467,8 @@ def init(**hyper: Any) -> Model:
 
     Parameters
     ----------
+    **hyper
+        Overrides of the defaults, by the names below (others are refused).
     d_model : int, default 256
     n_layers : int, default 6 (recurrent blocks; Griffin's attention blocks are not part of this family)
     lru_width : int, default d_model
@@ -357,6 +482,21 @@ def init(**hyper: Any) -> Model:
     eps : float, default 1e-6
     seed : int
     preset : {"recurrentgemma", "transformers", "ssm-benchmark", "ssm-benchmark-exp"}, optional
+
+    Returns
+    -------
+    Model
+        ``n_layers`` layers of float32 torch parameters, ``source == "init"``.
+
+    Raises
+    ------
+    UnknownNameError
+        An unknown hyperparameter, preset or ``a_init``.
+    ShapeError
+        lru_width not divisible by num_heads.
+    SsmctlError
+        A size that is not a positive integer, a non-positive ``c``, variance scale or ``eps``, or an invalid
+        ring of a.
     """
     config = ops.merge_hyper(NAME, DEFAULTS, PRESETS, hyper)
     if config["lru_width"] is None:

@@ -93,7 +93,24 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def param_transform(x: np.ndarray, name: str) -> np.ndarray:
-    """The reference's positive-parameter transforms (ssm.py param_transform), float64."""
+    """The reference's positive-parameter transforms (ssm.py param_transform), float64.
+
+    Parameters
+    ----------
+    x : array_like, any shape
+        Stored (unconstrained) parameter values.
+    name : {"none", "exp", "relu", "sigmoid", "softplus"}
+        The transform: identity, exp, max(x, 0) + 1e-4, logistic sigmoid, softplus.
+
+    Returns
+    -------
+    ndarray, float64, shape of ``x``
+
+    Raises
+    ------
+    UnknownNameError
+        An unknown transform name.
+    """
     check_choice(NAME, "transform", name, TRANSFORMS)
     x = np.asarray(x, dtype=np.float64)
     if name == "none":
@@ -108,7 +125,24 @@ def param_transform(x: np.ndarray, name: str) -> np.ndarray:
 
 
 def inverse_transform(p: np.ndarray, name: str) -> np.ndarray:
-    """Inverse of :func:`param_transform` after clamping to ≥ 1e-4, as the reference's inv_transform."""
+    """Inverse of :func:`param_transform` after clamping to ≥ 1e-4, as the reference's inv_transform.
+
+    Parameters
+    ----------
+    p : array_like, any shape
+        Positive parameter values (values below 1e-4 are raised to 1e-4 first).
+    name : {"none", "exp", "relu", "sigmoid", "softplus"}
+        The transform to invert ("none" and "relu" return the clamped values).
+
+    Returns
+    -------
+    ndarray, float64, shape of ``p``
+
+    Raises
+    ------
+    UnknownNameError
+        An unknown transform name.
+    """
     check_choice(NAME, "transform", name, TRANSFORMS)
     p = np.maximum(np.asarray(p, dtype=np.float64), 1e-4)
     if name in ("none", "relu"):
@@ -260,7 +294,17 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
 
 
 def step_sizes(layer: Layer) -> np.ndarray:
-    """Δ of each channel, shape (H, 1) (tied) or (H, N/2), float64."""
+    """Δ of each channel, shape (H, 1) (tied) or (H, N/2), float64.
+
+    Parameters
+    ----------
+    layer : Layer
+        An S4 layer: ``kernel.inv_dt`` through the layer's ``dt_transform`` (default "softplus").
+
+    Returns
+    -------
+    ndarray, float64, shape (H, 1) or (H, N/2)
+    """
     return param_transform(layer.params["kernel.inv_dt"], layer.config.get("dt_transform", DEFAULTS["dt_transform"]))
 
 
@@ -295,6 +339,11 @@ def system(layer: Layer) -> DenseLTI:
     When ``l_kernel`` = l > 0 the stored C is C̃ = C(I − Ā^l) and C = C̃(I − Ā^l)^{-1} is recovered here
     (float64), so the system's impulse response is the reference kernel for any length.
 
+    Parameters
+    ----------
+    layer : Layer
+        An S4 layer.
+
     Returns
     -------
     DenseLTI
@@ -321,7 +370,22 @@ def system(layer: Layer) -> DenseLTI:
 
 
 def exact_continuous_eigenvalues(N: int) -> np.ndarray:
-    """Exact eigenvalues of the HiPPO-LegS matrix S4 is initialized from: −1, …, −N (triangular form), (N,)."""
+    """Exact eigenvalues of the HiPPO-LegS matrix S4 is initialized from: −1, …, −N (triangular form), (N,).
+
+    Parameters
+    ----------
+    N : int
+        State size (d_state).
+
+    Returns
+    -------
+    ndarray, float64, shape (N,)
+
+    Raises
+    ------
+    SsmctlError
+        When N is not a positive integer.
+    """
     return hippo.exact_eigenvalues(N)
 
 
@@ -331,6 +395,18 @@ def exact_discrete_eigenvalues(layer: Layer, rtol: float = 1e-3) -> np.ndarray:
     λ̄ = (1 + Δλ/2)/(1 − Δλ/2) for λ = −1..−N and each channel's Δ (negative once Δ(n+1) > 2). The layer must
     still hold the LegS DPLR form (checked through the invariants Λ and |P̃|, to ``rtol``): after training
     the eigenvalues move and only pseudospectra (:mod:`ssmctl.analysis.pseudospectra`) are reliable.
+
+    Parameters
+    ----------
+    layer : Layer
+        An S4 layer.
+    rtol : float, default 1e-3
+        Relative (and absolute) tolerance of the check that Λ and |P̃| are still the LegS DPLR values.
+
+    Returns
+    -------
+    ndarray, float64, shape (H, N)
+        λ̄ for λ = −1, …, −N per channel.
 
     Raises
     ------

@@ -234,6 +234,16 @@ def system(layer: Layer) -> DiagonalLTI:
     Ā, B̄ by the layer's discretization (ZOH: Ā = exp(ΔA), B̄ = (exp(ΔA) − 1)/A; bilinear), B = 1, C as
     stored, D (H, 1, 1). Real eigenvalues with real B̄ (S4D-Real) make a real-state system of N/2 (or N
     with ``is_real``) states, y = 2·C h + D u.
+
+    Parameters
+    ----------
+    layer : Layer
+        An S4D layer.
+
+    Returns
+    -------
+    DiagonalLTI
+        Batch (H,): λ (H, K), B (H, K, 1), C (H, 1, K), D (H, 1, 1), K = d_state/2 (d_state with ``is_real``).
     """
     A, C, dt = continuous(layer)
     H, K = A.shape

@@ -231,6 +231,16 @@ def system(layer: Layer) -> DiagonalLTI:
 
     Λ (clipped to Re ≤ −1e-4 with ``clip_eigs``), discretized with per-state Δ = step_rescale·exp(log_step)
     by ZOH or bilinear; D = diag(D).
+
+    Parameters
+    ----------
+    layer : Layer
+        An S5 layer.
+
+    Returns
+    -------
+    DiagonalLTI
+        No batch dims: λ (P,), B (P, H), C (H, P), D (H, H); P = d_state/2 with ``conj_sym``, else d_state.
     """
     p, cfg = layer.params, layer.config
     re = np.asarray(p["Lambda_re"], dtype=np.float64)

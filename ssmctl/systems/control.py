@@ -22,7 +22,27 @@ __all__ = ["to_control", "from_control", "standard_form"]
 def standard_form(sys: DiagonalLTI | DenseLTI) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(A, B, C, D) of the textbook form x_{k+1} = A x_k + B u_k with the same impulse response.
 
-    Real matrices for real systems (the real realization of complex modes). Batch dims are kept.
+    Real matrices for real systems (the real realization of complex modes), complex128 otherwise. Batch dims
+    are kept: all four arrays are broadcast to the system's full batch shape.
+
+    Parameters
+    ----------
+    sys : DiagonalLTI, DenseLTI or a layer with ``.system()``
+
+    Returns
+    -------
+    A : ndarray, shape (..., n, n)
+        Ā (n = :attr:`n_states`: 2N real coordinates for real output modes of a diagonal system).
+    B : ndarray, shape (..., n, m)
+        ĀB̄.
+    C : ndarray, shape (..., p, n)
+    D : ndarray, shape (..., p, m)
+        CB̄ + D.
+
+    Raises
+    ------
+    ShapeError
+        When ``sys`` is not a system or a layer with ``.system()``.
     """
     dense = as_system(sys).to_dense()
     A, Bbar, C, D = dense.broadcast_arrays()
@@ -63,6 +83,26 @@ def from_control(ss: Any, meta: dict[str, Any] | None = None) -> DenseLTI:
 
     Where A is invertible, Ā = A, B̄ = B, C' = C A^{-1}, D' = D − C A^{-1} B (same order). Otherwise the
     realization h_k = [x_{k+1}; x_k] (order 2n) is exact for any A.
+
+    Parameters
+    ----------
+    ss : control.StateSpace or control.TransferFunction
+        A discrete-time system (transfer functions are realized with ``control.ss`` first).
+    meta : dict, optional
+        Metadata of the result (labels for plots and reports).
+
+    Returns
+    -------
+    DenseLTI
+        No batch dims, float64: A (n, n), B (n, m), C (p, n), D (p, m), n the order of ``ss`` (2n where
+        cond(A) ≥ 1e10); ``dt`` the sampling time of ``ss``, None when unspecified (``dt=True``).
+
+    Raises
+    ------
+    ShapeError
+        When ``ss`` is neither a StateSpace nor a TransferFunction.
+    UnsupportedSystemError
+        When ``ss`` is a continuous-time system.
     """
     import control
 

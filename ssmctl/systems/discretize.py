@@ -27,7 +27,18 @@ class UnstableContinuousWarning(UserWarning):
 
 
 def phi1(x: np.ndarray) -> np.ndarray:
-    """(exp(x) − 1)/x, accurate near 0 (where the naive quotient loses all digits)."""
+    """(exp(x) − 1)/x, accurate near 0 (where the naive quotient loses all digits).
+
+    Parameters
+    ----------
+    x : array_like, any shape
+        Real or complex arguments.
+
+    Returns
+    -------
+    ndarray, complex128, shape of ``x``
+        1 + x/2 + x²/6 where |x| < 1e-4 (truncation error below 1e-17), the quotient elsewhere.
+    """
     x = np.asarray(x, dtype=np.complex128)
     small = np.abs(x) < 1e-4
     safe = np.where(small, 1.0, x)
@@ -84,17 +95,38 @@ def from_continuous(
     B : array_like, shape (..., N, m)
     C : array_like, shape (..., p, N)
     D : array_like, shape (..., p, m), optional
+        Feedthrough; None means zero.
     dt : array_like
         Step sizes Δ > 0: a scalar, one per channel (shaped like a's batch dims) or one per state (broadcasting
         against (..., N)). Ignored by ``identity``.
     method : {"zoh", "bilinear", "euler_b", "identity"}
+        ZOH: Ā = exp(Δa), B̄ = (exp(Δa) − 1)/a·B; bilinear: Ā = (1 + Δa/2)/(1 − Δa/2), B̄ = Δ/(1 − Δa/2)·B;
+        euler_b: Ā = exp(Δa), B̄ = ΔB (Mamba's rule); identity: Ā = a, B̄ = B.
     output : {"complex", "real", "conj_pair"}
         See :class:`~ssmctl.systems.lti.DiagonalLTI`.
+    meta : dict, optional
+        Metadata of the result (labels for plots and reports).
 
     Returns
     -------
     DiagonalLTI
         Ā (..., N), B̄ (..., N, m), C, D.
+
+    Raises
+    ------
+    UnknownNameError
+        An unknown ``method``.
+    ShapeError
+        Shapes that do not fit together (a, B, C, D, or a ``dt`` neither per channel nor per state).
+    NonFiniteError
+        NaN or Inf in an input.
+    SsmctlError
+        ``dt`` missing or not positive, or a bilinear transform that is singular (Δ·a = 2).
+
+    Warns
+    -----
+    UnstableContinuousWarning
+        When a continuous eigenvalue has a positive real part.
     """
     if method not in DISCRETIZATIONS:
         raise unknown_name("discretization", method, DISCRETIZATIONS)
@@ -143,13 +175,35 @@ def from_continuous_dense(
     B : array_like, shape (..., n, m)
     C : array_like, shape (..., p, n)
     D : array_like, shape (..., p, m), optional
+        Feedthrough; None means zero.
     dt : float or array_like of shape (...)
         Step size Δ > 0, one per batch element.
     method : {"zoh", "bilinear", "euler_b"}
+        ZOH: exact (Van Loan's block exponential, also for singular A); bilinear: Ā = (I − ΔA/2)^{-1}(I + ΔA/2),
+        B̄ = (I − ΔA/2)^{-1}ΔB; euler_b: Ā = exp(ΔA), B̄ = ΔB.
+    meta : dict, optional
+        Metadata of the result (labels for plots and reports).
 
     Returns
     -------
     DenseLTI
+        Ā (..., n, n), B̄ (..., n, m), C, D, float64 (batch dims broadcast).
+
+    Raises
+    ------
+    UnknownNameError
+        An unknown ``method`` (``"identity"`` included).
+    ShapeError
+        Shapes that do not fit together.
+    NonFiniteError
+        NaN or Inf in an input, or a discretization that overflowed.
+    SsmctlError
+        ``dt`` not positive.
+
+    Warns
+    -----
+    UnstableContinuousWarning
+        When an eigenvalue of A has a positive real part.
     """
     if method not in DISCRETIZATIONS or method == "identity":
         raise unknown_name("dense discretization", method, ("zoh", "bilinear", "euler_b"))

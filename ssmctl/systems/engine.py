@@ -41,7 +41,22 @@ RATE_MEANING = {
 
 
 def resolve_device(device: Any = "auto") -> torch.device:
-    """``"auto"`` → CUDA when torch sees a GPU, else CPU; ``"cuda"`` without a GPU is an error."""
+    """``"auto"`` → CUDA when torch sees a GPU, else CPU; ``"cuda"`` without a GPU is an error.
+
+    Parameters
+    ----------
+    device : str or torch.device, default "auto"
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, … (anything ``torch.device`` accepts).
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    SsmctlError
+        A CUDA device asked for when torch sees none, or a name torch does not know.
+    """
     name = str(device)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -61,6 +76,16 @@ def partial_note(model: Model) -> str | None:
 
     The engine runs the model's SSM layers back to back; ``ssmctl.load`` lists the other sub-layers of a hybrid
     in ``model.extras['other_layers']``. With any present, layer inputs after the first differ from the model's.
+
+    Parameters
+    ----------
+    model : Model
+        A loaded or initialized model (only ``model.extras["other_layers"]`` is read).
+
+    Returns
+    -------
+    str or None
+        A sentence counting the other sub-layers by kind; None when there are none.
     """
     others = model.extras.get("other_layers") or []
     if not others:
@@ -78,14 +103,40 @@ def _pow2(x: float, lo: int, hi: int) -> int:
 
 
 def default_chunk(device: torch.device, states_per_token: int) -> int:
-    """Tokens per chunk (projections, statistics): 512 on CPU; ~64M scan elements per chunk on a GPU."""
+    """Tokens per chunk (projections, statistics): 512 on CPU; ~64M scan elements per chunk on a GPU.
+
+    Parameters
+    ----------
+    device : torch.device
+        Where the simulation runs.
+    states_per_token : int
+        State elements of one token: channels × N × batch (:func:`simulate` passes its largest layer's).
+
+    Returns
+    -------
+    int
+        512 on CPU; on CUDA 2^26 / states_per_token rounded to a power of two in [256, 65536].
+    """
     if device.type == "cuda":
         return _pow2(64 * 2**20 / max(1, states_per_token), 256, 65536)
     return 512
 
 
 def default_slab(device: torch.device, states_per_token: int) -> int | None:
-    """Tokens the scan takes at once: ~512k state elements (2 MB temporaries, cache-sized) on CPU; all on GPU."""
+    """Tokens the scan takes at once: ~512k state elements (2 MB temporaries, cache-sized) on CPU; all on GPU.
+
+    Parameters
+    ----------
+    device : torch.device
+        Where the simulation runs.
+    states_per_token : int
+        State elements of one token, as for :func:`default_chunk`.
+
+    Returns
+    -------
+    int or None
+        On CPU 2^19 / states_per_token rounded to a power of two in [16, 256]; None (the whole chunk) on CUDA.
+    """
     if device.type == "cuda":
         return None
     return _pow2(2**19 / max(1, states_per_token), 16, 256)
@@ -138,6 +189,23 @@ class SimulationResult:
         """The frozen-time LTI system (DiagonalLTI) of ``layer`` at absolute token ``t`` of the input.
 
         Needs ``t`` inside the window the simulation kept (``simulate(..., window=(start, stop))``).
+
+        Parameters
+        ----------
+        layer : int
+            Layer index with a kept window.
+        t : int
+            Absolute token index, start ≤ t < stop.
+
+        Returns
+        -------
+        DiagonalLTI
+            Batch dims (batch, *channels), as :meth:`LTVSystem.frozen`.
+
+        Raises
+        ------
+        SsmctlError
+            When no window was kept for ``layer``, or ``t`` is outside it.
         """
         if layer not in self.windows:
             kept = sorted(self.windows) or "none: pass window=(start, stop) to simulate"
@@ -149,6 +217,7 @@ class SimulationResult:
 
     @property
     def tokens_per_second(self) -> float:
+        """Simulated tokens (n_tokens × batch) per second of wall time; inf when no time was measured."""
         return self.n_tokens * self.batch / self.seconds if self.seconds > 0 else math.inf
 
     def summary(self) -> dict[str, Any]:

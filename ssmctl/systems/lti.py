@@ -177,10 +177,12 @@ class DiagonalLTI(_System):
 
     @property
     def n_inputs(self) -> int:
+        """Inputs m (the last axis of ``B``)."""
         return self.B.shape[-1]
 
     @property
     def n_outputs(self) -> int:
+        """Outputs p (the second-to-last axis of ``C``)."""
         return self.C.shape[-2]
 
     @property
@@ -320,18 +322,22 @@ class DenseLTI(_System):
 
     @property
     def n_states(self) -> int:
+        """Order n (the last axis of ``A``)."""
         return self.A.shape[-1]
 
     @property
     def n_inputs(self) -> int:
+        """Inputs m (the last axis of ``B``)."""
         return self.B.shape[-1]
 
     @property
     def n_outputs(self) -> int:
+        """Outputs p (the second-to-last axis of ``C``)."""
         return self.C.shape[-2]
 
     @property
     def is_real(self) -> bool:
+        """True when the matrices are real (A, B, C, D share one dtype: complex if any was given complex)."""
         return not np.iscomplexobj(self.A)
 
     def broadcast_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -346,6 +352,13 @@ class DenseLTI(_System):
         )
 
     def to_dense(self) -> "DenseLTI":
+        """This system itself (already dense), so callers can call ``to_dense()`` on any LTI system.
+
+        Returns
+        -------
+        DenseLTI
+            ``self``.
+        """
         return self
 
     def _index_batch(self, key: Any) -> "DenseLTI":

@@ -69,14 +69,17 @@ class LTVSystem:
 
     @property
     def batch_size(self) -> int:
+        """Number of input sequences (the first axis of ``lam``)."""
         return int(np.shape(self.lam)[0])
 
     @property
     def length(self) -> int:
+        """Tokens L (the second axis of ``lam``)."""
         return int(np.shape(self.lam)[1])
 
     @property
     def channel_shape(self) -> tuple[int, ...]:
+        """The channel axes between L and N, e.g. (d_inner,) for Mamba, (nheads, headdim) for Mamba-2."""
         return tuple(np.shape(self.lam)[2:-1])
 
     @property
@@ -86,16 +89,36 @@ class LTVSystem:
 
     @property
     def n_inputs(self) -> int:
+        """Inputs per channel m (the last axis of ``B``)."""
         return int(np.shape(self.B)[-1])
 
     @property
     def n_outputs(self) -> int:
+        """Outputs per channel p (the second-to-last axis of ``C``)."""
         return int(np.shape(self.C)[-2])
 
     def frozen(self, t: int) -> DiagonalLTI:
         """The frozen-time LTI system at position ``t`` of this system's own tokens (0 = its first; a window
         of a simulation starts at ``meta["window"][0]`` — ``SimulationResult.frozen`` takes absolute tokens):
-        batch dims (batch, *channels)."""
+        batch dims (batch, *channels).
+
+        Parameters
+        ----------
+        t : int
+            Token position, −L ≤ t < L (negative counts from the end).
+
+        Returns
+        -------
+        DiagonalLTI
+            λ (batch, *channels, N), B (batch, *channels, N, m), C (batch, *channels, p, N),
+            D (*channels, p, m), in float64/complex128, with this system's output mode; ``meta["frozen_at"]``
+            = t.
+
+        Raises
+        ------
+        ShapeError
+            When ``t`` is outside the sequence.
+        """
         if not -self.length <= t < self.length:
             raise ShapeError(f"token index {t} outside the sequence of length {self.length}")
         # Slice before converting: only token t is copied to float64, not the whole sequence.

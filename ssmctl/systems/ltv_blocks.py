@@ -87,6 +87,7 @@ class BlockRunner:
         self.setup()
 
     def setup(self) -> None:  # pragma: no cover - overridden
+        """Derive the family's constants (H, P, N, A, conv sizes) from ``params``; run by ``__post_init__``."""
         raise NotImplementedError
 
     @property
@@ -95,6 +96,19 @@ class BlockRunner:
         return -self.A
 
     def init_state(self, batch: int) -> dict[str, torch.Tensor]:
+        """Zero states before the first token.
+
+        Parameters
+        ----------
+        batch : int
+            Number of sequences.
+
+        Returns
+        -------
+        dict of str to Tensor
+            ``conv``: the previous conv inputs, (batch, d_conv − 1, conv channels); ``ssm``: h, (batch, H, P, N);
+            float32 on the runner's device.
+        """
         return {
             "conv": torch.zeros(batch, self.d_conv - 1, self.conv_channels, device=self.device),
             "ssm": torch.zeros(batch, self.H, self.P, self.N, device=self.device),
@@ -104,7 +118,27 @@ class BlockRunner:
         self, u: torch.Tensor, state: dict[str, torch.Tensor], t0: int, *, block: int = 8,
         window: tuple[int, int] | None = None,
     ) -> ChunkOutput:
-        """Run tokens [t0, t0 + T) of ``u`` (batch, T, d_model); ``state`` is updated in place."""
+        """Run tokens [t0, t0 + T) of ``u`` (batch, T, d_model); ``state`` is updated in place.
+
+        Parameters
+        ----------
+        u : Tensor, shape (batch, T, d_model)
+            The chunk's block input, float32 on the runner's device.
+        state : dict of str to Tensor
+            From :meth:`init_state` or the previous chunk; replaced entries carry over to the next chunk.
+        t0 : int
+            Absolute index of the chunk's first token (RG-LRU resets its state at token 0).
+        block : int, default 8
+            Tokens per block of the scan's cumulative-sum form (results do not depend on it).
+        window : (int, int), optional
+            Absolute tokens [start, stop) whose per-token systems and states to return.
+
+        Returns
+        -------
+        ChunkOutput
+            out (batch, T, d_model), rate (batch, T, H) and, for the tokens of ``window`` in this chunk, the
+            window dict.
+        """
         raise NotImplementedError  # pragma: no cover
 
     def _scan(self, dt, v, B, C, state, want_states: bool, block: int) -> ScanResult:
@@ -296,8 +330,26 @@ RUNNERS: dict[str, type[BlockRunner]] = {"mamba": MambaRunner, "mamba2": Mamba2R
 def runner_for(layer: Layer, device: Any, slab: int | None = None, backend: str = "auto") -> BlockRunner:
     """The chunked runner of ``layer`` on ``device`` (parameters copied there in float32).
 
-    ``slab``: tokens the scan handles at once inside a chunk; ``backend``: which scan runs ("auto", "tensor",
-    "native"; see :func:`~ssmctl.systems.scan.selective_scan`).
+    Parameters
+    ----------
+    layer : Layer
+        A layer of an input-dependent family (``"mamba"``, ``"mamba2"`` or ``"rglru"``).
+    device : str or torch.device
+        Where the runner keeps its parameters and runs.
+    slab : int or None, default None
+        Tokens the scan handles at once inside a chunk; None takes the whole chunk.
+    backend : {"auto", "tensor", "native"}, default "auto"
+        Which scan runs (see :func:`~ssmctl.systems.scan.selective_scan`).
+
+    Returns
+    -------
+    BlockRunner
+        The family's runner (:data:`RUNNERS`).
+
+    Raises
+    ------
+    UnsupportedSystemError
+        When the layer's family has no runner (every LTI family).
     """
     try:
         cls = RUNNERS[layer.family]

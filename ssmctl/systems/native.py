@@ -191,13 +191,32 @@ def native_scan(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
     """Run the kernel on CPU tensors already checked by :func:`~ssmctl.systems.scan.selective_scan`.
 
-    Shapes as there: dt (batch, L, H), A (H, N or 1), v (batch, L, H, P), B and C (batch, L, G, N),
-    h0 (batch, H, P, N) or None; all of v's dtype (float32 or float64).
+    Shapes as there; every tensor is cast to v's dtype (float32 or float64).
+
+    Parameters
+    ----------
+    dt : torch.Tensor, shape (batch, L, H)
+        Non-negative rates Δ_t.
+    A : torch.Tensor, shape (H, N) or (H, 1)
+        Non-positive continuous-time decay rates.
+    v : torch.Tensor, shape (batch, L, H, P)
+        The scan's inputs.
+    B, C : torch.Tensor, shape (batch, L, G, N)
+        Input and output vectors, shared by the H/G heads of each group.
+    h0 : torch.Tensor, shape (batch, H, P, N), or None
+        State before the first token; None means zeros.
+    return_states : bool
+        Also return every state h_t.
 
     Returns
     -------
     (y, h_last, states) : y (batch, L, H, P), h_last (batch, H, P, N), states (batch, L, H, P, N) or None;
         or None when the kernel is unavailable or does not handle these inputs (the caller falls back).
+
+    Raises
+    ------
+    NativeScanError
+        When the kernel rejects its arguments (a caller's bug, not bad user input).
     """
     if v.device.type != "cpu" or v.dtype not in (torch.float32, torch.float64):
         return None

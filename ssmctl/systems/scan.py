@@ -68,7 +68,11 @@ def associative_scan(a: torch.Tensor, b: torch.Tensor, dim: int) -> tuple[torch.
     Parameters
     ----------
     a : Tensor, broadcastable to ``b``'s shape except that it must have ``b``'s length along ``dim``
+        The multipliers a_t.
     b : Tensor
+        The increments b_t.
+    dim : int
+        The axis of t.
 
     Returns
     -------
@@ -327,6 +331,31 @@ def selective_scan_ref(
     """The same recurrence as :func:`selective_scan`, one token at a time in float64 (the reference twin).
 
     Shapes as in :func:`selective_scan`; every output is float64 on the inputs' device, ``states`` included.
+
+    Parameters
+    ----------
+    dt : Tensor, shape (batch, L, H)
+        Rates Δ_t; the per-step log-decay is dt_t[h]·A[h, n].
+    A : Tensor, shape (H, N) or (H, 1)
+        Continuous-time decay rates.
+    v : Tensor, shape (batch, L, H, P)
+        The scan's inputs.
+    B, C : Tensor, shape (batch, L, G, N)
+        Input and output vectors; head h reads group h // (H/G).
+    h0 : Tensor, shape (batch, H, P, N), optional
+        State before the first token (zeros by default).
+
+    Returns
+    -------
+    ScanResult
+        y (batch, L, H, P), h_last (batch, H, P, N), states (batch, L, H, P, N), backend ``"reference"``.
+
+    Raises
+    ------
+    ShapeError
+        Shapes that do not fit together (as :func:`selective_scan` checks them).
+    NonFiniteError
+        NaN or Inf in dt, A, v, B or C.
     """
     batch, L, H, P, G, N = _check(dt, A, v, B, C, h0)
     f64 = torch.float64
