@@ -108,6 +108,9 @@ def test_real_eigenvalues_get_memory_histograms_with_the_closed_form_counts():
     lefts = [p.get_x() for c in panel.containers for p in c]
     rights = [p.get_x() + p.get_width() for c in panel.containers for p in c]
     assert min(lefts) == pytest.approx(k.min()) and max(rights) == pytest.approx(k.max(), rel=1e-3)
+    legend = [t.get_text() for t in panel.get_legend().get_texts()]
+    medians = [np.median(np.log(1e-2) / np.log(x)) for x in (la, lb)]
+    assert legend == [f"A: median {medians[0]:.3g}", f"B: median {medians[1]:.3g}"]
     plt.close(fig)
 
 
