@@ -125,3 +125,14 @@ def test_complex_eigenvalues_keep_the_phase_histogram_and_layers_select_rows():
     plt.close(fig)
     with pytest.raises(SsmctlError, match=r"layers \[3\] are not among the compared layers \[0, 2, 5\]"):
         plot_compare(report, eig, layers=[3])
+
+
+def test_memory_panel_counts_eigenvalues_on_the_circle_as_infinite():
+    la = np.array([[0.5, 0.9, 1.0, 1.0]])  # two modes that never forget
+    lb = np.array([[0.5, 0.9, 0.99, 0.999]])
+    report, eig = _report({0: la}, {0: lb})
+    fig = plot_compare(report, eig)
+    legend = [t.get_text() for t in fig.axes[2].get_legend().get_texts()]
+    assert legend[0].endswith(", 2 ∞") and "∞" not in legend[1]
+    assert sum(p.get_height() for p in fig.axes[2].containers[0]) == 2  # only the finite horizons are drawn
+    plt.close(fig)
