@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+from .._tensor_cache import tril_ones
 
 if TYPE_CHECKING:
     from .ltv_stats import LTVStats
@@ -138,8 +140,8 @@ class _Plan:
         self.S_blocks = sc.S[:, :n_pad].view(b, n_pad // _BLOCK, _BLOCK, H)
         self.local = sc.local[:, : n_pad // _BLOCK]
         self.local_last = self.local[:, :, -1]
-        self.tril = _tril(_BLOCK, torch.float32, dev)
-        self.excl = _tril(n_pad // _BLOCK, torch.float64, dev, strict=True)
+        self.tril = tril_ones(_BLOCK, torch.float32, dev)
+        self.excl = tril_ones(n_pad // _BLOCK, torch.float64, dev, strict=True)
         self.Gt = sc.Gt[: b * npairs * H].view(b, npairs, H)
         self.Gs = sc.Gs[: b * npairs * H].view(b, npairs, H)
         X = sc.X[: 2 * b * npairs * H].view(2, b, npairs, H)
@@ -246,23 +248,3 @@ class _Cache(threading.local):
 
 
 _CACHE = _Cache()
-_TRIL: dict[tuple, torch.Tensor] = {}
-
-
-def _lru(table: OrderedDict, key: tuple, make: Any, size: int) -> Any:
-    value = table.get(key)
-    if value is None:
-        value = table[key] = make()
-        while len(table) > size:
-            table.popitem(last=False)
-    else:
-        table.move_to_end(key)
-    return value
-
-
-def _tril(n: int, dtype: torch.dtype, device: torch.device, strict: bool = False) -> torch.Tensor:
-    key = (n, dtype, str(device), strict)
-    m = _TRIL.get(key)
-    if m is None:
-        m = _TRIL[key] = torch.ones(n, n, dtype=dtype, device=device).tril_(-1 if strict else 0)
-    return m

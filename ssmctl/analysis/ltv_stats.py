@@ -37,7 +37,8 @@ import numpy as np
 import torch
 
 from ..errors import NonFiniteError, ShapeError, SsmctlError
-from ._ltv_work import _CACHE, _Plan, _Scratch, _lru
+from .._tensor_cache import lru_get
+from ._ltv_work import _CACHE, _Plan, _Scratch
 
 __all__ = ["LTVStats", "LayerStats", "default_lags", "hist_quantile"]
 
@@ -340,13 +341,13 @@ class LTVStats:
         self.t += T
 
     def _plan(self, T: int, t0: int) -> _Plan:
-        sc = _lru(_CACHE.scratch, (self._setup, T), lambda: _Scratch(self, T), 4)
+        sc = lru_get(_CACHE.scratch, (self._setup, T), lambda: _Scratch(self, T), 4)
         if self.strided and not self.chain_D:  # held running sums depend on t0 until every lag is reached
             key = (self._setup, T, min(t0, self._warm), t0 % self._period)
         else:  # otherwise only where each lag's first pair falls, so a long warm-up reuses few plans
             reach = tuple(min(max(self.lags[j] - t0, 0), T) for j in self.strided)
             key = (self._setup, T, min(t0, self._top), t0 % self._period, reach)
-        plan = _lru(_CACHE.plans, key, lambda: _Plan(self, sc, T, t0), 64)
+        plan = lru_get(_CACHE.plans, key, lambda: _Plan(self, sc, T, t0), 64)
         if plan.sc is not sc:  # the scratch was rebuilt since: rebuild the plan on it
             plan = _CACHE.plans[key] = _Plan(self, sc, T, t0)
         return plan

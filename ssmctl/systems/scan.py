@@ -23,10 +23,12 @@ are recomputed exactly with the log-depth scan, so the result is exact for every
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
 
+from .._tensor_cache import lru_get, tril_ones
 from ..errors import NonFiniteError, ShapeError, SsmctlError
 from .native import native_scan, native_status
 
@@ -234,7 +236,7 @@ def _scan_slab(dt, A, v, B, C, h0, block: int, return_states: bool) -> ScanResul
     W = torch.mul(Bb.transpose(3, 4)[..., None, None], vb.view(batch, nb, Ts, 1, G, Hg, P),
                   out=W_.view(batch, nb, Ts, N, G, Hg, P)).view(batch, nb, Ts, N, H, P)
     W.div_(E)
-    Hloc = torch.matmul(_tril(Ts, dtype, dev), W.view(batch * nb, Ts, N * H * P),
+    Hloc = torch.matmul(tril_ones(Ts, dtype, dev), W.view(batch * nb, Ts, N * H * P),
                         out=Hl_.view(batch * nb, Ts, N * H * P)).view(batch, nb, Ts, N, H, P)
     Hloc.mul_(E)  # block-local states Σ_{s≤t} e^{A(G_t − G_s)} b_s
 
@@ -273,34 +275,20 @@ def _scan_slab(dt, A, v, B, C, h0, block: int, return_states: bool) -> ScanResul
     return ScanResult(y=y, h_last=h_last, states=states, n_fallback=n_fallback)
 
 
-_WORKSPACE: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+# chunk tails and windows bring a few other shapes than the steady one: keep the set small
+_WORKSPACE: OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = OrderedDict()
 
 
 def _workspace(dims: tuple[int, ...], dtype: torch.dtype, device: torch.device, fresh_states: bool):
     """Scratch tensors for E (…, Na, H), W and the states (…, N, H, P), kept for the last few shapes."""
     batch, nb, Ts, H, P, N, Na = dims
-    key = (dims, dtype, device)
-    bufs = _WORKSPACE.get(key)
-    if bufs is None:
-        if len(_WORKSPACE) >= 4:  # chunk tails and windows bring a few other shapes: keep the set small
-            _WORKSPACE.pop(next(iter(_WORKSPACE)))
-        bufs = (torch.empty(batch, nb, Ts, Na, H, dtype=dtype, device=device),
-                torch.empty(batch, nb, Ts, N, H, P, dtype=dtype, device=device),
-                torch.empty(batch, nb, Ts, N, H, P, dtype=dtype, device=device))
-        _WORKSPACE[key] = bufs
+    bufs = lru_get(_WORKSPACE, (dims, dtype, device), lambda: (
+        torch.empty(batch, nb, Ts, Na, H, dtype=dtype, device=device),
+        torch.empty(batch, nb, Ts, N, H, P, dtype=dtype, device=device),
+        torch.empty(batch, nb, Ts, N, H, P, dtype=dtype, device=device)), 4)
     if fresh_states:  # the caller keeps the states: they must not be overwritten by the next call
         return bufs[0], bufs[1], torch.empty_like(bufs[2])
     return bufs
-
-
-_TRIL: dict[tuple[int, torch.dtype, torch.device], torch.Tensor] = {}
-
-
-def _tril(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    key = (n, dtype, device)
-    if key not in _TRIL:
-        _TRIL[key] = torch.ones(n, n, dtype=dtype, device=device).tril_()
-    return _TRIL[key]
 
 
 def _exact_columns(Hloc, unsafe, dtb, A, vb, Bb, Hg):
