@@ -24,6 +24,7 @@ from .cli_common import add_eps_option, add_output_options, emit, write_plot
 from .errors import CheckpointError, SsmctlError
 from .report import format_table
 from .systems.engine import partial_note
+from .systems.scan import SCAN_BACKENDS
 
 __all__ = ["register", "cmd_simulate", "load_model", "parse_layers"]
 
@@ -224,7 +225,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--layers", help="layers to report, e.g. '0,3-5' (default all)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--chunk", type=int, help="tokens per chunk (default: automatic)")
-    p.add_argument("--scan", choices=("auto", "native", "tensor"), default="auto",
+    p.add_argument("--scan", choices=SCAN_BACKENDS, default="auto",
                    help="selective scan: the compiled CPU kernel (native), the tensor form (any device), or auto")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
     add_eps_option(p)

@@ -28,6 +28,7 @@ from ..models.base import Model
 from ..report import SCHEMA_VERSION
 from .ltv_blocks import RUNNERS, runner_for
 from .native import native_available, native_status
+from .scan import SCAN_BACKENDS
 
 __all__ = [
     "simulate", "SimulationResult", "resolve_device", "default_chunk", "default_slab", "partial_note", "RATE_MEANING",
@@ -470,8 +471,8 @@ def simulate(
     if not isinstance(model, Model) or not model.layers:
         raise SsmctlError("simulate needs a Model with at least one layer (ssmctl.init(...) or a loaded checkpoint)")
     dev = resolve_device(device)
-    if scan not in ("auto", "native", "tensor"):
-        raise SsmctlError(f"unknown scan {scan!r}; known: 'auto', 'native', 'tensor'")
+    if scan not in SCAN_BACKENDS:  # before any work, not at the first chunk's scan
+        raise SsmctlError(f"unknown scan {scan!r}; known: {', '.join(map(repr, SCAN_BACKENDS))}")
     if scan == "native" and (dev.type != "cpu" or not native_available()):
         raise SsmctlError(f"scan='native' runs on the CPU only and needs the compiled kernel (device {dev}; "
                           f"{native_status()}); use scan='auto' or 'tensor'")

@@ -32,7 +32,9 @@ from .._tensor_cache import lru_get, tril_ones
 from ..errors import NonFiniteError, ShapeError, SsmctlError
 from .native import native_scan, native_status
 
-__all__ = ["ScanResult", "selective_scan", "selective_scan_ref", "associative_scan"]
+__all__ = ["ScanResult", "selective_scan", "selective_scan_ref", "associative_scan", "SCAN_BACKENDS"]
+
+SCAN_BACKENDS = ("auto", "tensor", "native")  # see selective_scan's ``backend``
 
 # Largest −(log-decay inside one block) for which e^{+K} b stays finite: float32 overflows at e^{88.7},
 # and b up to ~1e12 still fits below 3.4e38 with K = 60. float64 has e^{709}.
@@ -169,8 +171,8 @@ def selective_scan(
     dt, A, B, C = (t.to(dtype) for t in (dt, A, B, C))
     if bool((dt < 0).any()):
         raise SsmctlError("selective_scan: dt must be non-negative (a step size or rate)")
-    if backend not in ("auto", "tensor", "native"):
-        raise SsmctlError(f"unknown scan backend {backend!r}; known: 'auto', 'tensor', 'native'")
+    if backend not in SCAN_BACKENDS:
+        raise SsmctlError(f"unknown scan backend {backend!r}; known: {', '.join(map(repr, SCAN_BACKENDS))}")
     if backend != "tensor":
         fast = native_scan(dt, A, v, B, C, h0, return_states)
         if fast is not None:
