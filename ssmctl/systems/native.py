@@ -88,7 +88,7 @@ def _compile(cc: str, target: Path) -> str | None:
     for flags in (_FLAGS, _FALLBACK_FLAGS):
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
         os.close(fd)
-        cmd = [*cc.split(), *flags, "-o", tmp, str(_SOURCE), "-lm"]
+        cmd = [*cc.split(), *flags, "-o", tmp, str(_SOURCE)]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         except (OSError, subprocess.TimeoutExpired) as exc:
