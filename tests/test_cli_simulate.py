@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import math
 
 import numpy as np
@@ -44,6 +45,12 @@ def test_table_and_plot(folder, tmp_path, capsys):
     assert _run(["simulate", path, "--tokens", str(tmp_path / "ids.npy"), "--plot", str(plot), "--chunk", "64"]) == 0
     out = capsys.readouterr().out
     assert "300 tokens" in out and "|Ā| median" in out and "memory median" in out
+    from ssmctl.systems.native import native_available
+
+    import torch
+
+    device, scan = ("cuda", "tensor") if torch.cuda.is_available() else ("cpu", "native" if native_available() else "tensor")
+    assert re.search(rf"on {device}\S* \({scan} scan\), [\d,]+ tokens/s", out)
     assert len([line for line in out.splitlines() if line.strip().startswith(("0 ", "1 ", "2 "))]) == 3
     assert plot.read_bytes().startswith(b"\x89PNG") and plot.stat().st_size > 10_000
 

@@ -129,6 +129,11 @@ def test_the_kernel_refuses_inconsistent_sizes():
     assert lib.ssmctl_scan_f32(1, 1, 3, 1, 2, 4, 4, p, p, p, p, p, p, p, None, 0, 3) == -1
     assert lib.ssmctl_scan_f32(1, 1, 2, 1, 1, 4, 4, p, p, p, p, p, p, p, None, 0, 5) == -1
     assert lib.ssmctl_scan_f32(1, 1, 2, 1, 1, 4, 4, p, p, p, p, p, p, p, None, 0, 2) == 0
+    # past selective_scan's shape checks the refusal surfaces as NativeScanError, naming the shapes
+    one = torch.ones(1, 1, 2, 1)
+    with pytest.raises(native.NativeScanError, match=r"rejected its arguments \(code \[-1\]\); shapes dt \(1, 1, 2\)"):
+        native.native_scan(torch.ones(1, 1, 2), -torch.ones(2, 3), one, torch.ones(1, 1, 1, 4), torch.ones(1, 1, 1, 4),
+                           None, False)
 
 
 _PROBE = textwrap.dedent(
