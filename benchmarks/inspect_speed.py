@@ -88,8 +88,8 @@ def run_with_rusage(cmd: list[str]) -> tuple[float, int, int, str]:
 
 def stage_timings(path: Path) -> dict[str, float]:
     """In-process split of one inspect: header scan, NaN scan of every tensor, eigenvalues of every layer."""
-    from ssmctl.inspect import layer_row
-    from ssmctl.load import nonfinite_tensors, scan
+    from ssmctl.checkpoints.inspect import layer_row
+    from ssmctl.checkpoints.load import nonfinite_tensors, scan
 
     t0 = time.perf_counter()
     plan = scan(path)
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     n_params = safetensors_parameters(folder / "model.safetensors")
 
     cmd = [sys.executable, "-m", "ssmctl.cli", "inspect", str(folder), "--json"]
-    baseline_cmd = [sys.executable, "-c", "import torch, safetensors, ssmctl.cli, ssmctl.inspect, ssmctl.load"]
+    baseline_cmd = [sys.executable, "-c", "import torch, safetensors, ssmctl.cli, ssmctl.checkpoints.inspect, ssmctl.checkpoints.load"]
     runs = []
     for _ in range(args.repeats):
         wall, rss, code, out = run_with_rusage(cmd)

@@ -45,10 +45,10 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ssmctl.load import load  # noqa: E402
+from ssmctl.checkpoints.load import load  # noqa: E402
 from ssmctl.report import dumps  # noqa: E402
-from ssmctl.systems.engine import resolve_device, simulate  # noqa: E402
-from ssmctl.systems.scan import selective_scan  # noqa: E402
+from ssmctl.engine.driver import resolve_device, simulate  # noqa: E402
+from ssmctl.engine.scan import selective_scan  # noqa: E402
 
 SIZES = {
     "a": {"label": "small", "d_model": 256, "n_layers": 2, "d_state": 16, "lengths": [1024, 4096, 16384, 65536]},

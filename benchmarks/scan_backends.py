@@ -32,9 +32,9 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import fmt_ratio, machine_info, text_table, write_json  # noqa: E402
-from ssmctl.systems.engine import default_slab  # noqa: E402
-from ssmctl.systems.native import native_available, native_status  # noqa: E402
-from ssmctl.systems.scan import selective_scan  # noqa: E402
+from ssmctl.engine.driver import default_slab  # noqa: E402
+from ssmctl.engine.native import native_available, native_status  # noqa: E402
+from ssmctl.engine.scan import selective_scan  # noqa: E402
 
 # (label, H, P, G, N, Na)
 SHAPES = [

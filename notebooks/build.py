@@ -22,7 +22,7 @@ ROOT = os.path.dirname(HERE)
 
 QUICKSTART = [
     ("md", "# ssmctl quickstart\n\nEvery layer of a deep SSM becomes a linear system; every analysis is a function of systems."),
-    ("code", "import numpy as np\nimport matplotlib.pyplot as plt\nimport ssmctl, ssmctl.plot\n%matplotlib inline"),
+    ("code", "import numpy as np\nimport matplotlib.pyplot as plt\nimport ssmctl\n%matplotlib inline"),
     ("md", "## An S4D layer, freshly initialized\n`layer.system()` is a `DiagonalLTI` with one SISO system per channel (batch dim H)."),
     ("code", "model = ssmctl.init('s4d', d_model=64, d_state=32, n_layers=2, seed=0)\nlayer = model.layers[0]\nsys = layer.system()\nsys"),
     ("code", "fig, axes = plt.subplots(1, 2, figsize=(10, 4))\nssmctl.plot.eigenvalues(layer, ax=axes[0])\nssmctl.plot.impulse(sys[:4], L=400, ax=axes[1]);"),
@@ -44,7 +44,7 @@ _SETUP = (
     "import torch\n"
     "import matplotlib.pyplot as plt\n"
     "import transformers\n"
-    "import ssmctl, ssmctl.plot, ssmctl.plot_ltv\n"
+    "import ssmctl\n"
     "from ssmctl.report import format_table\n"
     "\n"
     "torch.set_num_threads(1)  # on a shared CPU, idle OpenMP threads wait on busy cores\n"
@@ -100,7 +100,7 @@ LTV_SIMULATION = [
      "(a horizontal stripe is a channel whose memory barely depends on the input; speckle is input dependence), "
      "the histogram of $\\Delta_t$ over tokens and channels (its spread is how far the input moves the "
      "eigenvalues), the frozen-time memory horizon per token, and the transition-product decay discussed below."),
-    ("code", "ssmctl.plot_ltv.simulation_figure(res, layers=[0, 3]);"),
+    ("code", "ssmctl.plot.simulation_figure(res, layers=[0, 3]);"),
     ("md", "## Full traces in a window\n"
      "`window=(start, stop)` keeps every per-token quantity of those tokens in every layer. "
      "`res.windows[i]['system']` is an `LTVSystem`: `lam` holds $\\bar A_t$ (batch, tokens, channels, states) and "
@@ -151,9 +151,9 @@ LTV_SIMULATION = [
     ("code", "fig, axes = plt.subplots(2, 3, figsize=(15, 6.4))\n"
      "for row, r in zip(axes, (res, res2)):\n"
      "    s = r.stats[0]\n"
-     "    ssmctl.plot_ltv.dt_histogram(s, ax=row[0], title=f'{r.family} layer 0: Δ_t')\n"
-     "    ssmctl.plot_ltv.memory_trace(s, ax=row[1], title=f'{r.family} layer 0: memory horizon')\n"
-     "    ssmctl.plot_ltv.transition_decay(s, ax=row[2], title=f'{r.family} layer 0: transition products')\n"
+     "    ssmctl.plot.dt_histogram(s, ax=row[0], title=f'{r.family} layer 0: Δ_t')\n"
+     "    ssmctl.plot.memory_trace(s, ax=row[1], title=f'{r.family} layer 0: memory horizon')\n"
+     "    ssmctl.plot.transition_decay(s, ax=row[2], title=f'{r.family} layer 0: transition products')\n"
      "fig.tight_layout()"),
     ("md", "## Memory the frozen eigenvalues get wrong\n"
      "A frozen-time reading holds $\\bar A_t$ fixed: an input from $\\ell$ tokens ago survives as "
@@ -203,11 +203,11 @@ CHECKPOINTS = [
     ("md", "# Opening a checkpoint\n\n"
      "`ssmctl.load` reads a checkpoint folder or file (safetensors, or `torch.load(weights_only=True)`: nothing is "
      "executed) and returns the same `Model` as `ssmctl.init`. The functions behind `ssmctl inspect` and "
-     "`ssmctl compare` (`ssmctl.inspect.inspect_report` / `compare_report`) give each layer's eigenvalues and how "
+     "`ssmctl compare` (`ssmctl.checkpoints.inspect.inspect_report` / `compare_report`) give each layer's eigenvalues and how "
      "they moved between two checkpoints."),
     ("code", _SETUP + "\n"
-     "from ssmctl.inspect import inspect_report, inspect_text, compare_report, compare_text\n"
-     "from ssmctl.plot_compare import plot_inspect, plot_compare"),
+     "from ssmctl.checkpoints.inspect import inspect_report, inspect_text, compare_report, compare_text\n"
+     "from ssmctl.plot.compare import plot_inspect, plot_compare"),
     ("md", "## Two Mamba checkpoints: an initialization and a synthetic \"trained\" one\n"
      "There is no trained model here (nothing is downloaded). The \"trained\" checkpoint is the initialization with "
      "a **synthetic perturbation** standing in for training: in layer $i$ a random half of the channels get their "

@@ -1,12 +1,12 @@
 """ssmctl: deep state-space models seen as linear systems.
 
 Every layer becomes a system object (:class:`DiagonalLTI`, :class:`DenseLTI`, :class:`LTVSystem`) and every
-analysis is a pure function of systems. See DESIGN.md for the conventions.
+analysis is a pure function of systems. See docs/design.md for the layout and conventions.
 """
 
 from __future__ import annotations
 
-from . import errors
+from . import errors, plot
 from .analysis.cloud import eigenvalue_cloud
 from .analysis.norms import *  # noqa: F401,F403
 from .analysis.norms import __all__ as _norms_all
@@ -16,12 +16,12 @@ from .analysis.spectrum import *  # noqa: F401,F403
 from .analysis.spectrum import __all__ as _spectrum_all
 from .analysis.pseudospectra import *  # noqa: F401,F403
 from .analysis.pseudospectra import __all__ as _pseudospectra_all
-from .load import load
+from .checkpoints.load import load
 from .models import Layer, Model, families, init
 from .systems.control import from_control, to_control
 from .systems.discretize import from_continuous, from_continuous_dense
 from .systems.lti import DenseLTI, DiagonalLTI
-from .systems.engine import SimulationResult, simulate
+from .engine.driver import SimulationResult, simulate
 from .systems.ltv import LTVSystem
 
 __version__ = "0.1.0"
@@ -42,6 +42,7 @@ __all__ = [
     "Model",
     "Layer",
     "errors",
+    "plot",
     *_spectrum_all,
     *_response_all,
     *_norms_all,

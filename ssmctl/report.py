@@ -1,6 +1,6 @@
 """Report formatting shared by the CLI: strict JSON and plain-text tables.
 
-JSON is strict (DESIGN.md): no NaN/Infinity literals. Non-finite floats become ``null``; callers state how many
+JSON is strict (docs/design.md): no NaN/Infinity literals. Non-finite floats become ``null``; callers state how many
 with explicit count fields (e.g. ``memory_horizon_inf_count``).
 """
 

@@ -101,7 +101,7 @@ def test_walk_finds_the_api():
     names = {qual for qual, _ in PUBLIC}
     # a few names from different corners of the package, so an empty walk cannot pass
     for expected in ("ssmctl.systems.lti.DiagonalLTI", "ssmctl.analysis.response.impulse_response",
-                     "ssmctl.cli.main", "ssmctl.models.base.init"):
+                     "ssmctl.cli.app.main", "ssmctl.models.base.init"):
         assert expected in names
     assert len(FUNCTIONS) > 100
     members = {qual for qual, *_ in MEMBERS}

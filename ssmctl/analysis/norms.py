@@ -3,7 +3,7 @@
 Every function takes a :class:`~ssmctl.systems.lti.DiagonalLTI`, a :class:`~ssmctl.systems.lti.DenseLTI` or a
 layer, works over the batch dims at once and returns arrays shaped by them.
 
-Conventions (DESIGN.md): h_k = Ā h_{k−1} + B̄ u_k, y_k = C h_k + D u_k, so K_0 = CB̄ + D, K_k = CĀ^kB̄ and
+Conventions (docs/design.md): h_k = Ā h_{k−1} + B̄ u_k, y_k = C h_k + D u_k, so K_0 = CB̄ + D, K_k = CĀ^kB̄ and
 G(z) = z·C(zI − Ā)^{-1}B̄ + D. Gramians, Hankel singular values and controllability refer to the textbook
 realization x_{k+1} = A x_k + B' u_k, y_k = C x_k + D' u_k with A = Ā, B' = ĀB̄, D' = CB̄ + D — the one
 :func:`~ssmctl.systems.control.to_control` hands to python-control — so they equal ``control.gram`` etc.

@@ -1,6 +1,6 @@
 """Time and frequency responses: impulse (the convolution kernel plus D), step, G(e^{iω}), DC gain.
 
-All functions follow DESIGN.md's convention: K_0 = C B̄ + D, K_k = C Ā^k B̄, G(z) = z·C(zI − Ā)^{-1}B̄ + D.
+All functions follow docs/design.md's convention: K_0 = C B̄ + D, K_k = C Ā^k B̄, G(z) = z·C(zI − Ā)^{-1}B̄ + D.
 The research codes' kernels exclude D (they add D·u separately): their K_0 is ours minus D.
 """
 

@@ -28,11 +28,9 @@ def eigenvalues(sys: Any) -> np.ndarray:
         :class:`DenseLTI` the eigenvalues of Ā (computed by LAPACK: for strongly non-normal matrices such as
         S4's DPLR form these are ill-conditioned — see the family's exact spectrum instead).
     """
-    sys = as_system(sys)
-    if isinstance(sys, DiagonalLTI):
-        return sys.augmented()[0].copy()
-    A = np.broadcast_to(sys.A, sys.batch_shape + sys.A.shape[-2:])
-    return np.linalg.eigvals(A).astype(np.complex128)
+    if not isinstance(sys, (DiagonalLTI, DenseLTI)) and callable(getattr(sys, "eigenvalues", None)):
+        return np.asarray(sys.eigenvalues())  # a layer: its family's exact spectrum where it has one
+    return as_system(sys).eigenvalues()
 
 
 def _moduli(sys_or_eigs: Any) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The model-side object model (DESIGN.md): ``Family`` records, ``Layer`` and ``Model``.
+"""The model-side object model (docs/design.md): ``Family`` records, ``Layer`` and ``Model``.
 
 A family module (``models/<family>.py``) builds a :class:`Family` and calls :func:`register`. Layers hold
 their parameters as numpy arrays or torch tensors and ask their family to turn them into systems.
@@ -97,9 +97,7 @@ class Layer:
         fam = self.record
         if fam.eigenvalues is not None:
             return fam.eigenvalues(self)
-        from ..analysis.spectrum import eigenvalues
-
-        return eigenvalues(self.system())
+        return self.system().eigenvalues()
 
     def ltv(self, u: Any) -> Any:
         """Per-token system (``LTVSystem``) for input ``u`` of shape (batch, L, d_model); LTV families only.

@@ -445,9 +445,7 @@ def _eigenvalues_hook(layer: Layer) -> np.ndarray:
             f"{exc}; falling back to LAPACK eigenvalues of the non-normal DPLR matrix, which can be off by O(N)",
             stacklevel=3,
         )
-        from ..analysis.spectrum import eigenvalues
-
-        return eigenvalues(system(layer))
+        return system(layer).eigenvalues()
 
 
 FAMILY = register(

@@ -7,7 +7,7 @@ Every LTI layer of a deep SSM becomes one of two objects:
 * :class:`DenseLTI` — a general state matrix: S4's DPLR matrix (expanded to its full state) and the results
   of balanced truncation.
 
-Convention (DESIGN.md, eq. (4) of the overview paper)::
+Convention (docs/design.md, eq. (4) of the overview paper)::
 
     h_k = Ā h_{k-1} + B̄ u_k,     y_k = C h_k + D u_k,
 
@@ -220,6 +220,16 @@ class DiagonalLTI(_System):
             D,
         )
 
+    def eigenvalues(self) -> np.ndarray:
+        """Discrete eigenvalues of the equivalent system, shape (..., n) complex (a copy).
+
+        Returns
+        -------
+        ndarray, complex, shape (..., n)
+            The modes of :meth:`augmented`: both members of each conjugate pair for real output modes (n = 2N).
+        """
+        return self.augmented()[0].copy()
+
     def broadcast_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(λ, B, C, D) broadcast to the full batch shape (views, not copies)."""
         b = self.batch_shape
@@ -339,6 +349,18 @@ class DenseLTI(_System):
     def is_real(self) -> bool:
         """True when the matrices are real (A, B, C, D share one dtype: complex if any was given complex)."""
         return not np.iscomplexobj(self.A)
+
+    def eigenvalues(self) -> np.ndarray:
+        """Eigenvalues of Ā by LAPACK, shape (..., n) complex.
+
+        Returns
+        -------
+        ndarray, complex, shape (..., n)
+            For strongly non-normal matrices (S4's DPLR form) these are ill-conditioned: a layer's
+            ``eigenvalues()`` uses its family's exact spectrum where it has one.
+        """
+        A = np.broadcast_to(self.A, self.batch_shape + self.A.shape[-2:])
+        return np.linalg.eigvals(A).astype(np.complex128)
 
     def broadcast_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(A, B, C, D) broadcast to the full batch shape (views, not copies)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.scan_backends import SHAPES, measure
-from ssmctl.systems.native import native_available, native_status
+from ssmctl.engine.native import native_available, native_status
 
 
 @pytest.mark.skipif(not native_available(), reason=native_status())

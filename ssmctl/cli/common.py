@@ -1,0 +1,112 @@
+"""What the ``ssmctl`` subcommands share: the ``--json`` / ``--plot`` / ``--eps`` options, checking output paths
+before any work, printing a report, writing a plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable, Mapping
+
+from ..plot.io import FIGURE_FORMATS, check_figure_path, check_folder, save_figure
+from ..report import dumps
+
+__all__ = ["add_output_options", "add_eps_option", "prepare_outputs", "emit", "write_plot"]
+
+
+def add_output_options(p: argparse.ArgumentParser, *, plot: str | None = None,
+                       json_help: str = "strict JSON instead of a table") -> None:
+    """Add ``--json`` and, when ``plot`` says what the figure shows, ``--plot FILE``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser.
+    plot : str or None, default None
+        What the figure shows, used in the help of ``--plot``; None adds no ``--plot`` option.
+    json_help : str, default "strict JSON instead of a table"
+        Help text of ``--json``.
+    """
+    p.add_argument("--json", action="store_true", help=json_help)
+    if plot is not None:
+        formats = ", ".join(FIGURE_FORMATS)
+        p.add_argument("--plot", metavar="FILE",
+                       help=f"write {plot} to FILE ({formats}; missing folders are created)")
+
+
+def add_eps_option(p: argparse.ArgumentParser) -> None:
+    """Add ``--eps``, the memory-horizon threshold (float, default 1e-2).
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser.
+    """
+    p.add_argument("--eps", type=float, default=1e-2, help="memory-horizon threshold (default 1e-2)")
+
+
+def prepare_outputs(args: argparse.Namespace) -> None:
+    """Refuse an unwritable or unknown ``--plot`` / ``--outdir`` before any work; draw off-screen.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options; ``plot`` and ``outdir`` are read where present. When either is set, matplotlib is
+        switched to the Agg backend.
+
+    Raises
+    ------
+    SsmctlError
+        Unknown figure suffix, or a folder that cannot be written or created.
+    """
+    plot = getattr(args, "plot", None)
+    outdir = getattr(args, "outdir", None)
+    if plot:
+        check_figure_path(plot)
+    if outdir is not None:
+        check_folder(outdir)
+    if plot or outdir is not None:
+        import matplotlib
+
+        # Commands only write files: no window, and no GUI toolkit to import.
+        matplotlib.use("Agg")
+
+
+def emit(args: argparse.Namespace, report: Mapping[str, Any], text: Callable[[Any], str]) -> int:
+    """Print ``report`` as strict JSON (``--json``) or as ``text(report)``; returns the exit status 0.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options; ``args.json`` chooses the format.
+    report : mapping
+        The command's report (JSON-able through :func:`ssmctl.report.dumps`).
+    text : callable
+        ``text(report) -> str``, the human-readable form.
+
+    Returns
+    -------
+    int
+        Exit status 0.
+    """
+    print(dumps(report) if args.json else text(report))
+    return 0
+
+
+def write_plot(fig: Any, path: str) -> None:
+    """Save ``fig`` with :func:`ssmctl.plot.io.save_figure` (closing it) and say so on stderr.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure to write.
+    path : str
+        Output file; its suffix picks the format (missing folders are created).
+
+    Raises
+    ------
+    SsmctlError
+        Unknown suffix, a folder that cannot be created or written, or a failed write.
+    """
+    save_figure(fig, path)
+    print(f"wrote {path}", file=sys.stderr)

@@ -1,0 +1,237 @@
+"""``ssmctl simulate``: eigenvalues, step sizes and memory of an input-dependent model over a long input.
+
+    ssmctl simulate PATH (--tokens FILE.npy | --random-tokens L) [--layers 0,3-5] [--device auto|cpu|cuda]
+                         [--chunk C] [--json] [--plot FILE]
+
+PATH is a checkpoint ``ssmctl.load`` reads (e.g. a transformers ``save_pretrained`` folder of Mamba, Mamba-2 or
+RecurrentGemma). FILE.npy holds
+token ids (integers, (L,) or (batch, L)) or embeddings / a signal (floats, (L, d_model) or (batch, L, d_model)).
+
+:func:`register` adds it to the main parser's subcommands (``ssmctl/cli/app.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from typing import Any
+
+import numpy as np
+
+from .common import add_eps_option, add_output_options, emit, write_plot
+from ..errors import CheckpointError, SsmctlError
+from ..report import format_table
+from ..engine.driver import partial_note
+from ..engine.scan import SCAN_BACKENDS
+
+__all__ = ["register", "cmd_simulate", "load_model", "parse_layers"]
+
+
+def parse_layers(text: str | None) -> list[int] | None:
+    """'0,2,5-7' → [0, 2, 5, 6, 7] ('-1' is the last layer); None → None (all layers).
+
+    Parameters
+    ----------
+    text : str or None
+        Comma-separated layer indices and ascending ranges ``a-b`` (both ends included); empty parts are
+        skipped. Negative single indices are kept as they are (counted from the end by the caller).
+
+    Returns
+    -------
+    list of int or None
+        Indices in the order given (duplicates kept); None when ``text`` is None.
+
+    Raises
+    ------
+    SsmctlError
+        When a part is neither an integer nor an ascending range, or when no index is given at all.
+    """
+    if text is None:
+        return None
+    out: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        rng = re.fullmatch(r"(\d+)-(\d+)", part)
+        if rng and int(rng[1]) <= int(rng[2]):
+            out.extend(range(int(rng[1]), int(rng[2]) + 1))
+        elif re.fullmatch(r"-?\d+", part):
+            out.append(int(part))
+        else:
+            raise SsmctlError(f"--layers: cannot read {part!r}; use e.g. '0,2,5-7'")
+    if not out:
+        raise SsmctlError("--layers is empty")
+    return out
+
+
+def load_model(path: str) -> Any:
+    """The model at ``path`` (``ssmctl.load``), with a clear error for a path that does not exist.
+
+    Parameters
+    ----------
+    path : str
+        Checkpoint file or folder.
+
+    Returns
+    -------
+    Model
+        What :func:`ssmctl.load` returns.
+
+    Raises
+    ------
+    CheckpointError
+        When ``path`` does not exist.
+    CheckpointError, ShapeError, NonFiniteError
+        What :func:`ssmctl.load` raises for a checkpoint it cannot read.
+    """
+    from ..checkpoints.load import load
+
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: no such file or folder")
+    return load(path)
+
+
+def _inputs(args: argparse.Namespace, model: Any) -> np.ndarray:
+    if (args.tokens is None) == (args.random_tokens is None):
+        raise SsmctlError("give exactly one input: --tokens FILE.npy or --random-tokens L")
+    if args.tokens is not None:
+        if not os.path.isfile(args.tokens):
+            raise SsmctlError(f"--tokens {args.tokens}: no such file")
+        try:
+            arr = np.load(args.tokens, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise SsmctlError(f"--tokens {args.tokens}: not a numpy .npy array ({exc})") from None
+        return arr
+    L = args.random_tokens
+    if L < 1:
+        raise SsmctlError(f"--random-tokens must be a positive length, got {L}")
+    emb = model.extras.get("embedding")
+    rng = np.random.default_rng(args.seed)
+    if emb is None:  # no embedding (a fresh init): a unit-RMS Gaussian signal at the first layer's input
+        d_model = int(model.layers[0].config["d_model"])
+        return rng.standard_normal((1, L, d_model)).astype(np.float32)
+    return rng.integers(0, int(np.shape(emb)[0]), size=(1, L), dtype=np.int64)
+
+
+_COLUMNS = ["index", "channels", "abs_min", "abs_median", "abs_max", "dt_median", "memory_horizon_median",
+            "decay_short", "decay_long"]
+
+
+def _table(summary: dict[str, Any]) -> str:
+    rows = []
+    for row in summary["layers"]:
+        dec = row["transition_decay"]
+        lags, norms = dec["lags"], dec["norm_mean"]
+        pick = [k for k, n in enumerate(dec["pairs"]) if n > 0]
+        short = min(pick, key=lambda k: abs(lags[k] - 16)) if pick else None
+        long = pick[-1] if pick else None
+        rows.append({**row,
+                     "decay_short": None if short is None else norms[short],
+                     "decay_long": None if long is None else norms[long]})
+        rows[-1]["_short_lag"] = None if short is None else lags[short]
+        rows[-1]["_long_lag"] = None if long is None else lags[long]
+    s_lag = rows[0]["_short_lag"] if rows else None
+    l_lag = rows[0]["_long_lag"] if rows else None
+    heads = ["layer", "channels", "|Ā| min", "|Ā| median", "|Ā| max", "Δ median", "memory median",
+             f"‖ΠĀ‖ lag {s_lag}", f"‖ΠĀ‖ lag {l_lag}"]
+    return format_table(rows, _COLUMNS, heads)
+
+
+def _text(summary: dict[str, Any], partial: str | None) -> str:
+    lines = [
+        f"{summary['family']} from {summary['source']}: {summary['n_tokens']} tokens × batch {summary['batch']} "
+        f"on {summary['device']} ({summary['scan_backend']} scan), {summary['tokens_per_s']:,.0f} tokens/s",
+        _table(summary),
+        f"\n|Ā|: over tokens, channels and states; Δ: {summary['dt_meaning']}",
+        f"memory: tokens until |Ā|^k = {summary['eps']:g} (frozen time); ‖ΠĀ‖: mean over t and channels of "
+        "‖Ā_t ⋯ Ā_{t−lag+1}‖ (slowest mode)",
+    ]
+    if partial:
+        lines.append(f"note: {partial}")
+    return "\n".join(lines)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """``ssmctl simulate PATH``: run an input-dependent model over an input and print per-layer statistics.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options of the ``simulate`` subcommand (``path``, ``tokens`` or ``random_tokens``, ``layers``,
+        ``device``, ``chunk``, ``scan``, ``threads``, ``eps``, ``json``, ``plot``, ``partial``, …).
+
+    Returns
+    -------
+    int
+        Exit status 0.
+
+    Raises
+    ------
+    SsmctlError
+        Bad options (both or neither input given, non-positive ``--threads`` or ``--random-tokens``, an
+        unreadable ``--tokens`` file), or a hybrid checkpoint without ``--partial``.
+    """
+    from ..engine.driver import simulate
+
+    model = load_model(args.path)
+    partial = partial_note(model)
+    if partial and not args.partial:
+        raise SsmctlError(
+            f"{args.path}: {partial}; pass --partial to simulate the SSM layers back to back anyway"
+        )
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SsmctlError(f"--threads must be a positive integer, got {args.threads}")
+        import torch
+
+        # On a busy machine torch's OpenMP threads wait on the occupied cores; fewer threads avoid that.
+        torch.set_num_threads(args.threads)
+    inputs = _inputs(args, model)
+    progress = (not args.json) and (not args.no_progress)
+    result = simulate(
+        model, inputs, layers=parse_layers(args.layers), chunk=args.chunk or "auto", device=args.device,
+        eps=args.eps, progress=progress and sys.stderr.isatty(), scan=args.scan,
+    )
+    summary = result.summary()
+    if args.plot:
+        from ..plot.ltv import simulation_figure
+
+        write_plot(simulation_figure(result), args.plot)
+    return emit(args, summary, lambda s: _text(s, partial))
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``simulate`` subcommand to an ``argparse`` subparsers object.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        What ``ArgumentParser.add_subparsers`` returned.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The ``simulate`` subparser.
+    """
+    p = subparsers.add_parser("simulate", help="token-by-token eigenvalues, step sizes and memory of an LTV model",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("path", help="checkpoint folder or file (anything ssmctl.load reads)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--tokens", metavar="FILE.npy", help="token ids (int) or embeddings / signal (float)")
+    src.add_argument("--random-tokens", metavar="L", type=int, help="L uniformly random token ids")
+    p.add_argument("--seed", type=int, default=0, help="seed of --random-tokens")
+    p.add_argument("--layers", help="layers to report, e.g. '0,3-5' (default all)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--chunk", type=int, help="tokens per chunk (default: automatic)")
+    p.add_argument("--scan", choices=SCAN_BACKENDS, default="auto",
+                   help="selective scan: the compiled CPU kernel (native), the tensor form (any device), or auto")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
+    add_eps_option(p)
+    add_output_options(p, plot="the per-layer figure", json_help="strict JSON on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.add_argument("--partial", action="store_true",
+                   help="allow hybrids whose attention / MLP / MoE sub-layers ssmctl does not simulate")
+    p.set_defaults(func=cmd_simulate)
+    return p

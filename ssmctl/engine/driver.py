@@ -1,0 +1,605 @@
+"""The LTV simulation engine: run a model's input-dependent layers over a long input, chunk by chunk.
+
+    result = simulate(model, token_ids)          # or embeddings (batch, L, d_model) for models without one
+    result.summary()                             # strict-JSON-ready per-layer statistics
+    result.stats[i]                              # LayerStats: histograms, quantiles, traces, lag decay
+    result.windows[i]                            # full per-token traces for a requested token window
+
+For every chunk of tokens the engine runs layer 0, 1, … in turn (each layer carries its convolution and SSM
+states to the next chunk), feeds the per-token rates Δ_t to that layer's streaming statistics and drops the
+chunk. Memory is independent of the sequence length except for per-token scalar traces (two numbers per
+token and layer) and whatever the caller asks to keep (a window, the final output).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .stats import LayerStats, LTVStats
+from ..errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSystemError
+from ..models.base import Model
+from ..report import SCHEMA_VERSION
+from .blocks import RUNNERS, runner_for
+from .native import native_available, native_status
+from .scan import SCAN_BACKENDS
+
+__all__ = [
+    "simulate", "SimulationResult", "resolve_device", "default_chunk", "default_slab", "partial_note", "RATE_MEANING",
+]
+
+RATE_MEANING = {
+    "mamba": "Delta_t = softplus(dt_proj(x_proj(x_t)) + bias) per inner channel; |A_bar| = exp(-Delta_t*exp(A_log))",
+    "mamba2": "Delta_t = softplus(dt_t + dt_bias) per head; |A_bar| = exp(-Delta_t*exp(A_log_h))",
+    "rglru": "c*r_t (c = 8, r_t the recurrence gate) per channel; |A_bar| = a^(c*r_t) = exp(-c*r_t*softplus(Lambda))",
+}
+
+
+def resolve_device(device: Any = "auto") -> torch.device:
+    """``"auto"`` → CUDA when torch sees a GPU, else CPU; ``"cuda"`` without a GPU is an error.
+
+    Parameters
+    ----------
+    device : str or torch.device, default "auto"
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, … (anything ``torch.device`` accepts).
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    SsmctlError
+        A CUDA device asked for when torch sees none, or a name torch does not know.
+    """
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SsmctlError(
+            f"device {name!r} was asked for but torch sees no CUDA device (torch.cuda.is_available() is False; "
+            f"torch {torch.__version__}); use device='cpu' or 'auto'"
+        )
+    try:
+        return torch.device(name)
+    except (RuntimeError, TypeError):
+        raise SsmctlError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from None
+
+
+def partial_note(model: Model) -> str | None:
+    """What of ``model`` the engine does not run (hybrids' attention / MLP / MoE sub-layers), or None.
+
+    The engine runs the model's SSM layers back to back; ``ssmctl.load`` lists the other sub-layers of a hybrid
+    in ``model.extras['other_layers']``. With any present, layer inputs after the first differ from the model's.
+
+    Parameters
+    ----------
+    model : Model
+        A loaded or initialized model (only ``model.extras["other_layers"]`` is read).
+
+    Returns
+    -------
+    str or None
+        A sentence counting the other sub-layers by kind; None when there are none.
+    """
+    others = model.extras.get("other_layers") or []
+    if not others:
+        return None
+    kinds: dict[str, int] = {}
+    for o in others:
+        kinds[o.get("kind", "other")] = kinds.get(o.get("kind", "other"), 0) + 1
+    listing = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    return (f"the model also has {listing} sub-layer(s) that ssmctl does not simulate: its SSM layers run back to "
+            "back, so every layer after the first sees a different input than in the full model")
+
+
+def _pow2(x: float, lo: int, hi: int) -> int:
+    return int(min(hi, max(lo, 2 ** round(math.log2(max(1.0, x))))))
+
+
+def default_chunk(device: torch.device, states_per_token: int) -> int:
+    """Tokens per chunk (projections, statistics): 512 on CPU; ~64M scan elements per chunk on a GPU.
+
+    Parameters
+    ----------
+    device : torch.device
+        Where the simulation runs.
+    states_per_token : int
+        State elements of one token: channels × N × batch (:func:`simulate` passes its largest layer's).
+
+    Returns
+    -------
+    int
+        512 on CPU; on CUDA 2^26 / states_per_token rounded to a power of two in [256, 65536].
+    """
+    if device.type == "cuda":
+        return _pow2(64 * 2**20 / max(1, states_per_token), 256, 65536)
+    return 512
+
+
+def default_slab(device: torch.device, states_per_token: int) -> int | None:
+    """Tokens the scan takes at once: ~512k state elements (2 MB temporaries, cache-sized) on CPU; all on GPU.
+
+    Parameters
+    ----------
+    device : torch.device
+        Where the simulation runs.
+    states_per_token : int
+        State elements of one token, as for :func:`default_chunk`.
+
+    Returns
+    -------
+    int or None
+        On CPU 2^19 / states_per_token rounded to a power of two in [16, 256]; None (the whole chunk) on CUDA.
+    """
+    if device.type == "cuda":
+        return None
+    return _pow2(2**19 / max(1, states_per_token), 16, 256)
+
+
+@dataclass
+class SimulationResult:
+    """Outcome of :func:`simulate`.
+
+    Attributes
+    ----------
+    family : str
+    n_tokens, batch : int
+    layers : list[int]
+        Layers with statistics.
+    stats : dict[int, LayerStats]
+    windows : dict[int, dict]
+        Per layer, for the requested token window [start, stop): ``system`` (LTVSystem with Ā_t, B̄_t, C_t, D,
+        Δ_t and the SSM inputs, in the family's layout), ``states`` h_t, ``ssm_output``, ``layer_output``,
+        ``h_before`` (state before ``start``), ``start``, ``stop``.
+    output : Tensor or None
+        Last simulated layer's output (batch, L, d_model), when asked for with ``keep_output=True``.
+    device : str
+    chunk : int
+    seconds : float
+    scan_fallback : dict[int, int]
+        Per layer, (block, channel) scan columns that decayed too fast for the cumulative-sum form and were
+        computed by the exact log-depth path.
+    scan_backend : str
+        The scan that ran: "native" (compiled CPU kernel) or "tensor" (chunked cumulative-sum form).
+    """
+
+    family: str
+    source: str
+    n_tokens: int
+    batch: int
+    layers: list[int]
+    stats: dict[int, LayerStats]
+    windows: dict[int, dict[str, Any]] = field(default_factory=dict)
+    output: torch.Tensor | None = None
+    device: str = "cpu"
+    chunk: int = 0
+    slab: int | None = None
+    seconds: float = 0.0
+    scan_fallback: dict[int, int] = field(default_factory=dict)
+    scan_backend: str = ""
+    partial: str | None = None
+
+    def frozen(self, layer: int, t: int) -> Any:
+        """The frozen-time LTI system (DiagonalLTI) of ``layer`` at absolute token ``t`` of the input.
+
+        Needs ``t`` inside the window the simulation kept (``simulate(..., window=(start, stop))``).
+
+        Parameters
+        ----------
+        layer : int
+            Layer index with a kept window.
+        t : int
+            Absolute token index, start ≤ t < stop.
+
+        Returns
+        -------
+        DiagonalLTI
+            Batch dims (batch, *channels), as :meth:`LTVSystem.frozen`.
+
+        Raises
+        ------
+        SsmctlError
+            When no window was kept for ``layer``, or ``t`` is outside it.
+        """
+        if layer not in self.windows:
+            kept = sorted(self.windows) or "none: pass window=(start, stop) to simulate"
+            raise SsmctlError(f"no window of traces for layer {layer} (layers with windows: {kept})")
+        w = self.windows[layer]
+        if not w["start"] <= t < w["stop"]:
+            raise SsmctlError(f"token {t} is outside the kept window [{w['start']}, {w['stop']})")
+        return w["system"].frozen(t - w["start"])
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Simulated tokens (n_tokens × batch) per second of wall time; inf when no time was measured."""
+        return self.n_tokens * self.batch / self.seconds if self.seconds > 0 else math.inf
+
+    def summary(self) -> dict[str, Any]:
+        """Per-layer statistics as a JSON-ready dict (pass it to ``ssmctl.report.dumps``)."""
+        rows = []
+        for i in self.layers:
+            s = self.stats[i]
+            rows.append(
+                {
+                    "index": i,
+                    "channels": s.n_channels,
+                    "states_per_channel": s.n_states,
+                    "abs_min": s.abs_min,
+                    "abs_median": s.abs_quantiles[0.5],
+                    "abs_max": s.abs_max,
+                    "abs_quantiles": {str(q): v for q, v in s.abs_quantiles.items()},
+                    "dt_min": s.rate_min,
+                    "dt_median": s.rate_quantiles[0.5],
+                    "dt_max": s.rate_max,
+                    "dt_quantiles": {str(q): v for q, v in s.rate_quantiles.items()},
+                    "memory_horizon_median": s.memory_horizon_quantiles[0.5],
+                    "memory_horizon_quantiles": {str(q): v for q, v in s.memory_horizon_quantiles.items()},
+                    "memory_horizon_inf_count": s.memory_horizon_inf_count,
+                    "memory_horizon_per_token": {
+                        "channel_gmean_median_over_tokens": _nanmedian(s.memory_token_gmean),
+                        "longest_median_over_tokens": _nanmedian(s.memory_token_max),
+                        "longest_max_over_tokens": _finite_max(s.memory_token_max),
+                    },
+                    "transition_decay": {
+                        "lags": s.lags.tolist(),
+                        "sample_stride": s.lag_stride.tolist(),
+                        "pairs": s.lag_pairs.tolist(),
+                        "norm_mean": s.decay_mean.tolist(),
+                        "norm_max_channel": s.decay_max_channel.tolist(),
+                        "frozen_norm_mean": s.frozen_mean.tolist(),
+                    },
+                    "dt_out_of_histogram_range": s.rate_out_of_range,
+                    "scan_fallback_columns": self.scan_fallback.get(i, 0),
+                }
+            )
+        return {
+            "schema": SCHEMA_VERSION,
+            "kind": "ltv_simulation",
+            "family": self.family,
+            "source": self.source,
+            "n_tokens": self.n_tokens,
+            "batch": self.batch,
+            "device": self.device,
+            "chunk": self.chunk,
+            "slab": self.slab,
+            "scan_backend": self.scan_backend,
+            "seconds": self.seconds,
+            "tokens_per_s": self.tokens_per_second,
+            "eps": self.stats[self.layers[0]].eps if self.layers else None,
+            "bin_width_ln": self.stats[self.layers[0]].bin_width if self.layers else None,
+            "dt_meaning": RATE_MEANING.get(self.family, ""),
+            "units": {
+                "memory_horizon": "tokens until |A_bar|^k = eps (frozen time)",
+                "transition_decay": "mean over t (and channels) of ||A_bar_t ... A_bar_{t-lag+1}|| (largest entry, "
+                "the slowest mode); frozen_norm_mean uses ||A_bar_t||^lag",
+                "quantiles": "from histograms with bins of bin_width_ln in ln(dt) and ln(-ln|A_bar|); min/max exact",
+            },
+            "partial": self.partial,
+            "layers": rows,
+        }
+
+
+def _nanmedian(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64).ravel()
+    return float(np.median(x)) if x.size else math.nan
+
+
+def _finite_max(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64).ravel()
+    return float(x.max()) if x.size else math.nan
+
+
+# --- inputs ------------------------------------------------------------------------------------------------
+def _as_tensor(x: Any) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    arr = np.asarray(x)
+    if arr.dtype == object:
+        raise SsmctlError("inputs must be a numeric array: token ids (integers) or embeddings (floats)")
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def _embedding_scale(model: Model) -> float:
+    """``model.extras['embedding_scale']`` (ssmctl.load records RecurrentGemma's √d_model there), else 1."""
+    return float(model.extras.get("embedding_scale", 1.0))
+
+
+class _Inputs:
+    """Token ids looked up chunk by chunk, or embeddings / signals sliced chunk by chunk."""
+
+    def __init__(self, model: Model, inputs: Any, d_model: int) -> None:
+        x = _as_tensor(inputs)
+        if x.dtype == torch.bool or x.is_complex():
+            raise SsmctlError(f"inputs must be integer token ids or real embeddings, got dtype {x.dtype}")
+        if x.numel() == 0:
+            raise ShapeError(f"empty input (shape {tuple(x.shape)}): need at least one token")
+        self.embedding = None
+        self.scale = 1.0
+        if not x.is_floating_point():
+            if x.ndim == 1:
+                x = x[None]
+            if x.ndim != 2:
+                raise ShapeError(f"token ids must have shape (L,) or (batch, L), got {tuple(x.shape)}")
+            emb = model.extras.get("embedding")
+            if emb is None:
+                raise SsmctlError(
+                    f"this {model.family} model (source {model.source!r}) has no embedding matrix, so token ids "
+                    f"cannot be used: pass embeddings / a signal of shape (batch, L, d_model={d_model}) instead"
+                )
+            emb = _as_tensor(emb).float()
+            if emb.ndim != 2 or emb.shape[1] != d_model:
+                raise ShapeError(f"model.extras['embedding'] must be (vocab, d_model={d_model}), got {tuple(emb.shape)}")
+            vocab = emb.shape[0]
+            bad = (x < 0) | (x >= vocab)
+            if bool(bad.any()):
+                pos = bad.nonzero()[0].tolist()
+                raise SsmctlError(
+                    f"token id {int(x[tuple(pos)])} at (batch {pos[0]}, position {pos[1]}) is outside the vocabulary "
+                    f"[0, {vocab}); {int(bad.sum())} id(s) out of range"
+                )
+            self.ids = x.long()
+            self.embedding = emb
+            self.scale = _embedding_scale(model)
+            self.batch, self.length = x.shape
+        else:
+            if x.ndim == 2:
+                x = x[None]
+            if x.ndim != 3 or x.shape[-1] != d_model:
+                raise ShapeError(
+                    f"embeddings / signals must have shape (batch, L, d_model={d_model}) or (L, d_model), "
+                    f"got {tuple(x.shape)}"
+                )
+            if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+                raise SsmctlError(f"unsupported float dtype {x.dtype}")
+            self.values = x
+            self.batch, self.length = x.shape[:2]
+
+    def to(self, device: torch.device) -> "_Inputs":
+        if self.embedding is not None:
+            self.embedding = self.embedding.to(device)
+        return self
+
+    def chunk(self, t0: int, t1: int, device: torch.device) -> torch.Tensor:
+        if self.embedding is not None:
+            u = self.embedding[self.ids[:, t0:t1].to(device)]
+            return u * self.scale if self.scale != 1.0 else u
+        return self.values[:, t0:t1].to(device, torch.float32)
+
+
+class _Progress:
+    """A one-line progress report on stderr (no dependency)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled, self.start, self.last = total, enabled, time.perf_counter(), 0.0
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self.last < 0.2 and done < self.total:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else math.inf
+        bar = "#" * int(30 * done / self.total)
+        print(f"\rsimulate [{bar:<30}] {done}/{self.total} tokens  {rate:,.0f} tok/s  eta {eta:.0f}s",
+              end="" if done < self.total else "\n", file=sys.stderr, flush=True)
+
+
+def _first_bad_token(x: torch.Tensor) -> tuple[int, int]:
+    bad = ~torch.isfinite(x).reshape(x.shape[0], x.shape[1], -1).all(-1)  # (batch, T)
+    b, t = bad.nonzero()[0].tolist()
+    return b, t
+
+
+# --- driver ------------------------------------------------------------------------------------------------
+def simulate(
+    model: Model,
+    inputs: Any,
+    *,
+    layers: Sequence[int] | None = None,
+    chunk: int | str = "auto",
+    block: int = 8,
+    slab: int | str | None = "auto",
+    device: Any = "auto",
+    scan: str = "auto",
+    lags: Sequence[int] | None = None,
+    lag_samples: int = 16,
+    window: tuple[int, int] | None = None,
+    eps: float = 1e-2,
+    keep_output: bool = False,
+    progress: bool | None = None,
+    heatmap_bins: int = 512,
+) -> SimulationResult:
+    """Simulate an input-dependent model over ``inputs`` and collect per-layer eigenvalue statistics.
+
+    Parameters
+    ----------
+    model : Model
+        Mamba, Mamba-2 or RG-LRU layers (``ssmctl.init`` or a loaded checkpoint). Each layer is the family's
+        residual block; layers run back to back.
+    inputs : int array (L,) or (batch, L), or float array (L, d_model) or (batch, L, d_model)
+        Token ids (need ``model.extras['embedding']``, (vocab, d_model); ``model.extras['embedding_scale']``
+        multiplies it, e.g. √d_model for RecurrentGemma), or embeddings / signals at the first layer's input.
+    layers : sequence of int, optional
+        Layers to collect statistics for (default all); layers after the last one asked for are not run.
+    chunk : int or "auto"
+        Tokens per chunk (results do not depend on it). "auto": 512 on CPU, ~64M scan elements on a GPU.
+    block : int
+        Tokens per block of the cumulative-sum scan.
+    slab : int, None or "auto"
+        Tokens the scan processes at once inside a chunk (CPU: cache-sized slabs; None: the whole chunk).
+    device : "auto", "cpu" or "cuda"
+    scan : "auto", "native" or "tensor"
+        Which selective scan runs: "native" is the compiled sequential CPU kernel (:mod:`ssmctl.engine.native`),
+        "tensor" the chunked cumulative-sum form (any device); "auto" takes native on the CPU when it is
+        available. Both compute the same recurrence.
+    lags : sequence of int, optional
+        Lags of the transition-product decay (default: powers of two below L).
+    lag_samples : int
+        Lags up to this average over every token; longer lags sample input positions every lag // lag_samples.
+    window : (start, stop), optional
+        Keep full per-token traces (Ā_t, B̄_t, C_t, Δ_t, h_t, outputs) of these tokens for every simulated layer.
+    eps : float
+        Memory-horizon threshold.
+    keep_output : bool
+        Keep the last simulated layer's whole output sequence (memory L·d_model).
+    progress : bool, optional
+        Progress line on stderr (default: when stderr is a terminal and there are more than 8 chunks).
+    heatmap_bins : int
+        Token bins of the |Ā_t| heatmap.
+
+    Returns
+    -------
+    SimulationResult
+
+    Raises
+    ------
+    SsmctlError
+        Bad inputs (token ids outside the vocabulary, empty input, wrong dtype or shape, token ids for a model
+        without embedding), CUDA asked for but absent, unsupported layers.
+    NonFiniteError
+        NaN/Inf in the input or appearing in a layer's output: the message names the layer and the token.
+    """
+    if not isinstance(model, Model) or not model.layers:
+        raise SsmctlError("simulate needs a Model with at least one layer (ssmctl.init(...) or a loaded checkpoint)")
+    dev = resolve_device(device)
+    if scan not in SCAN_BACKENDS:  # before any work, not at the first chunk's scan
+        raise SsmctlError(f"unknown scan {scan!r}; known: {', '.join(map(repr, SCAN_BACKENDS))}")
+    if scan == "native" and (dev.type != "cpu" or not native_available()):
+        raise SsmctlError(f"scan='native' runs on the CPU only and needs the compiled kernel (device {dev}; "
+                          f"{native_status()}); use scan='auto' or 'tensor'")
+    n_layers = len(model.layers)
+    if layers is None:
+        chosen = list(range(n_layers))
+    else:
+        chosen = sorted({int(i) + (n_layers if int(i) < 0 else 0) for i in layers})
+        if not chosen or chosen[0] < 0 or chosen[-1] >= n_layers:
+            raise SsmctlError(f"layers {list(layers)} outside the model's {n_layers} layers (0..{n_layers - 1})")
+    for layer in model.layers[: chosen[-1] + 1]:
+        if layer.family not in RUNNERS:
+            raise UnsupportedSystemError(
+                f"layer {layer.index} is {layer.family!r}; simulation supports the input-dependent families "
+                f"{', '.join(RUNNERS)}"
+            )
+    d_model = int(model.layers[0].config["d_model"])
+    src = _Inputs(model, inputs, d_model).to(dev)
+    L, batch = src.length, src.batch
+    if window is not None:
+        w0, w1 = (int(v) for v in window)
+        if not 0 <= w0 < w1 <= L:
+            raise ShapeError(f"window {tuple(window)} must satisfy 0 <= start < stop <= L = {L}")
+        window = (w0, w1)
+    per_token = max(_states_per_token(layer) for layer in model.layers[: chosen[-1] + 1]) * batch
+    if slab == "auto":
+        slab = default_slab(dev, per_token)
+    runners = [runner_for(layer, dev, slab, scan) for layer in model.layers[: chosen[-1] + 1]]
+    if chunk == "auto":
+        chunk = default_chunk(dev, per_token)
+    chunk = int(chunk)
+    if chunk < 1:
+        raise SsmctlError(f"chunk must be a positive integer, got {chunk}")
+    if block < 1:
+        raise SsmctlError(f"block must be a positive integer, got {block}")
+    stats = {
+        i: LTVStats(runners[i].a, L, batch=batch, lags=lags, lag_samples=lag_samples, eps=eps,
+                    heatmap_bins=heatmap_bins, device=dev)
+        for i in chosen
+    }
+    states = [r.init_state(batch) for r in runners]
+    windows: dict[int, dict[str, list]] = {i: {} for i in range(len(runners))} if window else {}
+    fallback = {i: 0 for i in chosen}
+    outputs: list[torch.Tensor] = []
+    bar = _Progress(L, progress if progress is not None else (sys.stderr.isatty() and L > 8 * chunk))
+    start = time.perf_counter()
+    with torch.no_grad():
+        for t0 in range(0, L, chunk):
+            t1 = min(L, t0 + chunk)
+            u = src.chunk(t0, t1, dev)
+            if not bool(torch.isfinite(u).all()):
+                b, t = _first_bad_token(u)
+                raise NonFiniteError(f"the input has NaN/Inf at token {t0 + t} (batch {b})")
+            for i, runner in enumerate(runners):
+                before = {k: v.clone() for k, v in states[i].items()}
+                res = runner.forward(u, states[i], t0, block=block, window=window)
+                if not bool(torch.isfinite(res.out).all()):
+                    # Inside a block the triangular product spreads a NaN to earlier tokens (0·NaN); one-token
+                    # blocks only carry it forward, so rerun the chunk that way to find where it starts.
+                    exact = runner.forward(u, before, t0, block=1)
+                    b, t = _first_bad_token(exact.out)
+                    raise NonFiniteError(
+                        f"NaN/Inf first appears in layer {i} ({runner.family}) at token {t0 + t} (batch {b}); "
+                        f"the layer input was finite there"
+                    )
+                if i in stats:
+                    stats[i].update(res.rate)
+                    fallback[i] += res.n_fallback
+                if res.window is not None:
+                    _collect(windows[i], res.window)
+                u = res.out
+            if keep_output:
+                outputs.append(u.cpu())
+            bar.update(t1)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    seconds = time.perf_counter() - start
+    return SimulationResult(
+        family=model.family,
+        source=str(model.source),
+        n_tokens=L,
+        batch=batch,
+        layers=chosen,
+        stats={i: s.result() for i, s in stats.items()},
+        windows={i: _finish(w, window) for i, w in windows.items()} if window else {},
+        output=torch.cat(outputs, dim=1) if keep_output else None,
+        device=str(dev),
+        chunk=chunk,
+        slab=slab,
+        seconds=seconds,
+        scan_fallback=fallback,
+        scan_backend=runners[0].used_backend,
+        partial=partial_note(model),
+    )
+
+
+def _states_per_token(layer) -> int:
+    c = layer.config
+    if layer.family == "mamba":
+        return int(c["d_inner"] * c["d_state"])
+    if layer.family == "mamba2":
+        return int(c["d_inner"] * c["d_state"])
+    return int(c.get("lru_width", c.get("d_model", 1)))
+
+
+def _collect(acc: dict[str, list], piece: dict[str, Any]) -> None:
+    if "h_before" not in acc:
+        acc["h_before"] = piece["h_before"].cpu()
+    for key in ("states", "ssm_output", "layer_output"):
+        acc.setdefault(key, []).append(piece[key].cpu())
+    acc.setdefault("systems", []).append(piece["system"])
+
+
+def _finish(acc: dict[str, list], window: tuple[int, int]) -> dict[str, Any]:
+    from ..systems.ltv import LTVSystem
+
+    systems = acc.pop("systems")
+    first = systems[0]
+
+    def cat(name: str) -> torch.Tensor:
+        # Materialize expanded views before concatenating along tokens.
+        return torch.cat([getattr(s, name).cpu().contiguous() for s in systems], dim=1)
+
+    system = LTVSystem(
+        lam=cat("lam"), B=cat("B"), C=cat("C"), D=first.D.cpu(), dt=cat("dt"), output=first.output,
+        inputs=cat("inputs"), meta={**first.meta, "window": window},
+    )
+    out = {key: torch.cat(val, dim=1) for key, val in acc.items() if key != "h_before"}
+    out.update(system=system, h_before=acc["h_before"], start=window[0], stop=window[1])
+    return out

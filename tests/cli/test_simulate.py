@@ -1,0 +1,190 @@
+"""``ssmctl simulate`` on a fresh transformers save_pretrained Mamba folder: table, strict JSON, plot, errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ssmctl.cli import main
+from ssmctl.cli.simulate import parse_layers, register
+from ssmctl.errors import SsmctlError
+
+transformers = pytest.importorskip("transformers")
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = transformers.MambaConfig(vocab_size=50, hidden_size=32, state_size=4, num_hidden_layers=3)
+    path = tmp_path_factory.mktemp("mamba")
+    transformers.MambaForCausalLM(cfg).save_pretrained(path)
+    return str(path), cfg
+
+
+def _run(argv):
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_table_and_plot(folder, tmp_path, capsys):
+    path, _ = folder
+    ids = np.random.default_rng(1).integers(0, 50, 300)
+    np.save(tmp_path / "ids.npy", ids)
+    plot = tmp_path / "figs" / "sim.png"  # the folder is created
+    assert _run(["simulate", path, "--tokens", str(tmp_path / "ids.npy"), "--plot", str(plot), "--chunk", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "300 tokens" in out and "|Ā| median" in out and "memory median" in out
+    from ssmctl.engine.native import native_available
+
+    import torch
+
+    device, scan = ("cuda", "tensor") if torch.cuda.is_available() else ("cpu", "native" if native_available() else "tensor")
+    assert re.search(rf"on {device}\S* \({scan} scan\), [\d,]+ tokens/s", out)
+    assert len([line for line in out.splitlines() if line.strip().startswith(("0 ", "1 ", "2 "))]) == 3
+    assert plot.read_bytes().startswith(b"\x89PNG") and plot.stat().st_size > 10_000
+
+
+def test_json_is_strict_and_matches_the_engine(folder, capsys):
+    import ssmctl
+    from ssmctl.engine.driver import simulate
+
+    path, _ = folder
+    assert _run(["simulate", path, "--random-tokens", "200", "--seed", "3", "--json", "--layers", "0,2"]) == 0
+    text = capsys.readouterr().out
+    report = json.loads(text)  # strict: no NaN / Infinity
+    assert "NaN" not in text and "Infinity" not in text
+    assert report["schema"] == 1 and report["n_tokens"] == 200 and [r["index"] for r in report["layers"]] == [0, 2]
+    for row in report["layers"]:
+        for key in ("abs_min", "abs_median", "abs_max", "dt_median", "memory_horizon_median"):
+            assert isinstance(row[key], float) and math.isfinite(row[key])
+        assert 0 < row["abs_min"] <= row["abs_median"] <= row["abs_max"] <= 1
+        decay = row["transition_decay"]
+        assert decay["lags"] == [1, 2, 4, 8, 16, 32, 64, 128]
+        assert all(b <= a + 1e-12 for a, b in zip(decay["norm_mean"], decay["norm_mean"][1:]))  # products shrink
+    ids = np.random.default_rng(3).integers(0, 50, size=(1, 200))
+    direct = simulate(ssmctl.load(path), ids, layers=[0, 2], device="cpu").summary()
+    assert report["layers"][1]["abs_min"] == pytest.approx(direct["layers"][1]["abs_min"], rel=1e-6)
+    assert report["scan_backend"] == direct["scan_backend"]
+    # the tensor scan gives the same statistics as whichever scan "auto" picked
+    assert _run(["simulate", path, "--random-tokens", "200", "--seed", "3", "--json", "--layers", "0,2",
+                 "--scan", "tensor"]) == 0
+    tensor = json.loads(capsys.readouterr().out)
+    assert tensor["scan_backend"] == "tensor"
+    for ours, theirs in zip(tensor["layers"], report["layers"]):
+        assert ours["abs_min"] == pytest.approx(theirs["abs_min"], rel=1e-5)
+        assert ours["transition_decay"]["norm_mean"] == pytest.approx(theirs["transition_decay"]["norm_mean"],
+                                                                      rel=1e-5)
+
+
+def test_json_numbers_are_what_transformers_computes(folder, capsys, monkeypatch):
+    """Each layer's Δ_t and Ā_t = exp(Δ_t·A) as transformers' Mamba forward computes them on the same tokens:
+    min/max exact, quantiles to the stated histogram bin width, transition decay at short lags exactly."""
+    from transformers.models.mamba import modeling_mamba
+
+    path, _ = folder
+    assert _run(["simulate", path, "--random-tokens", "200", "--seed", "3", "--json", "--layers", "0,2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    width = report["bin_width_ln"]
+    seen = []
+    original = modeling_mamba.mamba_selective_scan
+
+    def spy(hidden_states, dt, A, B, C, *args, **kwargs):
+        delta = torch.nn.functional.softplus(dt + kwargs["delta_bias"][:, None]).double()  # (b, d_inner, L)
+        seen.append((delta, torch.exp(A.double()[None, :, None, :] * delta[..., None])))  # Ā: (b, d_inner, L, N)
+        return original(hidden_states, dt, A, B, C, *args, **kwargs)
+
+    monkeypatch.setattr(modeling_mamba, "mamba_selective_scan", spy)
+    ids = torch.from_numpy(np.random.default_rng(3).integers(0, 50, size=(1, 200)))  # the stated random tokens
+    with torch.no_grad():
+        transformers.MambaForCausalLM.from_pretrained(path).eval()(ids)
+    assert len(seen) == 3
+    for row in report["layers"]:
+        delta, abar = (t.numpy() for t in seen[row["index"]])
+        np.testing.assert_allclose([row["abs_min"], row["abs_max"]], [abar.min(), abar.max()], rtol=1e-5)
+        np.testing.assert_allclose([row["dt_min"], row["dt_max"]], [delta.min(), delta.max()], rtol=1e-5)
+        # quantiles come from histograms of ln Δ and ln(−ln|Ā|) with bins `width` wide
+        assert abs(math.log(row["dt_median"] / np.median(delta))) <= width
+        assert abs(math.log(math.log(row["abs_median"]) / math.log(np.median(abar)))) <= width
+        k = np.log(1e-2) / np.log(abar)
+        assert abs(math.log(row["memory_horizon_median"] / np.median(k))) <= width
+        assert row["memory_horizon_inf_count"] == 0
+        # ‖Ā_t ⋯ Ā_{t−ℓ+1}‖ (largest entry: the slowest mode) averaged over t ≥ ℓ and the channels
+        decay = row["transition_decay"]
+        logs = np.cumsum(np.log(abar[0]), axis=1)  # (d_inner, L, N)
+        for lag, stride, pairs, value in zip(decay["lags"], decay["sample_stride"], decay["pairs"], decay["norm_mean"]):
+            if stride != 1:
+                continue
+            prod = np.exp(logs[:, lag:] - logs[:, :-lag]).max(axis=-1)  # (d_inner, L − ℓ)
+            assert pairs == prod.shape[1]
+            assert value == pytest.approx(prod.mean(), rel=1e-5)
+    # the text table prints the same numbers (4 significant digits), ‖ΠĀ‖ at lags 16 and 128
+    assert _run(["simulate", path, "--random-tokens", "200", "--seed", "3", "--layers", "0,2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.strip().startswith("layer"))
+    assert "‖ΠĀ‖ lag 16" in header and "‖ΠĀ‖ lag 128" in header
+    cells = [line.split() for line in lines if line.strip()[:1].isdigit()]
+    assert [c[0] for c in cells] == ["0", "2"]
+    for c, row in zip(cells, report["layers"]):
+        decay = dict(zip(row["transition_decay"]["lags"], row["transition_decay"]["norm_mean"]))
+        expected = [row["channels"], row["abs_min"], row["abs_median"], row["abs_max"], row["dt_median"],
+                    row["memory_horizon_median"], decay[16], decay[128]]
+        np.testing.assert_allclose([float(x) for x in c[1:]], expected, rtol=5e-4)
+
+
+def test_errors(folder, tmp_path, capsys):
+    path, _ = folder
+    np.save(tmp_path / "bad.npy", np.array([1, 2, 50]))
+    assert main(["simulate", path, "--tokens", str(tmp_path / "bad.npy")]) == 2
+    assert "token id 50 at (batch 0, position 2) is outside the vocabulary [0, 50)" in capsys.readouterr().err
+    assert main(["simulate", path]) == 2
+    assert "--tokens FILE.npy or --random-tokens L" in capsys.readouterr().err
+    assert main(["simulate", str(tmp_path / "nope"), "--random-tokens", "5"]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    np.save(tmp_path / "empty.npy", np.zeros(0, dtype=np.int64))
+    assert main(["simulate", path, "--tokens", str(tmp_path / "empty.npy")]) == 2
+    assert "empty input" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["simulate", path, "--random-tokens", "5", "--device", "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+    with pytest.raises(SsmctlError, match="cannot read 'x'"):
+        parse_layers("0,x")
+    assert parse_layers("0,2,5-7,-1") == [0, 2, 5, 6, 7, -1] and parse_layers(None) is None
+
+
+def test_partial_models_need_consent(tmp_path, capsys):
+    torch.manual_seed(0)
+    cfg = transformers.RecurrentGemmaConfig(vocab_size=40, hidden_size=32, lru_width=32, num_attention_heads=4,
+                                            num_hidden_layers=3, intermediate_size=40, attention_window_size=16,
+                                            block_types=["recurrent", "recurrent", "attention"])
+    transformers.RecurrentGemmaForCausalLM(cfg).save_pretrained(tmp_path)
+    assert main(["simulate", str(tmp_path), "--random-tokens", "40"]) == 2
+    assert "--partial" in capsys.readouterr().err
+    assert main(["simulate", str(tmp_path), "--random-tokens", "40", "--partial", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["family"] == "rglru" and len(report["layers"]) == 2 and "attention" in report["partial"]
+    assert main(["simulate", str(tmp_path), "--random-tokens", "40", "--partial"]) == 0
+    assert "note: the model also has" in capsys.readouterr().out
+
+
+def test_threads_option(folder, capsys):
+    path, _ = folder
+    before = torch.get_num_threads()
+    try:
+        assert main(["simulate", path, "--random-tokens", "16", "--threads", "1", "--json"]) == 0
+        assert torch.get_num_threads() == 1
+        capsys.readouterr()
+        assert main(["simulate", path, "--random-tokens", "16", "--threads", "0"]) == 2
+        assert "--threads must be a positive integer, got 0" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,138 @@
+"""plot_compare: the inspect and compare figures draw the eigenvalues and bin percentages they are given;
+layer selection, and the memory-horizon panel for real, non-negative eigenvalues."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from ssmctl.errors import SsmctlError
+from ssmctl.checkpoints.inspect import PHASE_EDGES_DEG, RADIUS_EDGES
+from ssmctl.plot.compare import histogram_pair, plot_compare, plot_inspect, unit_disk_overlay
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def _percent(values, edges, last_open=True):
+    """Percent of values in right-closed bins [0, e0], (e0, e1], …, (e_last, ∞) (numpy, no ssmctl)."""
+    bounds = [0.0, *edges] + ([np.inf] if last_open else [])
+    counts = [np.count_nonzero((values > a) & (values <= b)) + (np.count_nonzero(values == 0) if i == 0 else 0)
+              for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+    return 100.0 * np.array(counts) / values.size
+
+
+def _points(ax, k):
+    off = ax.collections[k].get_offsets()
+    return np.asarray(off[:, 0]) + 1j * np.asarray(off[:, 1])
+
+
+def _cloud(rng, n, r=(0.05, 1.3)):
+    return rng.uniform(*r, n) * np.exp(1j * rng.uniform(-np.pi, np.pi, n))
+
+
+def test_unit_disk_overlay_draws_both_sets_and_subsamples_large_ones():
+    rng = np.random.default_rng(0)
+    a, b = _cloud(rng, 50), _cloud(rng, 300)
+    ax = unit_disk_overlay(a, b, plt.subplots()[1], max_points=100)
+    drawn_b, drawn_a = _points(ax, 0), _points(ax, 1)  # B first, A on top
+    np.testing.assert_array_equal(drawn_a, a)
+    assert drawn_b.size == 100 and np.isin(drawn_b, b).all() and np.unique(drawn_b).size == 100
+    np.testing.assert_allclose(np.abs(ax.lines[0].get_xdata() + 1j * ax.lines[0].get_ydata()), 1.0)
+    assert ax.get_xlim()[1] == pytest.approx(1.05 * max(np.abs(a).max(), np.abs(drawn_b).max()))
+
+
+def test_histogram_pair_bars_are_the_percentages():
+    ha = {"percent": [10.0, 60.0, 30.0], "labels": ["x", "y", "z"]}
+    hb = {"percent": [50.0, 0.0, 50.0], "labels": ["x", "y", "z"]}
+    ax = histogram_pair(ha, hb, plt.subplots()[1], title="t")
+    heights = [p.get_height() for p in ax.patches]
+    assert heights == ha["percent"] + hb["percent"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "y", "z"] and ax.get_title() == "t"
+
+
+def test_plot_compare_rows_hold_each_pair_and_its_bins():
+    rng = np.random.default_rng(1)
+    eig = {"a": {0: _cloud(rng, 400), 2: _cloud(rng, 200)}, "b": {0: _cloud(rng, 400), 1: _cloud(rng, 200)},
+           "pairs": [(0, 0), (2, 1)]}
+    fig = plot_compare({"a": "ckpt_a", "b": "init"}, eig)
+    axes = np.array(fig.axes).reshape(2, 3)
+    for (ia, ib), (disk, rad, ph) in zip(eig["pairs"], axes):
+        la, lb = eig["a"][ia], eig["b"][ib]
+        np.testing.assert_array_equal(_points(disk, 1), la)
+        np.testing.assert_array_equal(_points(disk, 0), lb)
+        expected = np.concatenate([_percent(np.abs(la), RADIUS_EDGES), _percent(np.abs(lb), RADIUS_EDGES)])
+        np.testing.assert_allclose([p.get_height() for p in rad.patches], expected)
+        deg_a, deg_b = (np.degrees(np.abs(np.angle(x))) for x in (la, lb))
+        expected = np.concatenate([_percent(deg_a, PHASE_EDGES_DEG, False), _percent(deg_b, PHASE_EDGES_DEG, False)])
+        np.testing.assert_allclose([p.get_height() for p in ph.patches], expected)
+    assert axes[1, 0].get_title() == "layer 2 / 1"
+
+
+def test_plot_inspect_draws_every_layer_and_notes_attention():
+    rng = np.random.default_rng(2)
+    eig = {0: _cloud(rng, 30, (0.1, 0.99)), 1: _cloud(rng, 20, (0.1, 0.99))}
+    report = {"path": "p", "eps": 1e-2, "layers": [
+        {"index": 0, "kind": "LTI", "family": "s4d", "at": None},
+        {"index": 1, "kind": "LTV", "family": "mamba", "at": "dt_bias"},
+        {"index": 2, "kind": "attention", "family": "attention", "name": "layers.2.attn", "warnings": []},
+    ]}
+    fig = plot_inspect(report, eig)
+    for i in (0, 1):
+        np.testing.assert_array_equal(np.sort_complex(_points(fig.axes[i], 0)), np.sort_complex(eig[i]))
+    assert fig.axes[1].get_title() == "layer 1 mamba at dt_bias"
+    assert "layers.2.attn" in fig.axes[2].texts[0].get_text()
+
+
+def _report(eig_a, eig_b):
+    pairs = [(i, i) for i in sorted(eig_a)]
+    return {"a": "A", "b": "B", "eps": 1e-2}, {"a": eig_a, "b": eig_b, "pairs": pairs}
+
+
+def test_real_eigenvalues_get_memory_histograms_with_the_closed_form_counts():
+    rng = np.random.default_rng(0)
+    la = np.exp(-rng.uniform(1e-3, 0.5, (8, 16)))  # Mamba-like: real, in (0, 1)
+    lb = np.exp(-rng.uniform(1e-3, 0.05, (8, 16)))
+    report, eig = _report({0: la, 1: la}, {0: lb, 1: lb})
+    fig = plot_compare(report, eig)
+    panel = fig.axes[2]
+    assert panel.get_xscale() == "log" and "memory horizon" in panel.get_xlabel()
+    heights = [sum(p.get_height() for p in c) for c in panel.containers]
+    assert heights == [la.size, lb.size]  # every finite horizon lands in a bin
+    # bars cover the closed-form horizons ln(ε)/ln λ
+    k = np.log(1e-2) / np.log(np.concatenate([la.ravel(), lb.ravel()]))
+    lefts = [p.get_x() for c in panel.containers for p in c]
+    rights = [p.get_x() + p.get_width() for c in panel.containers for p in c]
+    assert min(lefts) == pytest.approx(k.min()) and max(rights) == pytest.approx(k.max(), rel=1e-3)
+    legend = [t.get_text() for t in panel.get_legend().get_texts()]
+    medians = [np.median(np.log(1e-2) / np.log(x)) for x in (la, lb)]
+    assert legend == [f"A: median {medians[0]:.3g}", f"B: median {medians[1]:.3g}"]
+    plt.close(fig)
+
+
+def test_complex_eigenvalues_keep_the_phase_histogram_and_layers_select_rows():
+    rng = np.random.default_rng(1)
+    lam = np.exp(-rng.uniform(1e-3, 0.1, (4, 8)) + 1j * rng.uniform(-np.pi, np.pi, (4, 8)))
+    report, eig = _report({0: lam, 2: lam, 5: lam}, {0: lam * 0.99, 2: lam * 0.98, 5: lam * 0.97})
+    fig = plot_compare(report, eig, layers=[2, 5])
+    assert len(fig.axes) == 6
+    assert [ax.get_title() for ax in fig.axes[::3]] == ["layer 2", "layer 5"]
+    assert "arg" in fig.axes[2].get_title() and fig.axes[2].get_xscale() == "linear"
+    plt.close(fig)
+    with pytest.raises(SsmctlError, match=r"layers \[3\] are not among the compared layers \[0, 2, 5\]"):
+        plot_compare(report, eig, layers=[3])
+
+
+def test_memory_panel_counts_eigenvalues_on_the_circle_as_infinite():
+    la = np.array([[0.5, 0.9, 1.0, 1.0]])  # two modes that never forget
+    lb = np.array([[0.5, 0.9, 0.99, 0.999]])
+    report, eig = _report({0: la}, {0: lb})
+    fig = plot_compare(report, eig)
+    legend = [t.get_text() for t in fig.axes[2].get_legend().get_texts()]
+    assert legend[0].endswith(", 2 ∞") and "∞" not in legend[1]
+    assert sum(p.get_height() for p in fig.axes[2].containers[0]) == 2  # only the finite horizons are drawn
+    plt.close(fig)
