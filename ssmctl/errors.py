@@ -14,6 +14,8 @@ __all__ = [
     "UnknownNameError",
     "UnsupportedSystemError",
     "CheckpointError",
+    "MissingHintError",
+    "require_hint",
 ]
 
 
@@ -43,6 +45,50 @@ class UnsupportedSystemError(SsmctlError):
 
 class CheckpointError(SsmctlError):
     """A checkpoint that cannot be read or whose layout is not known."""
+
+
+class MissingHintError(CheckpointError):
+    """A checkpoint that does not record a setting its numbers depend on, and no hint named it.
+
+    ``ssmctl.load(path, **hints)`` (CLI: one flag per hint) takes the setting; ssmctl never guesses it.
+    """
+
+
+def require_hint(hints: "dict[str, object] | None", name: str, choices: "list[str] | tuple[str, ...]", why: str) -> str:
+    """The value of hint ``name``, checked against ``choices``; an error naming the setting when it is missing.
+
+    Parameters
+    ----------
+    hints : dict or None
+        The hints given to ``ssmctl.load`` (keyword name → value).
+    name : str
+        The hint's keyword, e.g. ``"dt_transform"`` (CLI flag ``--dt-transform``).
+    choices : sequence of str
+        The values the setting can take.
+    why : str
+        What the checkpoint lacks, e.g. ``"an S4D layer's state dict does not record how log Δ was stored"``.
+
+    Returns
+    -------
+    str
+        The hint's value, one of ``choices``.
+
+    Raises
+    ------
+    MissingHintError
+        When the hint is missing (the message names the setting, its choices, the keyword and the CLI flag).
+    UnknownNameError
+        When the hint's value is not one of ``choices``.
+    """
+    value = (hints or {}).get(name)
+    flag = "--" + name.replace("_", "-")
+    if value is None:
+        raise MissingHintError(
+            f"{why}: pass {name}= to ssmctl.load (CLI: {flag}), one of {', '.join(map(str, choices))}"
+        )
+    if value not in choices:
+        raise unknown_name(f"{name} ({flag})", value, choices)
+    return str(value)
 
 
 def unknown_name(kind: str, name: object, known: "list[str] | tuple[str, ...]") -> UnknownNameError:
