@@ -31,10 +31,11 @@ import torch
 from ._tensor_cache import lru_get, tril_ones
 from ..errors import NonFiniteError, ShapeError, SsmctlError
 from .native import native_scan, native_status
+from .triton_scan import triton_scan, triton_status
 
 __all__ = ["ScanResult", "selective_scan", "selective_scan_ref", "associative_scan", "SCAN_BACKENDS"]
 
-SCAN_BACKENDS = ("auto", "tensor", "native")  # see selective_scan's ``backend``
+SCAN_BACKENDS = ("auto", "tensor", "native", "triton")  # see selective_scan's ``backend``
 
 # Largest −(log-decay inside one block) for which e^{+K} b stays finite: float32 overflows at e^{88.7},
 # and b up to ~1e12 still fits below 3.4e38 with K = 60. float64 has e^{709}.
@@ -56,7 +57,8 @@ class ScanResult:
     n_fallback : int
         (block, channel) columns recomputed by the exact log-depth path (the fast form would overflow there).
     backend : str
-        "tensor" (the cumulative-sum form), "native" (the compiled CPU kernel) or "reference" (the twin).
+        "tensor" (the cumulative-sum form), "native" (the compiled CPU kernel), "triton" (the fused GPU kernel)
+        or "reference" (the twin).
     """
 
     y: torch.Tensor
@@ -132,6 +134,7 @@ def selective_scan(
     slab: int | None = None,
     return_states: bool = False,
     backend: str = "auto",
+    check: bool = True,
 ) -> ScanResult:
     """Chunked parallel scan of the selective recurrence (module docstring), in ``v``'s dtype and device.
 
@@ -152,11 +155,16 @@ def selective_scan(
         so that the (slab × H × P × N) temporaries stay in cache (CPU); None: all tokens at once (GPU).
     return_states : bool
         Also return every state h_t (memory L·H·P·N: ask only for short windows).
-    backend : {"auto", "tensor", "native"}
+    backend : {"auto", "tensor", "native", "triton"}
         "tensor": the cumulative-sum form above, on any device. "native": the compiled sequential CPU kernel
         (:mod:`ssmctl.engine.native`; an error when it is unavailable or the tensors are not float32/64 on the
-        CPU). "auto": native for float32/64 CPU tensors when it is available, else tensor. Both give the
+        CPU). "triton": the fused GPU kernel (:mod:`ssmctl.engine.triton_scan`; float32/64 CUDA tensors, or CPU
+        tensors in Triton's interpreter; an error otherwise). "auto": native for float32/64 CPU tensors when it
+        is available, triton for float32/64 CUDA tensors when triton is installed, else tensor. All give the
         recurrence's result; ``block`` and ``slab`` only shape the tensor form.
+    check : bool, default True
+        Check on the host that dt ≥ 0 (an error otherwise). That check waits for the device: callers whose rates
+        are non-negative by construction (softplus, sigmoid) pass False to keep a GPU's queue flowing.
 
     Returns
     -------
@@ -169,11 +177,21 @@ def selective_scan(
         raise ShapeError(f"block must be a positive integer, got {block}")
     dtype = v.dtype
     dt, A, B, C = (t.to(dtype) for t in (dt, A, B, C))
-    if bool((dt < 0).any()):
+    if check and bool((dt < 0).any()):
         raise SsmctlError("selective_scan: dt must be non-negative (a step size or rate)")
     if backend not in SCAN_BACKENDS:
         raise SsmctlError(f"unknown scan backend {backend!r}; known: {', '.join(map(repr, SCAN_BACKENDS))}")
-    if backend != "tensor":
+    if backend == "triton" or (backend == "auto" and v.device.type == "cuda"):
+        fast = triton_scan(dt, A, v, B, C, h0, return_states)
+        if fast is not None:
+            y, h_last, states = fast
+            return ScanResult(y=y, h_last=h_last, states=states, backend="triton")
+        if backend == "triton":
+            raise SsmctlError(
+                f"the triton scan cannot run here ({triton_status()}); it needs float32/float64 tensors on a CUDA "
+                f"device (or TRITON_INTERPRET=1 for CPU tensors), got {v.dtype} on {v.device}; use backend='auto'"
+            )
+    if backend in ("auto", "native"):
         fast = native_scan(dt, A, v, B, C, h0, return_states)
         if fast is not None:
             y, h_last, states = fast
