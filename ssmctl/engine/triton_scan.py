@@ -79,13 +79,22 @@ def triton_available(device: torch.device | str = "cuda") -> bool:
 
 
 def _tiles(lanes: int, N: int, dtype: torch.dtype) -> tuple[int, int, int, int]:
-    """(BLOCK_D, BLOCK_N, T, num_warps): ~4k states × tokens per tile (2k in float64), powers of two."""
-    block_n = max(2, min(32, 1 << (N - 1).bit_length()))
+    """(BLOCK_D, BLOCK_N, T, num_warps): ~4k states × tokens per tile (2k in float64), powers of two.
+
+    The interpreter scans a tile element by element in Python: there, the smallest tiles that fit the sizes.
+    """
+    if triton_interpreting():
+        return min(8, _pow2(lanes)), max(2, min(8, _pow2(N))), 8, 1
+    block_n = max(2, min(32, _pow2(N)))
     budget = 4096 if dtype == torch.float32 else 2048
     T = 16
-    block_d = max(8, min(128, budget // (block_n * T)))
-    block_d = min(block_d, max(8, 1 << (lanes - 1).bit_length()))
+    block_d = max(8, min(128, budget // (block_n * T), _pow2(lanes)))
     return block_d, block_n, T, 4
+
+
+def _pow2(n: int) -> int:
+    """The smallest power of two ≥ n (n ≥ 1)."""
+    return 1 << (max(1, n) - 1).bit_length()
 
 
 def triton_scan(
