@@ -73,7 +73,8 @@ def test_json_is_strict_and_matches_the_engine(folder, capsys):
         assert decay["lags"] == [1, 2, 4, 8, 16, 32, 64, 128]
         assert all(b <= a + 1e-12 for a, b in zip(decay["norm_mean"], decay["norm_mean"][1:]))  # products shrink
     ids = np.random.default_rng(3).integers(0, 50, size=(1, 200))
-    direct = simulate(ssmctl.load(path), ids, layers=[0, 2], device="cpu").summary()
+    # the CLI's default device is "auto" (CUDA where there is one): the engine runs on the device it reported
+    direct = simulate(ssmctl.load(path), ids, layers=[0, 2], device=report["device"]).summary()
     assert report["layers"][1]["abs_min"] == pytest.approx(direct["layers"][1]["abs_min"], rel=1e-6)
     assert report["scan_backend"] == direct["scan_backend"]
     # the tensor scan gives the same statistics as whichever scan "auto" picked
