@@ -142,8 +142,9 @@ class BlockRunner:
         raise NotImplementedError  # pragma: no cover
 
     def _scan(self, dt, v, B, C, state, want_states: bool, block: int) -> ScanResult:
+        # rates come from softplus / sigmoid (≥ 0 by construction): no host-side check, which would wait for a GPU
         res = selective_scan(dt, self.A, v, B, C, state["ssm"], block=block, slab=self.slab,
-                             return_states=want_states, backend=self.backend)
+                             return_states=want_states, backend=self.backend, check=False)
         state["ssm"] = res.h_last
         self.used_backend = res.backend
         return res
@@ -338,7 +339,7 @@ def runner_for(layer: Layer, device: Any, slab: int | None = None, backend: str 
         Where the runner keeps its parameters and runs.
     slab : int or None, default None
         Tokens the scan handles at once inside a chunk; None takes the whole chunk.
-    backend : {"auto", "tensor", "native"}, default "auto"
+    backend : {"auto", "tensor", "native", "triton"}, default "auto"
         Which scan runs (see :func:`~ssmctl.engine.scan.selective_scan`).
 
     Returns

@@ -29,6 +29,7 @@ from ..report import SCHEMA_VERSION
 from .blocks import RUNNERS, runner_for
 from .native import native_available, native_status
 from .scan import SCAN_BACKENDS
+from .triton_scan import triton_available, triton_status
 
 __all__ = [
     "simulate", "SimulationResult", "resolve_device", "default_chunk", "default_slab", "partial_note", "RATE_MEANING",
@@ -167,7 +168,8 @@ class SimulationResult:
         Per layer, (block, channel) scan columns that decayed too fast for the cumulative-sum form and were
         computed by the exact log-depth path.
     scan_backend : str
-        The scan that ran: "native" (compiled CPU kernel) or "tensor" (chunked cumulative-sum form).
+        The scan that ran: "native" (compiled CPU kernel), "triton" (fused GPU kernel) or "tensor" (chunked
+        cumulative-sum form).
     """
 
     family: str
@@ -363,12 +365,13 @@ class _Inputs:
 
     def to(self, device: torch.device) -> "_Inputs":
         if self.embedding is not None:
-            self.embedding = self.embedding.to(device)
+            # the ids too (8 bytes a token): a copy from the host per chunk would wait for the device each time
+            self.embedding, self.ids = self.embedding.to(device), self.ids.to(device)
         return self
 
     def chunk(self, t0: int, t1: int, device: torch.device) -> torch.Tensor:
         if self.embedding is not None:
-            u = self.embedding[self.ids[:, t0:t1].to(device)]
+            u = self.embedding[self.ids[:, t0:t1]]
             return u * self.scale if self.scale != 1.0 else u
         return self.values[:, t0:t1].to(device, torch.float32)
 
@@ -437,10 +440,11 @@ def simulate(
     slab : int, None or "auto"
         Tokens the scan processes at once inside a chunk (CPU: cache-sized slabs; None: the whole chunk).
     device : "auto", "cpu" or "cuda"
-    scan : "auto", "native" or "tensor"
+    scan : "auto", "native", "triton" or "tensor"
         Which selective scan runs: "native" is the compiled sequential CPU kernel (:mod:`ssmctl.engine.native`),
-        "tensor" the chunked cumulative-sum form (any device); "auto" takes native on the CPU when it is
-        available. Both compute the same recurrence.
+        "triton" the fused GPU kernel (:mod:`ssmctl.engine.triton_scan`), "tensor" the chunked cumulative-sum
+        form (any device); "auto" takes native on the CPU and triton on CUDA when they are available. All
+        compute the same recurrence.
     lags : sequence of int, optional
         Lags of the transition-product decay (default: powers of two below L).
     lag_samples : int
@@ -476,6 +480,9 @@ def simulate(
     if scan == "native" and (dev.type != "cpu" or not native_available()):
         raise SsmctlError(f"scan='native' runs on the CPU only and needs the compiled kernel (device {dev}; "
                           f"{native_status()}); use scan='auto' or 'tensor'")
+    if scan == "triton" and not triton_available(dev):
+        raise SsmctlError(f"scan='triton' runs on a CUDA device with triton installed (device {dev}; "
+                          f"{triton_status()}); use scan='auto' or 'tensor'")
     n_layers = len(model.layers)
     if layers is None:
         chosen = list(range(n_layers))
@@ -508,45 +515,24 @@ def simulate(
         raise SsmctlError(f"chunk must be a positive integer, got {chunk}")
     if block < 1:
         raise SsmctlError(f"block must be a positive integer, got {block}")
-    stats = {
-        i: LTVStats(runners[i].a, L, batch=batch, lags=lags, lag_samples=lag_samples, eps=eps,
-                    heatmap_bins=heatmap_bins, device=dev)
-        for i in chosen
-    }
-    states = [r.init_state(batch) for r in runners]
-    windows: dict[int, dict[str, list]] = {i: {} for i in range(len(runners))} if window else {}
-    fallback = {i: 0 for i in chosen}
-    outputs: list[torch.Tensor] = []
+
+    def stats_factory() -> dict[int, LTVStats]:
+        return {i: LTVStats(runners[i].a, L, batch=batch, lags=lags, lag_samples=lag_samples, eps=eps,
+                            heatmap_bins=heatmap_bins, device=dev) for i in chosen}
+
+    stats = stats_factory()
     bar = _Progress(L, progress if progress is not None else (sys.stderr.isatty() and L > 8 * chunk))
     start = time.perf_counter()
-    with torch.no_grad():
-        for t0 in range(0, L, chunk):
-            t1 = min(L, t0 + chunk)
-            u = src.chunk(t0, t1, dev)
-            if not bool(torch.isfinite(u).all()):
-                b, t = _first_bad_token(u)
-                raise NonFiniteError(f"the input has NaN/Inf at token {t0 + t} (batch {b})")
-            for i, runner in enumerate(runners):
-                before = {k: v.clone() for k, v in states[i].items()}
-                res = runner.forward(u, states[i], t0, block=block, window=window)
-                if not bool(torch.isfinite(res.out).all()):
-                    # Inside a block the triangular product spreads a NaN to earlier tokens (0·NaN); one-token
-                    # blocks only carry it forward, so rerun the chunk that way to find where it starts.
-                    exact = runner.forward(u, before, t0, block=1)
-                    b, t = _first_bad_token(exact.out)
-                    raise NonFiniteError(
-                        f"NaN/Inf first appears in layer {i} ({runner.family}) at token {t0 + t} (batch {b}); "
-                        f"the layer input was finite there"
-                    )
-                if i in stats:
-                    stats[i].update(res.rate)
-                    fallback[i] += res.n_fallback
-                if res.window is not None:
-                    _collect(windows[i], res.window)
-                u = res.out
-            if keep_output:
-                outputs.append(u.cpu())
-            bar.update(t1)
+    # On the CPU every chunk is checked as it comes (checks are free there). On a GPU a check waits for the
+    # device, so the checks accumulate on it and are read once at the end; only when one failed does the run
+    # repeat with the checks made chunk by chunk, which raise the precise error.
+    run = _Run(src, runners, stats, window, chunk, block, keep_output, eager=_checks_each_chunk(dev))
+    run.go(bar)
+    if not run.eager and run.failed():
+        _Run(src, runners, stats_factory(), window, chunk, block, keep_output, eager=True).go(None)
+        raise NonFiniteError("NaN/Inf appeared on the device, but a run with checks after every chunk did not "
+                             "find it again")
+    outputs, windows, fallback = run.outputs, run.windows, run.fallback
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - start
@@ -567,6 +553,77 @@ def simulate(
         scan_backend=runners[0].used_backend,
         partial=partial_note(model),
     )
+
+
+def _checks_each_chunk(dev: torch.device) -> bool:
+    """Check every chunk as it comes (the CPU), or defer the checks to the end of the loop (a GPU)."""
+    return dev.type == "cpu"
+
+
+class _Run:
+    """One pass of the chunk loop: every chunk through every layer, the rates into the statistics.
+
+    ``eager``: check each chunk's input and each layer's output for NaN/Inf as they come (and the statistics
+    their rates), raising the precise error at once. Otherwise the checks stay on the device (no host round trip
+    inside the loop): :meth:`failed`, called once after the loop, says whether any failed.
+    """
+
+    def __init__(self, src: _Inputs, runners: list, stats: dict[int, LTVStats], window, chunk: int, block: int,
+                 keep_output: bool, eager: bool) -> None:
+        self.src, self.runners, self.stats, self.window = src, runners, stats, window
+        self.chunk, self.block, self.keep_output, self.eager = chunk, block, keep_output, eager
+        for st in stats.values():
+            st.defer_checks = not eager
+        self.windows: dict[int, dict[str, list]] = {i: {} for i in range(len(runners))} if window else {}
+        self.fallback = {i: 0 for i in stats}
+        self.outputs: list[torch.Tensor] = []
+        # on the device: some chunk's input or some layer's output was not finite (deferred checks only)
+        self.bad = torch.zeros((), dtype=torch.bool, device=runners[0].device)
+
+    def go(self, bar: _Progress | None) -> None:
+        src, runners, stats, window = self.src, self.runners, self.stats, self.window
+        L = src.length
+        dev = runners[0].device
+        states = [r.init_state(src.batch) for r in runners]
+        with torch.no_grad():
+            for t0 in range(0, L, self.chunk):
+                t1 = min(L, t0 + self.chunk)
+                u = src.chunk(t0, t1, dev)
+                if self.eager and not bool(torch.isfinite(u).all()):
+                    b, t = _first_bad_token(u)
+                    raise NonFiniteError(f"the input has NaN/Inf at token {t0 + t} (batch {b})")
+                finite = [torch.isfinite(u).all()] if not self.eager else []
+                for i, runner in enumerate(runners):
+                    before = {k: v.clone() for k, v in states[i].items()} if self.eager else None
+                    res = runner.forward(u, states[i], t0, block=self.block, window=window)
+                    if not self.eager:
+                        finite.append(torch.isfinite(res.out).all())
+                    elif not bool(torch.isfinite(res.out).all()):
+                        # Inside a block the triangular product spreads a NaN to earlier tokens (0·NaN); one-token
+                        # blocks only carry it forward, so rerun the chunk that way to find where it starts.
+                        exact = runner.forward(u, before, t0, block=1)
+                        b, t = _first_bad_token(exact.out)
+                        raise NonFiniteError(
+                            f"NaN/Inf first appears in layer {i} ({runner.family}) at token {t0 + t} (batch {b}); "
+                            f"the layer input was finite there"
+                        )
+                    if i in stats:
+                        stats[i].update(res.rate)
+                        self.fallback[i] += res.n_fallback
+                    if res.window is not None:
+                        _collect(self.windows[i], res.window)
+                    u = res.out
+                if finite:
+                    self.bad |= ~torch.stack(finite).all()
+                if self.keep_output:
+                    self.outputs.append(u.cpu())
+                if bar is not None:
+                    bar.update(t1)
+
+    def failed(self) -> bool:
+        """Whether a deferred check failed (one host round trip for all of them)."""
+        flags = [self.bad] + [st.deferred_failure() for st in self.stats.values()]
+        return bool(torch.stack(flags).any())
 
 
 def _states_per_token(layer) -> int:

@@ -15,6 +15,7 @@ from tests.helpers import needs_grouped_gated_norm
 from ssmctl.errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSystemError
 from ssmctl.models import mamba
 from ssmctl.models.base import Layer, Model
+from ssmctl.engine import driver
 from ssmctl.engine.driver import default_chunk, default_slab, partial_note, resolve_device, simulate
 from ssmctl.engine.native import native_available, native_status
 
@@ -401,7 +402,11 @@ def test_time_invariant_layers_are_refused(our_mamba):
         simulate(Model("s4d", {}, [lti]), torch.randn(1, 4, 24), device="cpu")
 
 
-def test_nan_reported_with_layer_and_token(our_mamba):
+@pytest.mark.parametrize("deferred", [False, True])
+def test_nan_reported_with_layer_and_token(our_mamba, deferred, monkeypatch):
+    # deferred: the GPU's way (checks kept on the device, read after the loop, the run repeated with checks
+    # after every chunk when one failed), forced here on the CPU; the messages are the same
+    monkeypatch.setattr(driver, "_checks_each_chunk", lambda dev: not deferred)
     u = torch.randn(1, 40, 24)
     u[0, 23, 5] = float("nan")
     with pytest.raises(NonFiniteError, match="input has NaN/Inf at token 23"):
@@ -423,6 +428,36 @@ def test_nan_reported_with_layer_and_token(our_mamba):
     with pytest.raises(NonFiniteError, match=r"layer 1 \(mamba\) at token 31"):
         simulate(Model("mamba", {}, layers), u, chunk=16, device="cpu")
     assert simulate(Model("mamba", {}, layers[:1]), u, chunk=16, device="cpu").n_tokens == 40
+
+
+class _HostRead(AssertionError):
+    pass
+
+
+def test_deferred_checks_read_nothing_back_inside_the_loop_and_change_nothing(our_mamba, ids, monkeypatch):
+    """The GPU's chunk loop: no value goes from the device to the host until the loop ends (every way a tensor's
+    value reaches Python raises here), and the statistics are those of the checking loop."""
+    eager = simulate(our_mamba, ids, chunk=16, device="cpu").summary()
+    monkeypatch.setattr(driver, "_checks_each_chunk", lambda dev: False)
+    go = driver._Run.go
+
+    def strict_go(self, bar):
+        def refuse(*args, **kwargs):
+            raise _HostRead("a tensor's value was read on the host inside the chunk loop")
+
+        with monkeypatch.context() as m:
+            for name in ("__bool__", "__int__", "__float__", "__index__", "item", "tolist", "numpy", "cpu"):
+                m.setattr(torch.Tensor, name, refuse)
+            go(self, bar)
+
+    monkeypatch.setattr(driver._Run, "go", strict_go)
+    deferred = simulate(our_mamba, ids, chunk=16, device="cpu", scan="native" if native_available() else "auto")
+    got = deferred.summary()
+    for a, b in zip(got["layers"], eager["layers"]):
+        for key in ("abs_min", "abs_max", "dt_median", "memory_horizon_median"):
+            assert a[key] == b[key]
+        assert a["transition_decay"] == b["transition_decay"]
+        assert a["dt_out_of_histogram_range"] == b["dt_out_of_histogram_range"]
 
 
 def test_layers_selection_runs_only_what_is_needed(our_mamba, ids):

@@ -234,13 +234,29 @@ def test_nan_and_negative_rates_are_rejected():
         st.update(bad)
 
 
-def test_rates_outside_the_histogram_range_land_in_the_edge_bins():
+def test_deferred_checks_flag_nan_and_negative_rates_on_the_device():
+    # the simulation driver's mode on a GPU: nothing is read back per update, the failure shows at the end
+    for value in (float("nan"), -0.5):
+        st = LTVStats(torch.ones(3, 2), 10)
+        st.defer_checks = True
+        bad = torch.rand(1, 4, 3)
+        bad[0, 2, 1] = value
+        st.update(bad)  # no error yet: the histogram stays within its bins
+        st.update(torch.rand(1, 4, 3))
+        assert bool(st.deferred_failure()) and int(st.rate_hist.sum()) == 8 * 3
+        with pytest.raises(NonFiniteError, match="some rate was NaN or negative"):
+            st.result()
+
+
+@pytest.mark.parametrize("deferred", [False, True])
+def test_rates_outside_the_histogram_range_land_in_the_edge_bins(deferred):
     lo, hi, w = 1e-4, 10.0, 0.05
     K = math.ceil(math.log(hi / lo) / w)
     inside = lo * np.exp(w * (np.arange(0, K, 7) + 0.5))  # mid-bin rates, bins 0, 7, 14, …
     outside = np.array([0.0, 1e-9, lo * 0.999, hi, 3e3])
     a = torch.tensor([[1.0], [2.0]], dtype=torch.float64)
     st = LTVStats(a, len(inside) + len(outside), rate_range=(lo, hi), bin_width=w)
+    st.defer_checks = deferred  # counted and clamped on the device, unconditionally
     for r in (inside, outside):  # a chunk well inside the range, then one outside it
         st.update(torch.tensor(np.stack([r, r[::-1]], -1)[None], dtype=torch.float32))
     res = st.result()
