@@ -107,6 +107,10 @@ def _pow2(x: float, lo: int, hi: int) -> int:
 def default_chunk(device: torch.device, states_per_token: int) -> int:
     """Tokens per chunk (projections, statistics): 512 on CPU; ~64M scan elements per chunk on a GPU.
 
+    The tensor scan materializes every state of a chunk (channels × N per token); the fused Triton scan keeps
+    them in registers, so :func:`simulate` passes it the channels alone (per-token activations and statistics'
+    work tensors then bound the chunk, a few times 2^26 numbers at most).
+
     Parameters
     ----------
     device : torch.device
@@ -509,7 +513,10 @@ def simulate(
         slab = default_slab(dev, per_token)
     runners = [runner_for(layer, dev, slab, scan) for layer in model.layers[: chosen[-1] + 1]]
     if chunk == "auto":
-        chunk = default_chunk(dev, per_token)
+        fused = dev.type == "cuda" and scan in ("auto", "triton") and triton_available(dev)
+        # a fused scan holds no (tokens × states) temporaries: half the 2^26 budget goes to the channels alone
+        chunk = default_chunk(dev, 2 * max(_channels_per_token(layer) for layer in model.layers[: chosen[-1] + 1])
+                              * batch if fused else per_token)
     chunk = int(chunk)
     if chunk < 1:
         raise SsmctlError(f"chunk must be a positive integer, got {chunk}")
@@ -624,6 +631,11 @@ class _Run:
         """Whether a deferred check failed (one host round trip for all of them)."""
         flags = [self.bad] + [st.deferred_failure() for st in self.stats.values()]
         return bool(torch.stack(flags).any())
+
+
+def _channels_per_token(layer) -> int:
+    c = layer.config
+    return int(c["d_inner"]) if layer.family in ("mamba", "mamba2") else int(c.get("lru_width", c.get("d_model", 1)))
 
 
 def _states_per_token(layer) -> int:
