@@ -67,26 +67,26 @@ fi
 echo "device: $DEVICE" | tee -a "$SUMMARY"
 export -f versions
 export PY
-step versions 60 "$SUMMARY" bash -c versions
+step versions 30 "$SUMMARY" bash -c versions
 
 GPU_TESTS=(tests/engine tests/cli/test_simulate.py tests/models/test_mamba2.py tests/benchmarks/test_scan_backends.py)
-step tests_gpu 100 "$OUT/tests_gpu.log" "$PY" -m pytest -q -ra -p no:cacheprovider "${GPU_TESTS[@]}"
+step tests_gpu 90 "$OUT/tests_gpu.log" "$PY" -m pytest -q -ra -p no:cacheprovider "${GPU_TESTS[@]}"
 
 XDIST=()
 if "$PY" -c "import xdist" 2>/dev/null; then XDIST=(-n 8); fi
 IGNORE=()
 for t in "${GPU_TESTS[@]}"; do IGNORE+=(--ignore="$t"); done
-step suite 100 "$OUT/suite.log" "$PY" -m pytest -q -ra -p no:cacheprovider ${XDIST[@]+"${XDIST[@]}"} "${IGNORE[@]}" \
+step suite 80 "$OUT/suite.log" "$PY" -m pytest -q -ra -p no:cacheprovider ${XDIST[@]+"${XDIST[@]}"} "${IGNORE[@]}" \
     --continue-on-collection-errors tests
 
 if [ "$DEVICE" = cuda ]; then
-    step scan 70 "$OUT/scan.log" "$PY" benchmarks/scan_backends.py --device cuda --hbm-gbps 4800 \
+    step scan 90 "$OUT/scan.log" "$PY" benchmarks/scan_backends.py --device cuda --hbm-gbps 4800 \
         --out "$OUT/scan_cuda.json"
-    step ltv 150 "$OUT/ltv.log" "$PY" benchmarks/ltv_simulate.py --device cuda --repeats 2 --memory inline \
+    step ltv 130 "$OUT/ltv.log" "$PY" benchmarks/ltv_simulate.py --device cuda --repeats 2 --memory inline \
         --tensor-max-tokens 4096 --baseline-max-tokens 16384 --out "$OUT/ltv_cuda.json"
 else
-    step scan 70 "$OUT/scan.log" "$PY" benchmarks/scan_backends.py --quick --out "$OUT/scan_cuda.json"
-    step ltv 150 "$OUT/ltv.log" "$PY" benchmarks/ltv_simulate.py --quick --sizes a,c --memory inline \
+    step scan 90 "$OUT/scan.log" "$PY" benchmarks/scan_backends.py --quick --out "$OUT/scan_cuda.json"
+    step ltv 130 "$OUT/ltv.log" "$PY" benchmarks/ltv_simulate.py --quick --sizes a,c --memory inline \
         --out "$OUT/ltv_cuda.json"
 fi
 echo "total $(( $(date +%s) - T0 ))s" | tee -a "$SUMMARY"
