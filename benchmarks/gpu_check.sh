@@ -31,8 +31,9 @@ step() {
     echo "=== $name (limit ${limit}s) $(date -u +%H:%M:%S)" | tee -a "$log"
     timeout --kill-after=15 "$limit" "$@" 2>&1 | tee -a "$log"
     rc=${PIPESTATUS[0]}
-    echo "=== $name: exit $rc after $(( $(date +%s) - start ))s$([ "$rc" = 124 ] && echo ' (time limit)')" \
-        | tee -a "$log" "$SUMMARY"
+    local line="=== $name: exit $rc after $(( $(date +%s) - start ))s$([ "$rc" = 124 ] && echo ' (time limit)')"
+    echo "$line" | tee -a "$log"
+    [ "$log" = "$SUMMARY" ] || echo "$line" >> "$SUMMARY"
     return 0
 }
 
@@ -82,6 +83,11 @@ step suite 80 "$OUT/suite.log" "$PY" -m pytest -q -ra -p no:cacheprovider ${XDIS
 if [ "$DEVICE" = cuda ]; then
     step scan 90 "$OUT/scan.log" "$PY" benchmarks/scan_backends.py --device cuda --hbm-gbps 4800 \
         --out "$OUT/scan_cuda.json"
+    # the LTV run uses the sweep's fastest tile sizes for Mamba-1's scan (SSMCTL_TRITON_TILES; default if none)
+    TILES=$("$PY" -c "import json,sys; b=json.load(open(sys.argv[1]))['bandwidth']['best']; t=b and b['tiles']
+print(','.join(map(str, t)) if isinstance(t, list) else '')" "$OUT/scan_cuda.json" 2>/dev/null || true)
+    echo "ltv: SSMCTL_TRITON_TILES=${TILES:-(default)}" | tee -a "$SUMMARY"
+    export SSMCTL_TRITON_TILES="$TILES"
     step ltv 130 "$OUT/ltv.log" "$PY" benchmarks/ltv_simulate.py --device cuda --repeats 2 --memory inline \
         --tensor-max-tokens 4096 --baseline-max-tokens 16384 --out "$OUT/ltv_cuda.json"
 else

@@ -284,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "ssmctl_triton_tiles": os.environ.get("SSMCTL_TRITON_TILES") or None,
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,

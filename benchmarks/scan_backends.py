@@ -52,9 +52,10 @@ SHAPES = [
 
 # the bandwidth case: batch 8, Mamba-130m's 1536 channels × N 16, 16k tokens
 BANDWIDTH = {"batch": 8, "H": 1536, "N": 16, "L": 16384}
-# (BLOCK_D, BLOCK_N, T, num_warps) tried by the bandwidth sweep; None: the kernel's default choice
-TILES = [None, (16, 16, 16, 4), (32, 16, 16, 4), (32, 16, 8, 4), (64, 16, 8, 4), (64, 16, 16, 8),
-         (128, 16, 8, 8), (16, 16, 32, 4), (32, 8, 16, 4), (32, 16, 16, 8)]
+# (BLOCK_D, BLOCK_N, T, num_warps[, layout]) tried by the bandwidth sweep; None: the kernel's default choice
+TILES = [None, (16, 16, 16, 4), (32, 16, 8, 4), (16, 16, 8, 4), (16, 16, 8, 2), (32, 16, 16, 8), (64, 16, 8, 8),
+         (32, 16, 8, 4, "tnd"), (64, 16, 4, 4, "tnd"), (16, 16, 16, 4, "tnd"), (32, 16, 16, 8, "tnd"),
+         (64, 16, 8, 8, "tnd"), (128, 16, 4, 8, "tnd")]
 
 
 def _inputs(H: int, P: int, G: int, N: int, Na: int, L: int, seed: int = 0, batch: int = 1,
@@ -149,7 +150,7 @@ def bandwidth(device: str | torch.device, repeats: int = 5, sizes: dict[str, int
     sizes : dict, optional
         ``batch``, ``H``, ``N``, ``L`` (default :data:`BANDWIDTH`).
     tiles : list, optional
-        (BLOCK_D, BLOCK_N, T, num_warps) tuples, None for the default choice (default :data:`TILES`).
+        (BLOCK_D, BLOCK_N, T, num_warps[, layout]) tuples, None for the default choice (default :data:`TILES`).
     hbm_gbps : float
         The device's memory bandwidth, for the fraction.
 

@@ -14,8 +14,8 @@ product, y_t = Σ_n C_t[n] h_t[n] is reduced in registers, and the chunk's last 
 With more than one block of states, each block writes its partial sums of y and a small torch sum adds them.
 
 Nothing here is required: without triton (``pip install ssmctl[gpu]``) or a GPU, the scan uses its other forms.
-Tests run the kernel on CPU tensors in Triton's interpreter (``TRITON_INTERPRET=1`` set before this module is
-imported). :func:`triton_status` says whether the kernel can run and why not.
+Tests run the kernel on CPU tensors in Triton's interpreter (``TRITON_INTERPRET=1`` set before the kernel's first
+use, which defines it). :func:`triton_status` says whether the kernel can run and why not.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import os
 from functools import lru_cache
 
 import torch
+
+from ..errors import SsmctlError
 
 __all__ = ["triton_available", "triton_status", "triton_scan", "triton_interpreting"]
 
@@ -43,13 +45,13 @@ def _kernels():
     except Exception as exc:  # ImportError, or a broken install raising anything on import
         return None, f"triton is not installed or failed to import ({type(exc).__name__}: {exc})"
 
-    return _triton_kernel._scan_kernel, ""
+    return {"dnt": _triton_kernel._scan_kernel, "tnd": _triton_kernel._scan_kernel_tokens_first}, ""
 
 
 def triton_status() -> str:
     """A line saying whether the Triton scan can run (on CUDA, or on the CPU in the interpreter), else why not."""
-    kernel, why = _kernels()
-    if kernel is None:
+    kernels, why = _kernels()
+    if kernels is None:
         return why
     if triton_interpreting():
         return "triton kernel (interpreter: TRITON_INTERPRET=1)"
@@ -78,18 +80,40 @@ def triton_available(device: torch.device | str = "cuda") -> bool:
     return dev.type == "cuda" and torch.cuda.is_available()
 
 
-def _tiles(lanes: int, N: int, dtype: torch.dtype) -> tuple[int, int, int, int]:
-    """(BLOCK_D, BLOCK_N, T, num_warps): ~4k states × tokens per tile (2k in float64), powers of two.
+def _tiles(lanes: int, N: int, dtype: torch.dtype) -> tuple[int, int, int, int, str]:
+    """(BLOCK_D, BLOCK_N, T, num_warps, layout): ~4k states × tokens per tile (2k in float64), powers of two.
 
+    layout "dnt": tiles (lanes, states, tokens), scanned along the last axis; "tnd": (tokens, states, lanes).
+    ``SSMCTL_TRITON_TILES="D,N,T,W[,layout]"`` in the environment overrides the choice for the layers whose
+    states fit one block of N (2 ≤ N ≤ pow2(states) ≤ 32: Mamba-1's sizes), e.g. with the benchmark's best.
     The interpreter scans a tile element by element in Python: there, the smallest tiles that fit the sizes.
     """
     if triton_interpreting():
-        return min(8, _pow2(lanes)), max(2, min(8, _pow2(N))), 8, 1
+        return min(8, _pow2(lanes)), max(2, min(8, _pow2(N))), 8, 1, "dnt"
+    override = _env_tiles()
+    if override is not None and 2 <= override[1] <= _pow2(N) <= 32:
+        return override
     block_n = max(2, min(32, _pow2(N)))
     budget = 4096 if dtype == torch.float32 else 2048
     T = 16
     block_d = max(8, min(128, budget // (block_n * T), _pow2(lanes)))
-    return block_d, block_n, T, 4
+    return block_d, block_n, T, 4, "dnt"
+
+
+def _env_tiles() -> tuple[int, int, int, int, str] | None:
+    text = os.environ.get("SSMCTL_TRITON_TILES", "").strip()
+    if not text:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        nums = [int(p) for p in parts[:4]]
+    except ValueError:
+        nums = []
+    layout = parts[4] if len(parts) > 4 else "dnt"
+    if len(nums) != 4 or any(x < 1 or x & (x - 1) for x in nums) or layout not in ("dnt", "tnd") or len(parts) > 5:
+        raise SsmctlError(f"SSMCTL_TRITON_TILES={text!r}: expected 'D,N,T,W' or 'D,N,T,W,layout' with powers of "
+                          "two and layout 'dnt' or 'tnd'")
+    return nums[0], nums[1], nums[2], nums[3], layout
 
 
 def _pow2(n: int) -> int:
@@ -123,8 +147,9 @@ def triton_scan(
         State before the first token; None means zeros.
     return_states : bool
         Also return every state h_t.
-    tiles : (BLOCK_D, BLOCK_N, T, num_warps), optional
-        Tile sizes (powers of two); default chosen from the sizes (benchmarks sweep them).
+    tiles : (BLOCK_D, BLOCK_N, T, num_warps[, layout]), optional
+        Tile sizes (powers of two) and layout ("dnt", the default, or "tnd"); default chosen from the sizes
+        (benchmarks sweep them).
 
     Returns
     -------
@@ -134,14 +159,15 @@ def triton_scan(
     """
     if v.dtype not in (torch.float32, torch.float64) or not triton_available(v.device):
         return None
-    kernel, _ = _kernels()
+    kernels, _ = _kernels()
     batch, L, H, P = v.shape
     G, N = B.shape[2], B.shape[3]
     dtype, dev = v.dtype, v.device
     dt, v, B, C = (t.to(dtype).contiguous() for t in (dt, v, B, C))
     A2 = (A.to(dtype) * _LOG2E).contiguous()
     lanes = H // G * P
-    block_d, block_n, T, warps = tiles or _tiles(lanes, N, dtype)
+    block_d, block_n, T, warps, *layout = tiles or _tiles(lanes, N, dtype)
+    kernel = kernels[layout[0] if layout else "dnt"]
     n_blocks = -(-N // block_n)
     h_out = torch.empty(batch, H, P, N, dtype=dtype, device=dev)
     h_in = h_out if h0 is None else h0.to(dtype).contiguous()

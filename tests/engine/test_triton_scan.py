@@ -13,7 +13,8 @@ import torch
 
 from ssmctl.errors import SsmctlError
 from ssmctl.engine.scan import selective_scan, selective_scan_ref
-from ssmctl.engine.triton_scan import triton_available, triton_status
+from ssmctl.engine import triton_scan as triton_scan_module
+from ssmctl.engine.triton_scan import triton_available, triton_scan, triton_status
 
 from .test_scan import SHAPES, _inputs, _rel
 
@@ -105,14 +106,30 @@ def test_nan_propagates_from_its_token_on_and_only_in_its_channel():
     assert torch.isnan(res.h_last[0, [3, 11]]).all().item() and int(torch.isnan(res.h_last).sum()) == 8
 
 
-@pytest.mark.parametrize("tiles", [(8, 2, 2, 1), (16, 4, 4, 2), (8, 8, 32, 4)])
-def test_tile_sizes_do_not_change_the_result(tiles):
-    args = _inputs(SHAPES["mamba2"])
-    fast = selective_scan(*_on(args), backend="triton")
-    from ssmctl.engine.triton_scan import triton_scan
+@pytest.mark.parametrize("family", ["mamba", "mamba2"])
+@pytest.mark.parametrize("tiles", [(8, 2, 2, 1), (16, 4, 4, 2), (8, 8, 32, 4), (8, 4, 4, 1, "tnd"),
+                                   (16, 8, 8, 2, "tnd")])
+def test_tile_sizes_and_layouts_do_not_change_the_result(family, tiles):
+    args = _inputs(SHAPES[family])
+    ref = selective_scan_ref(*args)
+    y, h_last, states = triton_scan(*_on(args), return_states=True, tiles=tiles)
+    assert _rel(y.cpu(), ref.y) < 1e-12 and _rel(h_last.cpu(), ref.h_last) < 1e-12
+    assert _rel(states.cpu(), ref.states) < 1e-12
 
-    y, h_last, _ = triton_scan(*_on(args), return_states=False, tiles=tiles)
-    assert _rel(y.cpu(), fast.y.cpu()) < 1e-13 and _rel(h_last.cpu(), fast.h_last.cpu()) < 1e-13
+
+def test_tiles_from_the_environment(monkeypatch):
+    monkeypatch.setattr(triton_scan_module, "triton_interpreting", lambda: False)
+    monkeypatch.setenv("SSMCTL_TRITON_TILES", "32,16,8,8,tnd")
+    assert triton_scan_module._tiles(1536, 16, torch.float32) == (32, 16, 8, 8, "tnd")
+    # only for layers whose states fit that block of N (Mamba-1's), not RG-LRU's one state or Mamba-2's 128
+    assert triton_scan_module._tiles(2560, 1, torch.float32)[1] == 2
+    assert triton_scan_module._tiles(1536, 128, torch.float32)[1] == 32
+    monkeypatch.setenv("SSMCTL_TRITON_TILES", "32,16,8")
+    with pytest.raises(SsmctlError, match=r"SSMCTL_TRITON_TILES='32,16,8': expected 'D,N,T,W'"):
+        triton_scan_module._tiles(1536, 16, torch.float32)
+    monkeypatch.setenv("SSMCTL_TRITON_TILES", "32,16,8,6,dnt")
+    with pytest.raises(SsmctlError, match="powers of two"):
+        triton_scan_module._tiles(1536, 16, torch.float32)
 
 
 def test_refusals_and_auto_choice():
