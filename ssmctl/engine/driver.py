@@ -572,7 +572,8 @@ class _Run:
 
     ``eager``: check each chunk's input and each layer's output for NaN/Inf as they come (and the statistics
     their rates), raising the precise error at once. Otherwise the checks stay on the device (no host round trip
-    inside the loop): :meth:`failed`, called once after the loop, says whether any failed.
+    inside the loop, beyond the copies a kept window or ``keep_output`` ask for): :meth:`failed`, called once
+    after the loop, says whether any failed.
     """
 
     def __init__(self, src: _Inputs, runners: list, stats: dict[int, LTVStats], window, chunk: int, block: int,
