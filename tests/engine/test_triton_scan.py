@@ -106,9 +106,10 @@ def test_nan_propagates_from_its_token_on_and_only_in_its_channel():
     assert torch.isnan(res.h_last[0, [3, 11]]).all().item() and int(torch.isnan(res.h_last).sum()) == 8
 
 
-@pytest.mark.parametrize("family", ["mamba", "mamba2"])
-@pytest.mark.parametrize("tiles", [(8, 2, 2, 1), (16, 4, 4, 2), (8, 8, 32, 4), (8, 4, 4, 1, "tnd"),
-                                   (16, 8, 8, 2, "tnd")])
+@pytest.mark.parametrize("family, tiles", [
+    ("mamba", (8, 2, 2, 1)), ("mamba2", (16, 4, 4, 2)), ("mamba2", (8, 8, 32, 4)),  # several blocks of states
+    ("mamba", (8, 4, 4, 1, "tnd")), ("mamba2", (16, 8, 8, 2, "tnd")),  # the (tokens, states, lanes) layout
+])
 def test_tile_sizes_and_layouts_do_not_change_the_result(family, tiles):
     args = _inputs(SHAPES[family])
     ref = selective_scan_ref(*args)
