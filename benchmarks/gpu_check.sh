@@ -68,10 +68,10 @@ fi
 echo "device: $DEVICE" | tee -a "$SUMMARY"
 export -f versions
 export PY
-step versions 30 "$SUMMARY" bash -c versions
+step versions 20 "$SUMMARY" bash -c versions
 
 GPU_TESTS=(tests/engine tests/cli/test_simulate.py tests/models/test_mamba2.py tests/benchmarks/test_scan_backends.py)
-step tests_gpu 90 "$OUT/tests_gpu.log" "$PY" -m pytest -q -ra -p no:cacheprovider "${GPU_TESTS[@]}"
+step tests_gpu 120 "$OUT/tests_gpu.log" "$PY" -m pytest -q -ra -p no:cacheprovider "${GPU_TESTS[@]}"
 
 XDIST=()
 if "$PY" -c "import xdist" 2>/dev/null; then XDIST=(-n 8); fi
@@ -81,18 +81,18 @@ step suite 80 "$OUT/suite.log" "$PY" -m pytest -q -ra -p no:cacheprovider ${XDIS
     --continue-on-collection-errors tests
 
 if [ "$DEVICE" = cuda ]; then
-    step scan 90 "$OUT/scan.log" "$PY" benchmarks/scan_backends.py --device cuda --hbm-gbps 4800 \
+    step scan 80 "$OUT/scan.log" "$PY" benchmarks/scan_backends.py --device cuda --hbm-gbps 4800 \
         --out "$OUT/scan_cuda.json"
     # the LTV run uses the sweep's fastest tile sizes for Mamba-1's scan (SSMCTL_TRITON_TILES; default if none)
     TILES=$("$PY" -c "import json,sys; b=json.load(open(sys.argv[1]))['bandwidth']['best']; t=b and b['tiles']
 print(','.join(map(str, t)) if isinstance(t, list) else '')" "$OUT/scan_cuda.json" 2>/dev/null || true)
     echo "ltv: SSMCTL_TRITON_TILES=${TILES:-(default)}" | tee -a "$SUMMARY"
     export SSMCTL_TRITON_TILES="$TILES"
-    step ltv 130 "$OUT/ltv.log" "$PY" benchmarks/ltv_simulate.py --device cuda --repeats 2 --memory inline \
+    step ltv 120 "$OUT/ltv.log" "$PY" benchmarks/ltv_simulate.py --device cuda --repeats 2 --memory inline \
         --tensor-max-tokens 4096 --baseline-max-tokens 16384 --out "$OUT/ltv_cuda.json"
 else
-    step scan 90 "$OUT/scan.log" "$PY" benchmarks/scan_backends.py --quick --out "$OUT/scan_cuda.json"
-    step ltv 130 "$OUT/ltv.log" "$PY" benchmarks/ltv_simulate.py --quick --sizes a,c --memory inline \
+    step scan 80 "$OUT/scan.log" "$PY" benchmarks/scan_backends.py --quick --out "$OUT/scan_cuda.json"
+    step ltv 120 "$OUT/ltv.log" "$PY" benchmarks/ltv_simulate.py --quick --sizes a,c --memory inline \
         --out "$OUT/ltv_cuda.json"
 fi
 echo "total $(( $(date +%s) - T0 ))s" | tee -a "$SUMMARY"
