@@ -88,7 +88,8 @@ if [ "$DEVICE" = cuda ]; then
 print(','.join(map(str, t)) if isinstance(t, list) else '')" "$OUT/scan_cuda.json" 2>/dev/null || true)
     echo "ltv: SSMCTL_TRITON_TILES=${TILES:-(default)}" | tee -a "$SUMMARY"
     export SSMCTL_TRITON_TILES="$TILES"
-    step ltv 120 "$OUT/ltv.log" "$PY" benchmarks/ltv_simulate.py --device cuda --repeats 2 --memory inline \
+    step ltv 120 "$OUT/ltv.log" "$PY" benchmarks/ltv_simulate.py --device cuda --sizes c,b,a --repeats 1 \
+        --memory inline \
         --tensor-max-tokens 4096 --baseline-max-tokens 16384 --out "$OUT/ltv_cuda.json"
 else
     step scan 80 "$OUT/scan.log" "$PY" benchmarks/scan_backends.py --quick --out "$OUT/scan_cuda.json"

@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     table = QUICK if args.quick else SIZES
     chosen = args.sizes or ("a,b,c" if device.type == "cuda" else "a,b")
-    sizes = {k: dict(v) for k, v in table.items() if k in chosen.split(",")}
+    sizes = {k: dict(table[k]) for k in chosen.split(",") if k in table}  # in the order asked for
     if device.type == "cuda" and not args.quick:
         for k, s in sizes.items():
             s["lengths"] = CUDA_LENGTHS[k]
