@@ -21,7 +21,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..analysis.spectrum import memory_horizon
+from ..analysis.spectrum import format_modulus, marginal_note, memory_horizon
 from ..errors import NonFiniteError, SsmctlError, UnsupportedSystemError
 from ..report import SCHEMA_VERSION, format_table
 
@@ -248,7 +248,11 @@ def layer_row(layer: Any, *, eps: float = EPS, spectrum: dict[str, Any] | None =
         row.update(_stats(spec["dt"], "dt"))
     outside = int((r > 1.0).sum())
     if outside:
-        row["warnings"].append(f"{outside} eigenvalue(s) outside the unit disk (max |λ| = {r.max():.6g})")
+        row["warnings"].append(f"{outside} eigenvalue(s) outside the unit disk (max |λ| = {format_modulus(r.max(), 6)})")
+    else:
+        note = marginal_note(r.max())  # also for 1 − 1e-15: a memory of 4.6e15 tokens is no statement of fact
+        if note is not None:
+            row["warnings"].append(note)
     per_channel = r.reshape(spec["channels"], -1)
     dead = int((per_channel.max(axis=-1) < _DEAD_RADIUS).sum())
     if spec["gain"] is not None:
@@ -467,6 +471,9 @@ def inspect_text(report: dict[str, Any]) -> str:
     for r in report["layers"]:
         row = dict(r)
         row["warn"] = "; ".join(r.get("warnings", [])) or (r.get("note") or "")
+        for key in ("abs_min", "abs_median", "abs_max", "spectral_radius"):
+            if isinstance(r.get(key), float):  # never rounded into 1 (margin = 1 − radius keeps its digits too)
+                row[key] = format_modulus(r[key])
         if r["kind"] not in ("LTI", "LTV"):
             row["family"] = r.get("name", r["family"])
         rows.append(row)

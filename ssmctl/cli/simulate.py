@@ -13,6 +13,7 @@ token ids (integers, (L,) or (batch, L)) or embeddings / a signal (floats, (L, d
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -22,6 +23,7 @@ import numpy as np
 
 from .common import add_eps_option, add_output_options, emit, write_plot
 from ..errors import CheckpointError, SsmctlError
+from ..analysis.spectrum import format_modulus
 from ..report import format_table
 from ..engine.driver import partial_note
 from ..engine.scan import SCAN_BACKENDS
@@ -130,6 +132,9 @@ def _table(summary: dict[str, Any]) -> str:
         rows.append({**row,
                      "decay_short": None if short is None else norms[short],
                      "decay_long": None if long is None else norms[long]})
+        for key in ("abs_min", "abs_median", "abs_max"):
+            if isinstance(row.get(key), float) and math.isfinite(row[key]):
+                rows[-1][key] = format_modulus(row[key])  # 0.999999993 reads "1 − 7e-09", not "1"
         rows[-1]["_short_lag"] = None if short is None else lags[short]
         rows[-1]["_long_lag"] = None if long is None else lags[long]
     s_lag = rows[0]["_short_lag"] if rows else None
@@ -148,6 +153,8 @@ def _text(summary: dict[str, Any], partial: str | None) -> str:
         f"memory: tokens until |Ā|^k = {summary['eps']:g} (frozen time); ‖ΠĀ‖: mean over t and channels of "
         "‖Ā_t ⋯ Ā_{t−lag+1}‖ (slowest mode)",
     ]
+    for row in summary["layers"]:
+        lines.extend(f"warning: layer {row['index']}: {w}" for w in row.get("warnings", []))
     if partial:
         lines.append(f"note: {partial}")
     return "\n".join(lines)

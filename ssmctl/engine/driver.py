@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .stats import LayerStats, LTVStats
+from ..analysis.spectrum import marginal_note
 from ..errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSystemError
 from ..models.base import Model
 from ..report import SCHEMA_VERSION
@@ -257,6 +258,7 @@ class SimulationResult:
                     },
                     "dt_out_of_histogram_range": s.rate_out_of_range,
                     "scan_fallback_columns": self.scan_fallback.get(i, 0),
+                    "warnings": [n for n in [marginal_note(s.abs_max, "|Ā_t| max")] if n is not None],
                 }
             )
         return {
