@@ -287,7 +287,7 @@ def _other_row(other: dict[str, Any]) -> dict[str, Any]:
 class _Source:
     """A model or a checkpoint plan behind one interface: layers (lazily), other layers, metadata."""
 
-    def __init__(self, obj: Any) -> None:
+    def __init__(self, obj: Any, hints: dict[str, Any] | None = None) -> None:
         from .load import Plan, nonfinite_tensors, scan
         from ..models.base import Model
 
@@ -302,7 +302,7 @@ class _Source:
             self.nonfinite = _model_nonfinite(obj)
             self.config = dict(obj.config)
             return
-        plan = obj if isinstance(obj, Plan) else scan(os.fspath(obj))
+        plan = obj if isinstance(obj, Plan) else scan(os.fspath(obj), **(hints or {}))
         self.plan = plan
         self.model = None
         self.family = plan.family
@@ -387,7 +387,8 @@ def _rows(src: _Source, eps: float) -> tuple[list[dict[str, Any]], dict[int, np.
     return rows, eigs
 
 
-def inspect_report(source: Any, *, eps: float = EPS, eigenvalues: bool = False) -> dict[str, Any]:
+def inspect_report(source: Any, *, eps: float = EPS, eigenvalues: bool = False,
+                   hints: dict[str, Any] | None = None) -> dict[str, Any]:
     """Per-layer eigenvalue report of a checkpoint path, a :class:`~ssmctl.checkpoints.load.Plan` or a Model.
 
     Parameters
@@ -399,6 +400,8 @@ def inspect_report(source: Any, *, eps: float = EPS, eigenvalues: bool = False) 
     eigenvalues : bool, default False
         Also return the eigenvalue arrays (key ``"eigenvalues"``: layer index → complex array; not JSON,
         remove before :func:`ssmctl.report.dumps`).
+    hints : dict or None, default None
+        Settings the checkpoint does not record, as for :func:`ssmctl.load` (used for a path).
 
     Returns
     -------
@@ -416,7 +419,7 @@ def inspect_report(source: Any, *, eps: float = EPS, eigenvalues: bool = False) 
     CheckpointError, ShapeError
         As :func:`ssmctl.checkpoints.load.scan`, for a path it cannot read.
     """
-    src = _Source(source)
+    src = _Source(source, hints)
     rows, eigs = _rows(src, eps)
     analysed = [r for r in rows if r["kind"] in ("LTI", "LTV") and r.get("abs_max") is not None]
     ssm_rows = [r for r in rows if r["kind"] not in ("attention",)]
@@ -509,7 +512,8 @@ def _init_source(a: _Source, seed: int) -> _Source:
     return _Source(model)
 
 
-def compare_report(a: Any, b: Any = "init", *, eps: float = EPS, seed: int = 0, eigenvalues: bool = False) -> dict[str, Any]:
+def compare_report(a: Any, b: Any = "init", *, eps: float = EPS, seed: int = 0, eigenvalues: bool = False,
+                   hints: dict[str, Any] | None = None) -> dict[str, Any]:
     """How the eigenvalues moved between two checkpoints (or a checkpoint and a fresh init).
 
     Parameters
@@ -526,6 +530,8 @@ def compare_report(a: Any, b: Any = "init", *, eps: float = EPS, seed: int = 0, 
     eigenvalues : bool, default False
         Also return the eigenvalues (key ``"eigenvalues"``: {"a": {index: array}, "b": ..., "pairs": [...]};
         not JSON, remove before dumping).
+    hints : dict or None, default None
+        Settings the checkpoints do not record, as for :func:`ssmctl.load` (used for both paths).
 
     Returns
     -------
@@ -545,8 +551,8 @@ def compare_report(a: Any, b: Any = "init", *, eps: float = EPS, seed: int = 0, 
     CheckpointError, ShapeError
         As :func:`ssmctl.checkpoints.load.scan`, for a path it cannot read.
     """
-    sa = _Source(a)
-    sb = _init_source(sa, seed) if isinstance(b, str) and b == "init" else _Source(b)
+    sa = _Source(a, hints)
+    sb = _init_source(sa, seed) if isinstance(b, str) and b == "init" else _Source(b, hints)
     if sa.family != sb.family:
         raise UnsupportedSystemError(f"cannot compare a {sa.family} model with a {sb.family} model")
     rows_a, eig_a = _rows(sa, eps)

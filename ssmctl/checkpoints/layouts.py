@@ -127,6 +127,10 @@ class Layout:
     embedding_scale : callable, optional
         ``embedding_scale(d_model) -> float``: the factor this producer multiplies its token embeddings by
         before the first layer (None: no scaling). The loader records it as ``extras['embedding_scale']``.
+    hints : tuple of str
+        Settings (keys of :data:`ssmctl.checkpoints.hints.HINTS`) this producer's tensors do not tell and
+        that change the numbers: the loader takes each from the checkpoint's records or a hint, never a
+        default, and hands it to ``infer`` in ``known``.
     """
 
     name: str
@@ -145,6 +149,7 @@ class Layout:
     shapes: Callable[[Mapping[str, Any]], dict[str, tuple[int, ...]]] | None = None
     notes: str = ""
     embedding_scale: Callable[[int], float] | None = None
+    hints: tuple[str, ...] = ()
 
     def family_key(self, rel: str) -> str | None:
         """The family's name for a key relative to the block prefix (None: not part of this layer).
@@ -407,7 +412,7 @@ def _s4_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, Any]) -
     c, H = shapes["kernel.C"][:2]
     cfg: dict[str, Any] = {
         "d_model": H, "d_state": 2 * K, "n_ssm": S, "rank": shapes["kernel.P"][0], "channels": c,
-        "dt_tie": shapes["kernel.inv_dt"][-1] == 1, "dt_transform": "softplus", "real_transform": "exp",
+        "dt_tie": shapes["kernel.inv_dt"][-1] == 1, "real_transform": "exp",
         "imag_transform": "none", "has_l_kernel": "kernel.l_kernel" in shapes,
     }
     cfg.update({k: v for k, v in known.items() if k in _S4_TRANSFORMS})
@@ -443,7 +448,7 @@ def _s4d_diag_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, A
         )
     cfg: dict[str, Any] = {
         "d_model": H, "d_state": K if is_real else 2 * K, "n_ssm": S, "is_real": is_real,
-        "discretization": "zoh", "dt_transform": "softplus", "real_transform": "exp", "imag_transform": "none",
+        "discretization": "zoh", "real_transform": "exp", "imag_transform": "none",
     }
     cfg.update({k: v for k, v in known.items() if k in _S4_TRANSFORMS + ("discretization",)})
     return cfg
@@ -527,8 +532,9 @@ def _s4d_min_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
 _S4_ROOT = r"^(?P<root>(?:\w+\.)*?(?:layers|s4_layers)\.(?P<index>\d+)\.(?:layer\.)*)kernel\."
 _S4_RENAMES = (("kernel.", "kernel."), ("D", "D"), ("output_linear.", "output_linear."))
 _S4_NOTE = (
-    "state-spaces/s4 transforms (dt_transform, real_transform, imag_transform, disc) come from the checkpoint's "
-    "hyper_parameters when it has them, else configs/model/layer/s4.yaml's defaults (softplus, exp, none, zoh)."
+    "state-spaces/s4 settings (dt_transform, real_transform, imag_transform, disc) come from the checkpoint's "
+    "hyper_parameters when it has them; without them dt_transform is a hint (its Python classes default to exp, "
+    "its Hydra configs to softplus) and the others are the defaults both agree on (exp, none, zoh)."
 )
 
 
@@ -628,18 +634,18 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout(
         "s4-dplr", "s4", "state-spaces/s4 S4 (SSMKernelDPLR in FFTConv; Lightning .ckpt, SequenceModel, standalone S4Block)",
         _S4_ROOT, {"kernel.P": 4, "kernel.A_real": 2, "kernel.C": 4}, _S4_RENAMES,
-        infer=_s4_infer, shapes=_s4_shapes, notes=_S4_NOTE,
+        infer=_s4_infer, shapes=_s4_shapes, notes=_S4_NOTE, hints=("dt_transform",),
     ),
     Layout(
         "s4d-diag", "s4d", "state-spaces/s4 S4D (SSMKernelDiag in FFTConv, mode diag)",
         _S4_ROOT, {"kernel.A_real": 2, "kernel.inv_dt": 2, "kernel.C": 4}, _S4_RENAMES, absent=("kernel.P",),
-        infer=_s4d_diag_infer, shapes=_s4d_diag_shapes, transform=_s4d_diag_transform, notes=_S4_NOTE,
+        infer=_s4d_diag_infer, shapes=_s4d_diag_shapes, transform=_s4d_diag_transform, notes=_S4_NOTE, hints=("dt_transform",),
     ),
     Layout(
         "s4d-diag-real", "s4d", "state-spaces/s4 S4D-Real (SSMKernelDiag is_real)",
         _S4_ROOT, {"kernel.A_real": 2, "kernel.inv_dt": 2, "kernel.C": 3}, _S4_RENAMES,
         absent=("kernel.P", "kernel.A_imag"),
-        infer=_s4d_diag_infer, shapes=_s4d_diag_shapes, transform=_s4d_diag_transform, notes=_S4_NOTE,
+        infer=_s4d_diag_infer, shapes=_s4d_diag_shapes, transform=_s4d_diag_transform, notes=_S4_NOTE, hints=("dt_transform",),
         init={"variant": "real", "is_real": True},
     ),
     Layout(

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import add_eps_option, add_output_options, emit, write_plot
+from .common import add_eps_option, add_hint_options, add_output_options, emit, hints_from_args, write_plot
 from ..errors import CheckpointError, SsmctlError
 from ..analysis.spectrum import format_modulus
 from ..report import format_table
@@ -68,13 +68,15 @@ def parse_layers(text: str | None) -> list[int] | None:
     return out
 
 
-def load_model(path: str) -> Any:
+def load_model(path: str, hints: dict[str, Any] | None = None) -> Any:
     """The model at ``path`` (``ssmctl.load``), with a clear error for a path that does not exist.
 
     Parameters
     ----------
     path : str
         Checkpoint file or folder.
+    hints : dict or None, default None
+        Settings the checkpoint does not record (``ssmctl.load(path, **hints)``).
 
     Returns
     -------
@@ -92,7 +94,7 @@ def load_model(path: str) -> Any:
 
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such file or folder")
-    return load(path)
+    return load(path, **(hints or {}))
 
 
 def _inputs(args: argparse.Namespace, model: Any) -> np.ndarray:
@@ -182,7 +184,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """
     from ..engine.driver import simulate
 
-    model = load_model(args.path)
+    model = load_model(args.path, hints_from_args(args))
     partial = partial_note(model)
     if partial and not args.partial:
         raise SsmctlError(
@@ -240,5 +242,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     p.add_argument("--partial", action="store_true",
                    help="allow hybrids whose attention / MLP / MoE sub-layers ssmctl does not simulate")
+    add_hint_options(p)
     p.set_defaults(func=cmd_simulate)
     return p

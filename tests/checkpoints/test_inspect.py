@@ -175,7 +175,7 @@ def test_s4d_with_positive_real_part_is_refused_clearly(tmp_path):
     kernel = cb.s4d_diag_kernel(3, 8)
     kernel["A_real"][0, 1] = -0.25
     sd = cb.s4_state_dict(kernel, 1, l_kernel=None)
-    hp = {"model": {"layer": {"mode": "diag", "real_transform": "none"}}}
+    hp = {"model": {"layer": {"mode": "diag", "real_transform": "none", "dt_transform": "softplus"}}}
     path = cb.lightning_ckpt(tmp_path / "u.ckpt", sd, hp, tmp_path)
     with pytest.raises(UnsupportedSystemError, match=r"Re A >= 0.*real_transform 'none'"):
         load(path)
