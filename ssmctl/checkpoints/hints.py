@@ -50,6 +50,8 @@ HINTS: dict[str, Hint] = {
         Hint("dt_transform", "how a state-spaces/s4 S4/S4D kernel maps kernel.inv_dt to Δ: its Python classes "
              "default to exp, its Hydra configs to softplus; needed unless the checkpoint records it",
              ("exp", "softplus")),
+        Hint("ngroups", "Mamba-2 B/C groups (n_groups of its config): tensors give only ngroups·d_state; needed for "
+             "a bare Mamba-2 state dict without config.json", type=int),
     )
 }
 

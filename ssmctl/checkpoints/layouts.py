@@ -80,6 +80,7 @@ EMBEDDING_KEYS: tuple[str, ...] = (
     "model.embeddings.weight",  # NemotronH
     "backbone.embeddings.word_embeddings.weight",
     "encoder.word_embeddings.weight",  # ssm-benchmark / Task-Level-Insights TokenEmbeddings
+    "embedding.weight",  # mamba_ssm MixerModel, mambapy MambaLM
 )
 
 
@@ -528,8 +529,9 @@ def _s4d_min_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
 
 
 # FFTConv / S4D module prefix: the residual block's S4Block (model.layers.{i}.layer.layer.), a standalone
-# S4Block (….layer.), or the module itself (example.py's s4_layers.{i}.).
-_S4_ROOT = r"^(?P<root>(?:\w+\.)*?(?:layers|s4_layers)\.(?P<index>\d+)\.(?:layer\.)*)kernel\."
+# S4Block (….layer.), or the module itself (example.py's s4_layers.{i}.); without a layers.{i}. part, one
+# layer's own state_dict() (kernel.*, D; an S4Block's layer.kernel.*), loaded as layer 0.
+_S4_ROOT = r"^(?P<root>(?:(?:\w+\.)*?(?:layers|s4_layers)\.(?P<index>\d+)\.)?(?:layer\.)*)kernel\."
 _S4_RENAMES = (("kernel.", "kernel."), ("D", "D"), ("output_linear.", "output_linear."))
 _S4_NOTE = (
     "state-spaces/s4 settings (dt_transform, real_transform, imag_transform, disc) come from the checkpoint's "
@@ -542,6 +544,8 @@ _BACKBONE = r"^(?P<root>backbone\.layers\.(?P<index>\d+)\.)"
 _MODEL = r"^(?P<root>model\.layers\.(?P<index>\d+)\.)"
 _ANY_LAYERS = r"^(?P<root>(?:backbone|model)\.layers\.(?P<index>\d+)\.)"
 _BLOCKS = r"^(?P<root>blocks\.(?P<index>\d+)\.)"
+# mamba_ssm's MixerModel and mambapy's Mamba saved on their own (layers.{i}.), mambapy's MambaLM (mamba.layers.{i}.).
+_MIXER_MODEL = r"^(?P<root>(?:mamba\.)?layers\.(?P<index>\d+)\.)"
 
 _MAMBA_MIXER = (("mixer.", "mixer."), ("norm.weight", "norm.weight"))
 _HF_HYBRID_MIXER = (("mamba.", "mixer."), ("input_layernorm.weight", "norm.weight"))
@@ -571,6 +575,17 @@ LAYOUTS: tuple[Layout, ...] = (
         "hf-mamba2", "mamba2", "transformers Mamba2ForCausalLM; NemotronH (model.layers.{i}.mixer)",
         _ANY_LAYERS, {"mixer.A_log": 1, "mixer.dt_bias": 1, "mixer.norm.weight": 1}, _MAMBA_MIXER,
         init={"a_init": "transformers"},
+    ),
+    Layout(
+        "mixer-mamba", "mamba", "mamba_ssm MixerModel / mambapy Mamba state dict (layers.{i}.mixer; mambapy "
+        "MambaLM: mamba.layers.{i}.mixer)",
+        _MIXER_MODEL, {"mixer.A_log": 2}, _MAMBA_MIXER,
+    ),
+    Layout(
+        "mixer-mamba2", "mamba2", "mamba_ssm MixerModel with Mamba2 mixers / mambapy Mamba2 state dict "
+        "(layers.{i}.mixer, mamba.layers.{i}.mixer)",
+        _MIXER_MODEL, {"mixer.A_log": 1, "mixer.dt_bias": 1, "mixer.norm.weight": 1}, _MAMBA_MIXER,
+        init={"a_init": "mamba_ssm"}, hints=("ngroups",),
     ),
     Layout(
         "hf-jamba", "mamba", "transformers JambaForCausalLM (mamba layers)",
@@ -853,7 +868,7 @@ def detect(keys: Iterable[str], shape_of: ShapeOf, config: Mapping[str, Any] | N
         for k in keys:
             m = pattern.match(k)
             if m and m.group("root") not in claimed:
-                roots.setdefault(m.group("root"), int(m.group("index")))
+                roots.setdefault(m.group("root"), int(m.group("index") or 0))  # one bare layer: index 0
         for root, index in roots.items():
             if not all(root + rel in key_set and len(shape_of(root + rel)) == nd for rel, nd in layout.anchor.items()):
                 continue
@@ -875,6 +890,7 @@ def detect(keys: Iterable[str], shape_of: ShapeOf, config: Mapping[str, Any] | N
             f"checkpoint mixes SSM families {families} (layouts {sorted({b.layout.name for b in blocks})}); "
             "ssmctl loads one SSM family per model"
         )
+    _refuse_unclaimed_ssm_tensors([k for k in keys if k not in owned], keys)
     others = _other_layers([k for k in keys if k not in owned], shape_of)
     if not blocks and not any(o.kind == "attention" for o in others):
         sample = keys[:12]
@@ -892,6 +908,24 @@ def detect(keys: Iterable[str], shape_of: ShapeOf, config: Mapping[str, Any] | N
         family=families[0] if families else None,
         layouts=sorted({b.layout.name for b in blocks}),
     )
+
+
+#: Parameter names that only SSM layers hold (last key component): a checkpoint holding one that no layout
+#: claimed is an SSM layer ssmctl cannot read, never an attention layer or "no SSM layers".
+SSM_LEAVES: frozenset[str] = frozenset({
+    "A_log", "dt_bias", "inv_dt", "log_dt", "log_A_real", "A_real", "recurrent_param", "Lambda_re", "nu_log",
+    "forget_base",
+})
+
+
+def _refuse_unclaimed_ssm_tensors(unowned: list[str], keys: list[str]) -> None:
+    hits = [k for k in unowned if k.rsplit(".", 1)[-1] in SSM_LEAVES]
+    if hits:
+        raise CheckpointError(
+            f"{len(hits)} SSM parameter(s) that no known layout claims ({', '.join(hits[:4])}"
+            f"{', ...' if len(hits) > 4 else ''}) among {len(keys)} tensors: an SSM layout ssmctl does not know "
+            "or a damaged one; known layouts: " + "; ".join(known_layouts())
+        )
 
 
 def _refuse_damaged_blocks(blocks: list[Block], keys: list[str], key_set: set[str], claimed: Mapping[str, Block]) -> None:

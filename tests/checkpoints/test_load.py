@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 
 import ssmctl
 from ssmctl.errors import CheckpointError, MissingHintError, NonFiniteError, ShapeError, UnknownNameError, UnsupportedSystemError
-from ssmctl.checkpoints.inspect import layer_spectrum
+from ssmctl.checkpoints.inspect import inspect_report, layer_spectrum
 from ssmctl.checkpoints.load import SpectralOnlyLayer, load, scan
 
 from .. import ckpt_builders as cb
@@ -544,3 +544,72 @@ def test_unknown_or_bad_hints_are_errors_listing_the_known(tmp_path):
     with pytest.raises(UnknownNameError, match=r"unknown dt_transform \(--dt-transform\) 'log'; known: exp, softplus"):
         load(path, dt_transform="log")
     assert load(path, dt_transform="exp").family == "s4d"  # a hint the layout does not need is harmless
+
+
+# --- Mamba state dicts without the backbone. prefix -----------------------------------------------------------
+def _renamed(model, prefix):
+    """The model's tensors as mamba_ssm's MixerModel / mambapy name them: backbone. → prefix, embeddings →
+    embedding (MixerModel: embedding.weight; mambapy MambaLM: mamba.layers.{i}, embedding.weight)."""
+    out = {}
+    for k, v in model.state_dict().items():
+        if k == "backbone.embeddings.weight":
+            out["embedding.weight"] = v
+        elif k.startswith("backbone.layers."):
+            out[prefix + k[len("backbone."):]] = v
+        elif k == "backbone.norm_f.weight":
+            out["norm_f.weight"] = v
+    return out
+
+
+@pytest.mark.parametrize("name", ["mamba", "mamba2"])
+@pytest.mark.parametrize("prefix", ["", "mamba."])
+def test_mixer_model_state_dicts_load_as_their_family(tmp_path, name, prefix):
+    model = cb.hf_model(name, num_hidden_layers=2)
+    ref = load(cb.save_hf(model, tmp_path / "hf"))
+    path = cb.write_state_dict(_renamed(model, prefix), tmp_path / "mixer.pt")
+    hints = {"ngroups": 1} if name == "mamba2" else {}
+    if name == "mamba2":  # n_groups lives in config.json only: asked for, not assumed
+        with pytest.raises(MissingHintError, match=r"layout mixer-mamba2 .* does not record ngroups.*--ngroups"):
+            load(path)
+    m = load(path, **hints)
+    assert m.family == name and m.extras["layouts"] == [f"mixer-{name}"] and len(m) == 2
+    assert [l.index for l in m.layers] == [0, 1]
+    torch.testing.assert_close(m.extras["embedding"], ref.extras["embedding"])
+    u = np.random.default_rng(0).standard_normal((1, 5, model.config.hidden_size)).astype(np.float32)
+    for a, b in zip(m.layers, ref.layers):
+        np.testing.assert_array_equal(_eigs(a), _eigs(b))
+        got, want = a.ltv(u), b.ltv(u)
+        torch.testing.assert_close(torch.as_tensor(got.lam), torch.as_tensor(want.lam), rtol=0, atol=0)
+    row = inspect_report(path, hints=hints)["layers"][0]
+    assert row["family"] == name and row["memory_horizon_median"] == inspect_report(ref)["layers"][0]["memory_horizon_median"]
+
+
+def test_ssm_parameters_are_never_no_ssm_layers(tmp_path):
+    """An A_log beside a mixer.in_proj that no layout claims (here a 3-d A_log) is an error, not attention."""
+    model = cb.hf_model("mamba", num_hidden_layers=1)
+    sd = _renamed(model, "")
+    sd["layers.0.mixer.A_log"] = sd["layers.0.mixer.A_log"][None]
+    with pytest.raises(CheckpointError, match=r"SSM parameter\(s\) that no known layout claims \(layers.0.mixer.A_log\)"):
+        load(cb.write_state_dict(sd, tmp_path / "odd.pt"))
+
+
+@pytest.mark.parametrize("module", ["FFTConv", "S4Block"])
+def test_one_layer_state_dict_loads_as_a_one_layer_model(tmp_path, module):
+    """One S4 / S4D layer's own state_dict() (kernel.*, D; an S4Block's layer.kernel.*, layer.D): layer 0."""
+    H, N, L = 2, 8, 32
+    root = "" if module == "FFTConv" else "layer."
+    s4k = cb.s4_kernel(H, N, seed=6, perturb=0.1)
+    sd = {root + ("D" if k == "D" else f"kernel.{k}"): torch.as_tensor(v) for k, v in s4k.items()}
+    if module == "S4Block":
+        sd["output_linear.0.weight"] = torch.zeros(2 * H, H)
+    m = load(cb.write_state_dict(sd, tmp_path / "s4_layer.pt"), dt_transform="softplus")
+    assert (m.family, len(m), m.layers[0].index, m.extras["layouts"]) == ("s4", 1, 0, ["s4-dplr"])
+    K = ssmctl.impulse_response(m.layers[0].system(), L)[..., 0, 0]
+    for h in range(H):
+        np.testing.assert_allclose(K[h], _impulse_complex(s4k, h, L), rtol=1e-9, atol=1e-12)
+    s4dk = cb.s4d_diag_kernel(H, N, seed=7, dt_transform="exp")
+    sd = {root + ("D" if k == "D" else f"kernel.{k}"): torch.as_tensor(v) for k, v in s4dk.items()}
+    m = load(cb.write_state_dict(sd, tmp_path / "s4d_layer.safetensors"), dt_transform="exp")
+    assert (m.family, len(m), m.extras["layouts"]) == ("s4d", 1, ["s4d-diag"])
+    K = ssmctl.impulse_response(m.layers[0].system(), L)[..., 0, 0]
+    np.testing.assert_allclose(K, _s4d_zoh_kernel(s4dk, L), rtol=1e-9, atol=1e-12)
