@@ -149,8 +149,8 @@ def layer_spectrum(layer: Any) -> dict[str, Any]:
     record = get_family(layer.family)
     notes: list[str] = []
     if record.kind == "LTI":
-        # Families warn where their eigenvalues are unreliable (S4's non-normal DPLR matrix once trained);
-        # those warnings belong in the report, not on stderr.
+        # A system warns where its eigenvalues are unreliable (an ill-conditioned eigenproblem without an
+        # exact spectrum, e.g. S4's DPLR matrix off its HiPPO init); those warnings belong in the report.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             lam = np.asarray(layer.eigenvalues(), dtype=np.complex128)
