@@ -17,6 +17,8 @@ mamba_ssm-mamba            backbone.layers.{i}.mixer.{A_log (d_inner,N), dt_proj
                            backbone.layers.{i}.norm.weight; backbone.embedding.weight (singular)
 hf-mamba                   the same under backbone.layers.{i}; backbone.embeddings.weight (transformers
                            Mamba, FalconMamba)
+mixer-mamba, mixer-mamba2  layers.{i}.mixer.* / mamba.layers.{i}.mixer.*, embedding.weight (mamba_ssm
+                           MixerModel, mambapy Mamba / MambaLM); Mamba-2 needs the ngroups hint
 mamba_ssm-mamba2           backbone.layers.{i}.mixer.{A_log (nheads,), dt_bias, D, in_proj, conv1d,
 hf-mamba2                  norm, out_proj}; (mamba_ssm: backbone.embedding.weight); also NemotronH's
                            model.layers.{i}.mixer.*
@@ -39,7 +41,9 @@ ssm-benchmark-hawk         blocks.{i}.hawk.{forget_base, gates.*, input.weight, 
                            alpha_log_scale}, blocks.{i}.hawk_norm.gamma
 s4-dplr                    …layers.{i}.[layer.]*kernel.{inv_dt, A_real, A_imag, B, C, P, l_kernel}, …D:
                            state-spaces/s4 SSMKernelDPLR in FFTConv (Lightning ``model.layers.{i}.layer.layer.``,
-                           SequenceModel ``layers.{i}.layer.layer.``, standalone S4Block ``layers.{i}.layer.``)
+                           SequenceModel ``layers.{i}.layer.layer.``, standalone S4Block ``layers.{i}.layer.``;
+                           one layer's own state dict ``kernel.*``, ``D`` is layer 0); dt_transform: a hint
+                           unless the Lightning hyper_parameters record it
 s4d-diag, s4d-diag-real    the same prefixes with SSMKernelDiag's kernel.{inv_dt, A_real, A_imag, B, C}
 s4d-minimal                …layers.{i}.kernel.{log_dt, log_A_real, A_imag, C}, D (models/s4/s4d.py;
                            example.py's ``s4_layers.{i}.``)
@@ -47,7 +51,8 @@ s4d-minimal                …layers.{i}.kernel.{log_dt, log_A_real, A_imag, C},
 
 Other sub-layers are recognised by their leaf names: ``q_proj``/``k_proj``/``Wqk``/``Wqkv``/``Wvqkn`` (or a
 ``mixer.in_proj`` with no ``A_log``) → attention; ``gate_proj``/``up_proj``/``fc1``/``grow``/``gate_up_proj``
-/``glu.linear`` → mlp; ``router``/``experts`` → moe.
+/``glu.linear`` → mlp; ``router``/``experts`` → moe. A parameter only SSM layers hold (:data:`SSM_LEAVES`:
+``A_log``, ``dt_bias``, ``inv_dt`` ...) that no layout claims is an error, never an attention layer.
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ __all__ = [
     "known_layouts",
     "hf_known",
     "EMBEDDING_KEYS",
+    "SSM_LEAVES",
 ]
 
 ShapeOf = Callable[[str], tuple[int, ...]]
