@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from ..errors import CheckpointError, require_hint, unknown_name
+from ..errors import CheckpointError, MissingHintError, require_hint, unknown_name
 
 __all__ = ["Hint", "HINTS", "check_hints", "recorded_or_hint"]
 
@@ -131,6 +131,9 @@ def recorded_or_hint(recorded: Mapping[str, Any], hints: Mapping[str, Any] | Non
     spec = HINTS[name]
     if spec.choices is not None:
         return require_hint(hints, name, spec.choices, why)
-    if hinted is None:
-        return require_hint(hints, name, (f"a {spec.type.__name__}",), why)
+    if hinted is None:  # require_hint's message, for a number instead of a choice
+        raise MissingHintError(f"{why}: pass {name}= to ssmctl.load (CLI: {spec.flag}), {_TYPE_WORDS.get(spec.type, 'a value')}")
     return hinted
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number"}

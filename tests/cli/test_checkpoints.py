@@ -151,6 +151,8 @@ def test_simulate_takes_the_same_hint_flags():
     register_simulate(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["simulate", "x", "--random-tokens", "4", "--dt-transform", "exp"])
     assert hints_from_args(args) == {"dt_transform": "exp"}
+    args = parser.parse_args(["simulate", "x", "--random-tokens", "4", "--ngroups", "2"])
+    assert hints_from_args(args) == {"ngroups": 2}
     help_text = parser._subparsers._group_actions[0].choices["simulate"].format_help()
     for hint in HINTS.values():  # one table: every hint is a flag of every loading command
         assert hint.flag in help_text
