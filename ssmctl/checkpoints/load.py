@@ -403,8 +403,12 @@ def scan(path: str | os.PathLike[str], **hints: Any) -> Plan:
     layout = first.layout
     shapes = {name: tuple(shape_of(key)) for name, key in first.keys.items()}
     known = {**lightning_known(ckpt.extras), **hf_known(layout.family, ckpt.config)}
-    for name in layout.hints:  # settings the numbers depend on: recorded, or hinted, never a default
-        why = f"{ckpt.path}: layout {layout.name} ({layout.source}) does not record {name}"
+    needing: dict[str, Layout] = {}
+    for block in detection.blocks:
+        for name in block.layout.hints:
+            needing.setdefault(name, block.layout)
+    for name, lay in needing.items():  # settings the numbers depend on: recorded, or hinted, never a default
+        why = f"{ckpt.path}: layout {lay.name} ({lay.source}) does not record {name}"
         known[name] = recorded_or_hint(known, hints, name, why)
     try:
         config = _family_config(layout, shapes, known)
