@@ -24,6 +24,7 @@ from ..models import _torch_ops as ops
 from ..models.base import Layer
 from ..systems.ltv import LTVSystem
 from .scan import ScanResult, selective_scan
+from .ssd import ssd_preferred
 
 __all__ = ["BlockRunner", "ChunkOutput", "runner_for", "RUNNERS"]
 
@@ -82,7 +83,7 @@ class BlockRunner:
 
     def __post_init__(self) -> None:
         self.params = {k: v.to(self.device, torch.float32) for k, v in self.layer.params.items()}
-        self.used_backend = ""  # the scan that ran last ("native" or "tensor")
+        self.used_backend = ""  # the scan that ran last ("native", "tensor" or "ssd")
         self.cfg = self.layer.config
         self.setup()
 
@@ -142,8 +143,14 @@ class BlockRunner:
         raise NotImplementedError  # pragma: no cover
 
     def _scan(self, dt, v, B, C, state, want_states: bool, block: int) -> ScanResult:
+        backend = self.backend
+        if block == 1 and (backend == "ssd" or backend == "auto" and ssd_preferred(self.device, self.A.shape[1],
+                                                                                    self.P)):
+            # block=1 asks for a strictly causal scan (the driver's search for where a NaN starts): the SSD
+            # form's matrix products spread a NaN to earlier tokens of its chunk
+            backend = "tensor"
         res = selective_scan(dt, self.A, v, B, C, state["ssm"], block=block, slab=self.slab,
-                             return_states=want_states, backend=self.backend)
+                             return_states=want_states, backend=backend)
         state["ssm"] = res.h_last
         self.used_backend = res.backend
         return res
@@ -338,8 +345,8 @@ def runner_for(layer: Layer, device: Any, slab: int | None = None, backend: str 
         Where the runner keeps its parameters and runs.
     slab : int or None, default None
         Tokens the scan handles at once inside a chunk; None takes the whole chunk.
-    backend : {"auto", "tensor", "native"}, default "auto"
-        Which scan runs (see :func:`~ssmctl.engine.scan.selective_scan`).
+    backend : {"auto", "tensor", "native", "ssd"}, default "auto"
+        Which scan runs (see :func:`~ssmctl.engine.scan.selective_scan`; "ssd" for Mamba-2 layers only).
 
     Returns
     -------
