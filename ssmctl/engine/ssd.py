@@ -16,8 +16,9 @@ token's output. All work is batched matrix products over (batch, heads, chunks):
 O(heads · (l + P) + groups · (l + N)), plus one P × N state per head and chunk, instead of the
 O(heads · P · N) per token of the element-wise scan.
 
-Matrix products spread a NaN to every row they touch, earlier tokens of its chunk included: a strictly causal
-scan (``selective_scan(..., backend="native" or "tensor", block=1)``) locates where one starts.
+Matrix products spread a NaN to every row they touch (0·NaN), earlier tokens and chunks of the same sequence
+included: a strictly causal scan (``selective_scan(..., backend="native" or "tensor", block=1)``, what the
+driver runs to report where a NaN starts) locates it.
 """
 
 from __future__ import annotations
