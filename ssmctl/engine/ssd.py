@@ -89,13 +89,14 @@ def ssd_elements_per_token(heads: int, head_dim: int, n_state: int, groups: int,
 def _segsum(x: torch.Tensor) -> torch.Tensor:
     """S[..., t, s] = Σ_{s<k≤t} x[..., k] for s ≤ t, −inf above the diagonal; x (..., T) → (..., T, T).
 
-    Each entry is a sum over its own segment (a masked cumulative sum down the columns), so small exponents of
-    late tokens do not come out of the cancellation of two large running sums.
+    Each entry is a sum over its own segment (a masked cumulative sum), so small exponents of late tokens do not
+    come out of the cancellation of two large running sums. Formed as S[s, t] with the sum running along the
+    contiguous last axis (three times faster than down the columns), returned transposed (a view).
     """
     T = x.shape[-1]
-    below = torch.ones(T, T, dtype=torch.bool, device=x.device).tril_(-1)
-    S = x[..., :, None].expand(*x.shape, T).masked_fill(~below, 0.0).cumsum(-2)
-    return S.masked_fill_(~below.logical_or_(torch.eye(T, dtype=torch.bool, device=x.device)), -torch.inf)
+    later = torch.ones(T, T, dtype=torch.bool, device=x.device).triu_(1)  # [s, k]: k > s
+    S = x[..., None, :].expand(*x.shape, T).masked_fill(~later, 0.0).cumsum(-1)  # [s, t]
+    return S.transpose(-1, -2).masked_fill_(later, -torch.inf)  # [t, s]: s > t is above the diagonal
 
 
 def ssd_scan(
@@ -170,10 +171,11 @@ def ssd_scan(
     S = (X * to_end[..., None]).transpose(-1, -2) @ Bc
 
     # 3. the states entering each chunk: the same segment-sum matrix over chunks, h0 acting as chunk −1
-    h_init = torch.zeros(batch, H, P, N, dtype=dtype, device=dev) if h0 is None else h0.to(dtype)
-    states_in = torch.cat([h_init.view(batch, G, Hg, 1, P * N), S.reshape(batch, G, Hg, nc, P * N)], dim=3)
     chunk_loga = torch.nn.functional.pad(la.sum(-1), (1, 0))  # (b, G, Hg, nc + 1)
-    carried = torch.exp(_segsum(chunk_loga)) @ states_in  # (b, G, Hg, nc + 1, P·N)
+    decay = torch.exp(_segsum(chunk_loga))  # (b, G, Hg, nc + 1, nc + 1); column 0 acts on h0
+    carried = decay[..., 1:] @ S.reshape(batch, G, Hg, nc, P * N)  # (b, G, Hg, nc + 1, P·N)
+    if h0 is not None:
+        carried.addcmul_(decay[..., :1], h0.to(dtype).reshape(batch, G, Hg, 1, P * N))
     h_in = carried[..., :nc, :].view(batch, G, Hg, nc, P, N)
     h_last = carried[..., nc, :].reshape(batch, H, P, N)
 
