@@ -22,6 +22,11 @@ from transformers.models.mamba2 import modeling_mamba2  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+# transformers' Mamba-2 gated RMSNorm ignored n_groups before 5.25 (the comparisons below use 2 groups)
+_GROUPED_NORM_FIXED = tuple(int(x) for x in transformers.__version__.split(".")[:2]) >= (5, 25)
+needs_grouped_norm = pytest.mark.skipif(not _GROUPED_NORM_FIXED, reason="transformers < 5.25: Mamba2's gated "
+                                        f"RMSNorm ignores n_groups (found {transformers.__version__})")
+
 
 def _inputs(batch=2, L=45, H=6, P=3, G=2, N=5, dtype=torch.float64, dt_scale=0.3, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -129,6 +134,7 @@ def test_equals_transformers_chunk_scan(L, chunk):
     assert _rel(y, ref_y) < 1e-5 and _rel(h_last, ref_h) < 1e-5
 
 
+@needs_grouped_norm
 @pytest.mark.parametrize("chunk", [L_DRIVER, 9])
 def test_every_mamba2_layer_matches_transformers_forward(hf_mamba2, ids, chunk, tmp_path_factory):
     ref = _block_outputs(hf_mamba2.backbone.layers, lambda: hf_mamba2(ids))
@@ -181,3 +187,19 @@ def test_cli_runs_ssd_and_refuses_it_for_mamba(hf_mamba2, tmp_path_factory, tmp_
     assert main(["simulate", str(tmp_path), "--random-tokens", "40", "--scan", "ssd", "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "scan='ssd' is Mamba-2's matrix form" in err
+
+
+@needs_grouped_norm
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_runs_ssd_by_default_and_matches_the_twin_and_transformers(hf_mamba2, ids, tmp_path_factory):
+    dt, A, v, B, C, h0 = _inputs(batch=1, L=700, H=8, P=16, G=2, N=32, dtype=torch.float32, dt_scale=0.1)
+    ref = selective_scan_ref(dt, A, v, B, C, h0)
+    res = selective_scan(*(t.cuda() for t in (dt, A, v, B, C, h0)))  # auto: SSD on a GPU, chunk 256
+    assert res.backend == "ssd" and res.y.is_cuda
+    assert _rel(res.y.cpu(), ref.y) < 2e-5 and _rel(res.h_last.cpu(), ref.h_last) < 2e-5
+    expected = _block_outputs(hf_mamba2.backbone.layers, lambda: hf_mamba2(ids))
+    model = _saved_and_loaded(hf_mamba2, tmp_path_factory)
+    gpu = simulate(model, ids, chunk=16, window=(0, L_DRIVER), device="cuda")
+    assert gpu.scan_backend == "ssd"
+    for i in range(2):
+        assert _rel(gpu.windows[i]["layer_output"], expected[i]) < 1e-4
