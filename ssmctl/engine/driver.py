@@ -232,6 +232,7 @@ class SimulationResult:
                 {
                     "index": i,
                     "channels": s.n_channels,
+                    "channel_kind": s.extra.get("channel_kind", "channel"),
                     "states_per_channel": s.n_states,
                     "abs_min": s.abs_min,
                     "abs_median": s.abs_quantiles[0.5],
@@ -562,7 +563,7 @@ def simulate(
         n_tokens=L,
         batch=batch,
         layers=chosen,
-        stats={i: s.result() for i, s in stats.items()},
+        stats={i: _finished(s, runners[i].family) for i, s in stats.items()},
         windows={i: _finish(w, window) for i, w in windows.items()} if window else {},
         output=torch.cat(outputs, dim=1) if keep_output else None,
         device=str(dev),
@@ -573,6 +574,14 @@ def simulate(
         scan_backend=runners[0].used_backend,
         partial=partial_note(model),
     )
+
+
+def _finished(acc: LTVStats, family: str) -> LayerStats:
+    """The layer's statistics, saying what its channels are: Mamba-2 keeps one per head (its heads' P channels
+    share one decay, so per-channel numbers would repeat each head's P times)."""
+    res = acc.result()
+    res.extra["channel_kind"] = "head" if family == "mamba2" else "channel"
+    return res
 
 
 def _states_per_token(layer, device: torch.device, scan: str) -> int:
