@@ -95,7 +95,7 @@ def _segsum(x: torch.Tensor) -> torch.Tensor:
     """
     T = x.shape[-1]
     later = torch.ones(T, T, dtype=torch.bool, device=x.device).triu_(1)  # [s, k]: k > s
-    S = x[..., None, :].expand(*x.shape, T).masked_fill(~later, 0.0).cumsum(-1)  # [s, t]
+    S = x[..., None, :].expand(*x.shape, T).masked_fill(~later, 0.0).cumsum_(-1)  # [s, t]
     return S.transpose(-1, -2).masked_fill_(later, -torch.inf)  # [t, s]: s > t is above the diagonal
 
 
@@ -161,16 +161,21 @@ def ssd_scan(
     Bc = B.view(batch, nc, l, G, N).permute(0, 3, 1, 2, 4).unsqueeze(2)  # (b, G, 1, nc, l, N)
     Cc = C.view(batch, nc, l, G, N).permute(0, 3, 1, 2, 4).unsqueeze(2)
 
-    # 1. inside each chunk: y_t = Σ_{s≤t} L[t, s] (C_t · B_s) v_s
-    seg = _segsum(la)  # (b, G, Hg, nc, l, l)
-    M = torch.exp(seg).mul_(Cc @ Bc.transpose(-1, -2))
-    Y = M @ X  # (b, G, Hg, nc, l, P)
-
-    # 2. each chunk's own contribution to the state at its end: Σ_s decay(s → end) v_s B_sᵀ, (…, nc, P, N)
-    to_end = torch.exp(seg[..., -1, :])  # (b, G, Hg, nc, l): the last row of the segment sums
+    # The masked decay matrices L (b, G, Hg, nc, l, l) are the largest tensors: one buffer, exponentiated and
+    # multiplied in place.
+    Lmat = _segsum(la)
+    # each chunk's own contribution to the state at its end, Σ_s decay(s → end) v_s B_sᵀ (…, nc, P, N), from the
+    # last row of the segment sums
+    to_end = torch.exp(Lmat[..., -1, :])  # (b, G, Hg, nc, l)
     S = (X * to_end[..., None]).transpose(-1, -2) @ Bc
+    Lmat.exp_()
+    # every state inside the chunks, only when asked for: Σ_{s≤t} L[t, s] v_s B_sᵀ with (P·N) columns per token
+    local = Lmat @ (X[..., :, None] * Bc[..., None, :]).reshape(batch, G, Hg, nc, l, P * N) if return_states else None
+    # inside each chunk: y_t = Σ_{s≤t} L[t, s] (C_t · B_s) v_s
+    Y = Lmat.mul_(Cc @ Bc.transpose(-1, -2)) @ X  # (b, G, Hg, nc, l, P)
+    del Lmat
 
-    # 3. the states entering each chunk: the same segment-sum matrix over chunks, h0 acting as chunk −1
+    # the states entering each chunk: the same segment-sum matrix over chunks, h0 acting as chunk −1
     chunk_loga = torch.nn.functional.pad(la.sum(-1), (1, 0))  # (b, G, Hg, nc + 1)
     decay = torch.exp(_segsum(chunk_loga))  # (b, G, Hg, nc + 1, nc + 1); column 0 acts on h0
     carried = decay[..., 1:] @ S.reshape(batch, G, Hg, nc, P * N)  # (b, G, Hg, nc + 1, P·N)
@@ -179,16 +184,14 @@ def ssd_scan(
     h_in = carried[..., :nc, :].view(batch, G, Hg, nc, P, N)
     h_last = carried[..., nc, :].reshape(batch, H, P, N)
 
-    # 4. the entering state's share of every output: decay(chunk start → t) · C_t h_in
+    # the entering state's share of every output: decay(chunk start → t) · C_t h_in
     from_start = torch.exp(la.cumsum(-1))[..., None]  # (b, G, Hg, nc, l, 1): a running sum from the chunk start
     Y.addcmul_(Cc @ h_in.transpose(-1, -2), from_start)
     y = Y.permute(0, 3, 4, 1, 2, 5).reshape(batch, nc * l, H, P)[:, :L]
 
     states = None
-    if return_states:
-        # h_t = decay(start → t) h_in + Σ_{s≤t} L[t, s] v_s B_sᵀ, with (P·N) columns per token
-        VB = (X[..., :, None] * Bc[..., None, :]).reshape(batch, G, Hg, nc, l, P * N)
-        Hs = torch.exp(seg) @ VB
-        Hs.addcmul_(from_start, h_in.reshape(batch, G, Hg, nc, 1, P * N))
-        states = Hs.view(batch, G, Hg, nc, l, P, N).permute(0, 3, 4, 1, 2, 5, 6).reshape(batch, nc * l, H, P, N)[:, :L]
+    if local is not None:  # h_t = decay(start → t) h_in + the chunk's own part
+        local.addcmul_(from_start, h_in.reshape(batch, G, Hg, nc, 1, P * N))
+        states = local.view(batch, G, Hg, nc, l, P, N).permute(0, 3, 4, 1, 2, 5, 6).reshape(batch, nc * l, H, P, N)
+        states = states[:, :L]
     return y, h_last, states
