@@ -49,7 +49,7 @@ def ssd_preferred(device: torch.device, decays_per_channel: int, inputs_per_chan
 
     The matrix form needs one decay per head (A of shape (H, 1)); it pays off when a head's P inputs share it
     (Mamba-2, P = head dim), not for one-input channels (RG-LRU). On the CPU the compiled sequential kernel is
-    faster at every size measured (``benchmarks/ssd.py``), and "auto" keeps it there.
+    as fast or faster (SSD at 80-90 % of its speed at 130m size, ``benchmarks/ssd.py``), and "auto" keeps it.
 
     Parameters
     ----------
