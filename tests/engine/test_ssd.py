@@ -11,6 +11,7 @@ import torch
 import ssmctl
 from ssmctl.cli import main
 from ssmctl.engine.driver import simulate
+from ssmctl.engine.native import native_available, native_status
 from ssmctl.engine.scan import selective_scan, selective_scan_ref
 from ssmctl.engine.ssd import ssd_elements_per_token, ssd_preferred, ssd_scan
 from ssmctl.errors import NonFiniteError, ShapeError, SsmctlError
@@ -150,6 +151,27 @@ def test_every_mamba2_layer_matches_transformers_forward(hf_mamba2, ids, chunk, 
                               sys.dt * sys.inputs[..., 0], sys.B[:, :, :, 0, :, 0] / sys.dt[..., :1],
                               sys.C[:, :, :, 0, 0, :], w["h_before"])
     assert _rel(w["states"], twin.states) < 1e-4
+
+
+@pytest.mark.parametrize("scan", ["ssd", "tensor", pytest.param("native", marks=pytest.mark.skipif(
+    not native_available(), reason=native_status()))])
+def test_mamba2_window_inside_and_across_chunks(hf_mamba2, ids, scan, tmp_path_factory):
+    # Window [13, 31) with chunks of 9 tokens: it starts inside one chunk, spans one, ends inside another; only its
+    # tokens' states are kept. They, and h_before, must continue the window's own system (float64 twin), and
+    # equal those of a run keeping every state.
+    model = _saved_and_loaded(hf_mamba2, tmp_path_factory)
+    res = simulate(model, ids, chunk=9, window=(13, 31), device="cpu", scan=scan)
+    full = simulate(model, ids, chunk=L_DRIVER, window=(0, L_DRIVER), device="cpu", scan=scan)
+    for i in range(2):
+        w, f = res.windows[i], full.windows[i]
+        sys = w["system"]
+        A = -torch.exp(hf_mamba2.backbone.layers[i].mixer.A_log.detach())[:, None]
+        twin = selective_scan_ref(sys.dt[..., 0], A, sys.dt * sys.inputs[..., 0], sys.B[:, :, :, 0, :, 0] /
+                                  sys.dt[..., :1], sys.C[:, :, :, 0, 0, :], w["h_before"])
+        assert w["states"].shape[1] == 18 and _rel(w["states"], twin.states) < 1e-4
+        assert _rel(w["h_before"], f["states"][:, 12]) < 1e-4
+        assert _rel(w["states"], f["states"][:, 13:31]) < 1e-4
+        assert _rel(w["layer_output"], f["layer_output"][:, 13:31]) < 1e-5
 
 
 # --- the rule and bad input -------------------------------------------------------------------------------
