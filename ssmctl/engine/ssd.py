@@ -132,6 +132,12 @@ def ssd_scan(
     return_states : bool, default False
         Also return every h_t (memory L·H·P·N).
 
+    Notes
+    -----
+    The step between chunks is one product with an (L/chunk + 1)² decay matrix per head: its cost grows with the
+    square of the number of chunks, negligible for the driver's calls (at most 4,096 tokens, 16 chunks on a
+    GPU) but not for one call over a whole long sequence; cut such a sequence into calls passing ``h_last`` on.
+
     Returns
     -------
     y : Tensor, shape (batch, L, H, P)
