@@ -135,8 +135,8 @@ def ssd_scan(
     Notes
     -----
     The step between chunks is one product with an (L/chunk + 1)² decay matrix per head: its cost grows with the
-    square of the number of chunks, negligible for the driver's calls (at most 4,096 tokens, 16 chunks on a
-    GPU) but not for one call over a whole long sequence; cut such a sequence into calls passing ``h_last`` on.
+    square of the number of chunks, small for the driver's calls (16 chunks of 256 tokens at Mamba-2 130m size on
+    a GPU) but not for one call over a whole long sequence: cut such a sequence into calls passing ``h_last`` on.
 
     Returns
     -------
