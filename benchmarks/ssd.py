@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tensor-max-tokens", type=int, default=None,
                    help="longest L the tensor scan runs (default: 1024 on CPU, where it is slow; all on a GPU)")
     p.add_argument("--repeats", type=int, default=1, help="best of this many runs per cell")
+    p.add_argument("--scan-tokens", type=int, default=None,
+                   help="tokens of the scan-alone timing (default: the driver's chunk, 512 on CPU; 4096 on a GPU)")
+    p.add_argument("--check-tokens", type=int, default=300, help="tokens of the check against transformers")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "ssd.json"))
     args = p.parse_args(argv)
@@ -132,18 +135,18 @@ def main(argv: list[str] | None = None) -> int:
         1024 if device.type == "cpu" else max(lengths))
     hf, ours = build(args.layers, device)
     scans = _scans(device)
-    check = check_outputs(hf, ours, device, scans)
+    check = check_outputs(hf, ours, device, scans, args.check_tokens)
     print(f"Mamba-2 130m size, {args.layers} layers, on {device}: last layer's output vs transformers, max rel err "
           + ", ".join(f"{k} {v:.1e}" for k, v in check.items()))
     T = default_chunk(device, SIZE["heads"] * SIZE["head_dim"] * SIZE["d_state"])
-    alone = scan_alone(device, 512 if device.type == "cpu" else 4096, max(3, args.repeats))
+    alone = scan_alone(device, args.scan_tokens or (512 if device.type == "cpu" else 4096), max(3, args.repeats))
     print(f"\nscan alone, one layer (H {SIZE['heads']}, P {SIZE['head_dim']}, N {SIZE['d_state']}), "
           f"{alone[0]['tokens']} tokens:")
     print(text_table([{"b": r["backend"], "t": f"{r['tokens_per_s']:,.0f}"} for r in alone],
                      [("b", "scan"), ("t", "tokens/s")]))
 
     rows = []
-    warm = torch.randint(0, VOCAB, (1, 256))
+    warm = torch.randint(0, VOCAB, (1, min(256, *lengths)))
     with torch.no_grad():
         hf(warm.to(device))
     for scan in scans:
