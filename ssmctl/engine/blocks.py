@@ -143,13 +143,14 @@ class BlockRunner:
         raise NotImplementedError  # pragma: no cover
 
     def _scan(self, dt, v, B, C, state, want_states: bool, block: int) -> ScanResult:
-        backend = self.backend
+        backend, slab = self.backend, self.slab
         if block == 1 and (backend == "ssd" or backend == "auto" and ssd_preferred(self.device, self.A.shape[1],
                                                                                     self.P)):
             # block=1 asks for a strictly causal scan (the driver's search for where a NaN starts): the SSD
-            # form's matrix products spread a NaN to earlier tokens of its chunk
-            backend = "tensor"
-        res = selective_scan(dt, self.A, v, B, C, state["ssm"], block=block, slab=self.slab,
+            # form's matrix products spread a NaN to earlier tokens of its chunk. Its chunks of tokens are ~16×
+            # the tensor form's: slabs keep the tensor form's temporaries at their usual size.
+            backend, slab = "tensor", slab or 256
+        res = selective_scan(dt, self.A, v, B, C, state["ssm"], block=block, slab=slab,
                              return_states=want_states, backend=backend)
         state["ssm"] = res.h_last
         self.used_backend = res.backend
