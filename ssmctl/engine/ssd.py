@@ -132,17 +132,17 @@ def ssd_scan(
     return_states : bool, default False
         Also return every h_t (memory L·H·P·N).
 
-    Notes
-    -----
-    The step between chunks is one product with an (L/chunk + 1)² decay matrix per head: its cost grows with the
-    square of the number of chunks, small for the driver's calls (16 chunks of 256 tokens at Mamba-2 130m size on
-    a GPU) but not for one call over a whole long sequence: cut such a sequence into calls passing ``h_last`` on.
-
     Returns
     -------
     y : Tensor, shape (batch, L, H, P)
     h_last : Tensor, shape (batch, H, P, N)
     states : Tensor, shape (batch, L, H, P, N), or None
+
+    Notes
+    -----
+    The step between chunks is one product with an (L/chunk + 1)² decay matrix per head: its cost grows with the
+    square of the number of chunks, small for the driver's calls (16 chunks of 256 tokens at Mamba-2 130m size on
+    a GPU) but not for one call over a whole long sequence: cut such a sequence into calls passing ``h_last`` on.
     """
     batch, L, H, P = v.shape
     G, N = B.shape[2], B.shape[3]
@@ -151,6 +151,8 @@ def ssd_scan(
                          "(per-state decays: use the 'native' or 'tensor' scan)")
     if chunk < 1:
         raise ShapeError(f"chunk must be a positive integer, got {chunk}")
+    if L == 0:
+        raise ShapeError("the SSD scan needs at least one token")
     dtype, dev = v.dtype, v.device
     Hg = H // G
     l = min(chunk, L)

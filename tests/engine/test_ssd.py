@@ -192,6 +192,8 @@ def test_bad_input():
         selective_scan(dt, A.expand(6, 5), v, B, C, h0, backend="ssd")
     with pytest.raises(ShapeError, match="chunk must be a positive integer, got 0"):
         selective_scan(dt, A, v, B, C, h0, backend="ssd", ssd_chunk=0)
+    with pytest.raises(ShapeError, match="at least one token"):
+        ssd_scan(dt[:, :0], A, v[:, :0], B[:, :0], C[:, :0], h0)
     mamba = ssmctl.init("mamba", d_model=16, d_state=4, n_layers=1, seed=0)
     with pytest.raises(SsmctlError, match=r"scan='ssd' is Mamba-2's matrix form .* layer 0 is 'mamba'"):
         simulate(mamba, torch.randn(1, 8, 16), device="cpu", scan="ssd")
