@@ -235,7 +235,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--chunk", type=int, help="tokens per chunk (default: automatic)")
     p.add_argument("--scan", choices=SCAN_BACKENDS, default="auto",
-                   help="selective scan: the compiled CPU kernel (native), the tensor form (any device), or auto")
+                   help="selective scan: the compiled CPU kernel (native), the tensor form (any device), Mamba-2's "
+                        "matrix form (ssd, any device), or auto")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
     add_eps_option(p)
     add_output_options(p, plot="the per-layer figure", json_help="strict JSON on stdout")
