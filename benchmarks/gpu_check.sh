@@ -5,14 +5,16 @@
 #   3. the rest of the suite with CUDA visible (pytest-xdist when installed);
 #   4. benchmarks/scan_backends.py --device cuda: triton vs tensor, and the scan's bandwidth on its unavoidable
 #      I/O (batch 8, 1536 channels x N 16, L 16k) over a sweep of tile sizes;
-#   5. benchmarks/ltv_simulate.py --device cuda: Mamba (small, 130m size) vs transformers + hooks, Mamba-2 130m
-#      size vs transformers' own forward, with the fraction of the projection-GEMM roof.
+#   5. benchmarks/ltv_simulate.py --device cuda --sizes b,a: Mamba (130m size, small) vs transformers + hooks,
+#      with the fraction of the projection-GEMM roof (its size c, Mamba-2 vs transformers' forward, is also
+#      what step 6 measures, in more detail);
+#   6. benchmarks/ssd.py --device cuda: Mamba-2 130m size, the SSD form vs the other scans vs transformers.
 # Each step has its own time limit and the script goes on after a failed step. Without CUDA it runs the same
 # steps on the CPU (the Triton kernel in its interpreter, the benchmarks' quick CPU modes), to check the script.
 # Needs no install: ssmctl runs from the checkout (PYTHONPATH); the GPU image has torch, triton, transformers,
 # numpy, scipy, matplotlib, safetensors and pytest (python-control, slycot and hypothesis are only needed by
-# tests of other parts; step 1 lists what is missing). Writes at most 8 files to $OUT (or ./gpu_out):
-#   summary.txt  tests_gpu.log  suite.log  scan.log  scan_cuda.json  ltv.log  ltv_cuda.json
+# tests of other parts; step 1 lists what is missing). Writes 8 files to $OUT (or ./gpu_out):
+#   summary.txt  tests.log  scan.log  scan_cuda.json  ltv.log  ltv_cuda.json  ssd.log  ssd_cuda.json
 #   run(command="bash benchmarks/gpu_check.sh", timeout_s=480)
 set -uo pipefail
 OUT=${OUT:-gpu_out}
@@ -68,32 +70,36 @@ fi
 echo "device: $DEVICE" | tee -a "$SUMMARY"
 export -f versions
 export PY
-step versions 20 "$SUMMARY" bash -c versions
+step versions 15 "$SUMMARY" bash -c versions
 
 GPU_TESTS=(tests/engine tests/cli/test_simulate.py tests/models/test_mamba2.py tests/benchmarks/test_scan_backends.py)
-step tests_gpu 120 "$OUT/tests_gpu.log" "$PY" -m pytest -q -ra -p no:cacheprovider "${GPU_TESTS[@]}"
+step tests_gpu 110 "$OUT/tests.log" "$PY" -m pytest -q -ra -p no:cacheprovider "${GPU_TESTS[@]}"
 
 XDIST=()
 if "$PY" -c "import xdist" 2>/dev/null; then XDIST=(-n 8); fi
 IGNORE=()
 for t in "${GPU_TESTS[@]}"; do IGNORE+=(--ignore="$t"); done
-step suite 80 "$OUT/suite.log" "$PY" -m pytest -q -ra -p no:cacheprovider ${XDIST[@]+"${XDIST[@]}"} "${IGNORE[@]}" \
+step suite 60 "$OUT/tests.log" "$PY" -m pytest -q -ra -p no:cacheprovider ${XDIST[@]+"${XDIST[@]}"} "${IGNORE[@]}" \
     --continue-on-collection-errors tests
 
 if [ "$DEVICE" = cuda ]; then
-    step scan 80 "$OUT/scan.log" "$PY" benchmarks/scan_backends.py --device cuda --hbm-gbps 4800 \
+    step scan 60 "$OUT/scan.log" "$PY" benchmarks/scan_backends.py --device cuda --hbm-gbps 4800 \
         --out "$OUT/scan_cuda.json"
     # the LTV run uses the sweep's fastest tile sizes for Mamba-1's scan (SSMCTL_TRITON_TILES; default if none)
     TILES=$("$PY" -c "import json,sys; b=json.load(open(sys.argv[1]))['bandwidth']['best']; t=b and b['tiles']
 print(','.join(map(str, t)) if isinstance(t, list) else '')" "$OUT/scan_cuda.json" 2>/dev/null || true)
     echo "ltv: SSMCTL_TRITON_TILES=${TILES:-(default)}" | tee -a "$SUMMARY"
     export SSMCTL_TRITON_TILES="$TILES"
-    step ltv 120 "$OUT/ltv.log" "$PY" benchmarks/ltv_simulate.py --device cuda --sizes c,b,a --repeats 1 \
-        --memory inline \
-        --tensor-max-tokens 4096 --baseline-max-tokens 16384 --out "$OUT/ltv_cuda.json"
+    # Mamba-1 (the Triton scan); Mamba-2 (the SSD form) is benchmarks/ssd.py's, next
+    step ltv 70 "$OUT/ltv.log" "$PY" benchmarks/ltv_simulate.py --device cuda --sizes b,a --repeats 1 \
+        --memory inline --tensor-max-tokens 4096 --baseline-max-tokens 16384 --out "$OUT/ltv_cuda.json"
+    unset SSMCTL_TRITON_TILES
+    # Mamba-2 130m size: SSD form vs transformers' own forward (target ≥ 3× its tokens/s at ≤ 1/10 of its memory)
+    step ssd 105 "$OUT/ssd.log" "$PY" benchmarks/ssd.py --device cuda --layers 24 --lengths 4096,16384,65536 \
+        --repeats 1 --tensor-max-tokens 16384 --out "$OUT/ssd_cuda.json"
 else
     step scan 80 "$OUT/scan.log" "$PY" benchmarks/scan_backends.py --quick --out "$OUT/scan_cuda.json"
-    step ltv 120 "$OUT/ltv.log" "$PY" benchmarks/ltv_simulate.py --quick --sizes a,c --memory inline \
+    step ltv 70 "$OUT/ltv.log" "$PY" benchmarks/ltv_simulate.py --quick --sizes a,c --memory inline \
         --out "$OUT/ltv_cuda.json"
 fi
 echo "total $(( $(date +%s) - T0 ))s" | tee -a "$SUMMARY"

@@ -31,11 +31,12 @@ import torch
 from ._tensor_cache import lru_get, tril_ones
 from ..errors import NonFiniteError, ShapeError, SsmctlError
 from .native import native_scan, native_status
+from .ssd import ssd_default_chunk, ssd_preferred, ssd_scan
 from .triton_scan import triton_scan, triton_status
 
 __all__ = ["ScanResult", "selective_scan", "selective_scan_ref", "associative_scan", "SCAN_BACKENDS"]
 
-SCAN_BACKENDS = ("auto", "tensor", "native", "triton")  # see selective_scan's ``backend``
+SCAN_BACKENDS = ("auto", "tensor", "native", "ssd", "triton")  # see selective_scan's ``backend``
 
 # Largest −(log-decay inside one block) for which e^{+K} b stays finite: float32 overflows at e^{88.7},
 # and b up to ~1e12 still fits below 3.4e38 with K = 60. float64 has e^{709}.
@@ -57,8 +58,8 @@ class ScanResult:
     n_fallback : int
         (block, channel) columns recomputed by the exact log-depth path (the fast form would overflow there).
     backend : str
-        "tensor" (the cumulative-sum form), "native" (the compiled CPU kernel), "triton" (the fused GPU kernel)
-        or "reference" (the twin).
+        "tensor" (the cumulative-sum form), "native" (the compiled CPU kernel), "ssd" (the matrix form of
+        :mod:`ssmctl.engine.ssd`), "triton" (the fused GPU kernel) or "reference" (the twin).
     """
 
     y: torch.Tensor
@@ -134,6 +135,7 @@ def selective_scan(
     slab: int | None = None,
     return_states: bool = False,
     backend: str = "auto",
+    ssd_chunk: int | None = None,
     check: bool = True,
 ) -> ScanResult:
     """Chunked parallel scan of the selective recurrence (module docstring), in ``v``'s dtype and device.
@@ -155,13 +157,17 @@ def selective_scan(
         so that the (slab × H × P × N) temporaries stay in cache (CPU); None: all tokens at once (GPU).
     return_states : bool
         Also return every state h_t (memory L·H·P·N: ask only for short windows).
-    backend : {"auto", "tensor", "native", "triton"}
+    backend : {"auto", "tensor", "native", "ssd", "triton"}
         "tensor": the cumulative-sum form above, on any device. "native": the compiled sequential CPU kernel
         (:mod:`ssmctl.engine.native`; an error when it is unavailable or the tensors are not float32/64 on the
-        CPU). "triton": the fused GPU kernel (:mod:`ssmctl.engine.triton_scan`; float32/64 CUDA tensors, or CPU
-        tensors in Triton's interpreter; an error otherwise). "auto": native for float32/64 CPU tensors when it
-        is available, triton for float32/64 CUDA tensors when triton is installed, else tensor. All give the
-        recurrence's result; ``block`` and ``slab`` only shape the tensor form.
+        CPU). "ssd": Mamba-2's matrix form (:mod:`ssmctl.engine.ssd`; needs A of shape (H, 1)). "triton": the
+        fused GPU kernel (:mod:`ssmctl.engine.triton_scan`; float32/64 CUDA tensors, or CPU tensors in Triton's
+        interpreter; an error otherwise). "auto": SSD where :func:`~ssmctl.engine.ssd.ssd_preferred` says so (a
+        GPU, one decay per head, P > 1), else triton for float32/64 CUDA tensors when triton is installed, else
+        native for float32/64 CPU tensors when it is available, else tensor. All give the recurrence's result;
+        ``block`` and ``slab`` only shape the tensor form.
+    ssd_chunk : int, optional
+        Tokens per chunk of the SSD form (default :func:`~ssmctl.engine.ssd.ssd_default_chunk` of the device).
     check : bool, default True
         Check on the host that dt ≥ 0 (an error otherwise). That check waits for the device: callers whose rates
         are non-negative by construction (softplus, sigmoid) pass False to keep a GPU's queue flowing.
@@ -181,6 +187,10 @@ def selective_scan(
         raise SsmctlError("selective_scan: dt must be non-negative (a step size or rate)")
     if backend not in SCAN_BACKENDS:
         raise SsmctlError(f"unknown scan backend {backend!r}; known: {', '.join(map(repr, SCAN_BACKENDS))}")
+    if backend == "ssd" or (backend == "auto" and ssd_preferred(v.device, A.shape[1], P)):
+        chunk = ssd_default_chunk(v.device) if ssd_chunk is None else ssd_chunk
+        y, h_last, states = ssd_scan(dt, A, v, B, C, h0, chunk=chunk, return_states=return_states)
+        return ScanResult(y=y, h_last=h_last, states=states, backend="ssd")
     if backend == "triton" or (backend == "auto" and v.device.type == "cuda"):
         fast = triton_scan(dt, A, v, B, C, h0, return_states)
         if fast is not None:
