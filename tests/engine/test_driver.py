@@ -28,7 +28,7 @@ from transformers.models.recurrent_gemma import modeling_recurrent_gemma  # noqa
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 L, VOCAB = 50, 40
-# Both scans run every transformers comparison: the compiled CPU kernel and the tensor form (the GPU's path).
+# Every scan runs every transformers comparison: the compiled CPU kernel, the tensor form and, on a GPU, the Triton kernel.
 SCANS = ["tensor", pytest.param("native", marks=pytest.mark.skipif(not native_available(), reason=native_status())),
          pytest.param("triton", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"))]
 
