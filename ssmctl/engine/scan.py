@@ -191,26 +191,19 @@ def selective_scan(
         chunk = ssd_default_chunk(v.device) if ssd_chunk is None else ssd_chunk
         y, h_last, states = ssd_scan(dt, A, v, B, C, h0, chunk=chunk, return_states=return_states)
         return ScanResult(y=y, h_last=h_last, states=states, backend="ssd")
-    if backend == "triton" or (backend == "auto" and v.device.type == "cuda"):
-        fast = triton_scan(dt, A, v, B, C, h0, return_states)
-        if fast is not None:
-            y, h_last, states = fast
-            return ScanResult(y=y, h_last=h_last, states=states, backend="triton")
-        if backend == "triton":
-            raise SsmctlError(
-                f"the triton scan cannot run here ({triton_status()}); it needs float32/float64 tensors on a CUDA "
-                f"device (or TRITON_INTERPRET=1 for CPU tensors), got {v.dtype} on {v.device}; use backend='auto'"
-            )
-    if backend in ("auto", "native"):
-        fast = native_scan(dt, A, v, B, C, h0, return_states)
-        if fast is not None:
-            y, h_last, states = fast
-            return ScanResult(y=y, h_last=h_last, states=states, backend="native")
-        if backend == "native":
-            raise SsmctlError(
-                f"the native scan cannot run here ({native_status()}); it needs float32/float64 tensors on the "
-                f"CPU, got {v.dtype} on {v.device}; use backend='tensor' or 'auto'"
-            )
+    # the kernels: each returns None where it cannot run (then "auto" goes on, and asking for it is an error)
+    kernels = (("triton", triton_scan, triton_status, v.device.type == "cuda",
+                "float32/float64 tensors on a CUDA device (or TRITON_INTERPRET=1 for CPU tensors)"),
+               ("native", native_scan, native_status, True, "float32/float64 tensors on the CPU"))
+    for name, kernel, status, auto, needs in kernels:
+        if backend == name or (backend == "auto" and auto):
+            fast = kernel(dt, A, v, B, C, h0, return_states)
+            if fast is not None:
+                y, h_last, states = fast
+                return ScanResult(y=y, h_last=h_last, states=states, backend=name)
+            if backend == name:
+                raise SsmctlError(f"the {name} scan cannot run here ({status()}); it needs {needs}, got {v.dtype} "
+                                  f"on {v.device}; use backend='auto' or 'tensor'")
     if slab is None or slab >= L:
         return _scan_slab(dt, A, v, B, C, h0, block, return_states)
     if slab < 1:
