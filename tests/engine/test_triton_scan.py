@@ -139,5 +139,7 @@ def test_refusals_and_auto_choice():
         selective_scan(*_on([dt, A, v.bfloat16(), B, C]), backend="triton")
     # CPU tensors never take the kernel by themselves (the interpreter is for tests only)
     assert selective_scan(dt, A, v, B, C, backend="auto").backend in ("native", "tensor")
-    if DEV == "cuda":
-        assert selective_scan(*_on([dt, A, v, B, C]), backend="auto").backend == "triton"
+    if DEV == "cuda":  # on a GPU "auto" takes the kernel, but Mamba-2's matrix form for one decay per head
+        assert selective_scan(*_on(_inputs(SHAPES["mamba"])), backend="auto").backend == "triton"
+        assert selective_scan(*_on(_inputs(SHAPES["rglru"])), backend="auto").backend == "triton"
+        assert selective_scan(*_on([dt, A, v, B, C]), backend="auto").backend == "ssd"
