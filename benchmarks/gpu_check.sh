@@ -15,7 +15,7 @@
 # numpy, scipy, matplotlib, safetensors and pytest (python-control, slycot and hypothesis are only needed by
 # tests of other parts; step 1 lists what is missing). Writes 8 files to $OUT (or ./gpu_out):
 #   summary.txt  tests.log  scan.log  scan_cuda.json  ltv.log  ltv_cuda.json  ssd.log  ssd_cuda.json
-#   run(command="bash benchmarks/gpu_check.sh", timeout_s=480)
+#   run(command="bash benchmarks/gpu_check.sh", carry=[".whl"], timeout_s=540)
 set -uo pipefail
 OUT=${OUT:-gpu_out}
 mkdir -p "$OUT"
@@ -70,6 +70,10 @@ fi
 echo "device: $DEVICE" | tee -a "$SUMMARY"
 export -f versions
 export PY
+# Test-only packages the GPU image lacks travel as wheels in .whl/ (carry it: run(..., carry=[".whl"])).
+if [ -d .whl ]; then
+    PIP_BREAK_SYSTEM_PACKAGES=1 step wheels 60 "$SUMMARY" "$PY" -m pip install -q --no-index --find-links .whl pytest-xdist hypothesis control
+fi
 step versions 15 "$SUMMARY" bash -c versions
 
 GPU_TESTS=(tests/engine tests/cli/test_simulate.py tests/models/test_mamba2.py tests/benchmarks/test_scan_backends.py)
@@ -79,7 +83,7 @@ XDIST=()
 if "$PY" -c "import xdist" 2>/dev/null; then XDIST=(-n 8); fi
 IGNORE=()
 for t in "${GPU_TESTS[@]}"; do IGNORE+=(--ignore="$t"); done
-step suite 60 "$OUT/tests.log" "$PY" -m pytest -q -ra -p no:cacheprovider ${XDIST[@]+"${XDIST[@]}"} "${IGNORE[@]}" \
+step suite 120 "$OUT/tests.log" "$PY" -m pytest -q -ra -p no:cacheprovider ${XDIST[@]+"${XDIST[@]}"} "${IGNORE[@]}" \
     --continue-on-collection-errors tests
 
 if [ "$DEVICE" = cuda ]; then
