@@ -97,3 +97,17 @@ def test_flat_stretches_of_the_memory_trace_are_drawn(result):
     drawn = [line.get_ydata() for line in ax.get_lines()]
     assert any(np.nanmax(d) == 42.0 for d in drawn) and any(np.nanmax(d) == 21.0 for d in drawn)
     plt.close(ax.figure)
+
+
+def test_binned_memory_trace_draws_a_line_through_each_band(result):
+    stats = result.stats[0]
+    rng = np.random.default_rng(0)
+    longest = np.exp(rng.uniform(5, 6, (1, 9000)))
+    gmean = np.exp(rng.uniform(2, 3, (1, 9000)))
+    ax = pl.memory_trace(type(stats)(**{**stats.__dict__, "memory_token_max": longest, "memory_token_gmean": gmean}))
+    size = -(-9000 // pl._MAX_POINTS)  # tokens per bin
+    for line, trace in zip(ax.get_lines(), (longest[0], gmean[0])):
+        pad = np.concatenate([trace, np.full(-9000 % size, np.nan)]).reshape(-1, size)
+        np.testing.assert_allclose(line.get_ydata(), np.sqrt(np.nanmin(pad, 1) * np.nanmax(pad, 1)))
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["longest channel", "geometric mean over channels"]
+    plt.close(ax.figure)
