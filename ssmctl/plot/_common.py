@@ -61,8 +61,21 @@ def readable_log_ticks(axis: Any) -> None:
     decades = np.log10(hi / lo) if lo > 0 and hi > 0 else np.inf
     subs = (1.0, 2.0, 5.0) if decades < 2 else (1.0,)
     axis.set_major_locator(ticker.LogLocator(base=10, subs=subs, numticks=12))
-    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.3g}" if 1e-3 <= v < 1e5 else f"{v:.0e}"))
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: _plain(v)))
     axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _plain(v: float) -> str:
+    """A log-axis tick label: '20', '0.005', and powers of ten as 10⁵ / 2×10⁵ outside [1e-3, 1e5)."""
+    if v <= 0:
+        return ""
+    if 1 <= v < 1e5:
+        return f"{v:.0f}"
+    if 1e-3 <= v < 1:
+        return f"{v:.3g}"
+    exp = int(np.floor(np.log10(v) + 1e-9))
+    mant = round(v / 10.0 ** exp)
+    return (f"${mant}\\times10^{{{exp}}}$" if mant != 1 else f"$10^{{{exp}}}$")
 
 
 def unit_circle(ax: Any, **kw: Any) -> Any:

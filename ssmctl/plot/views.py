@@ -134,8 +134,13 @@ def setup_view_axes(ax: Any, view: str, x: np.ndarray, y: np.ndarray) -> None:
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
         return
-    ax.set_ylim(-np.pi * 1.05, np.pi * 1.05)
-    ax.set_yticks([-np.pi, -np.pi / 2, 0, np.pi / 2, np.pi], ["−π", "−π/2", "0", "π/2", "π"])
+    spread = float(np.abs(y).max()) if y.size else 0.0
+    if spread > np.pi / 4:
+        ax.set_ylim(-np.pi * 1.05, np.pi * 1.05)
+        ax.set_yticks([-np.pi, -np.pi / 2, 0, np.pi / 2, np.pi], ["−π", "−π/2", "0", "π/2", "π"])
+    else:  # real or nearly real eigenvalues (Mamba, RG-LRU): no need for the whole circle of phases
+        half = max(spread * 1.2, 0.05)
+        ax.set_ylim(-half, half)
     ax.axhline(0, color="0.85", lw=0.5, zorder=0)
     if view == "splane":
         nonzero = np.abs(x[x != 0])
