@@ -379,6 +379,14 @@ def bode(sys: Any, omega: Sequence[float] | None = None, axes: Any = None, *, ti
     return ax_mag, ax_ph
 
 
+def _nyquist_grid(sys: Any, n: int = 2048) -> np.ndarray:
+    """0 and log-spaced ω up to π, starting well below the slowest mode's bandwidth (1 − |λ| rad/sample)."""
+    margin = float(np.min(1.0 - np.abs(system_eigenvalues(sys)))) if sys.n_states else 1.0
+    lo = float(np.clip(0.1 * margin, 1e-7, 1e-2)) if margin > 0 else 1e-5
+    pos = np.concatenate([[0.0], np.geomspace(lo, np.pi, n)])
+    return pos if sys.is_real else np.concatenate([-pos[:0:-1], pos])
+
+
 def nyquist(sys: Any, omega: Sequence[float] | None = None, ax: Any = None, *, title: str | None = None) -> Any:
     """Nyquist plot: G(e^{iω}) on the complex plane as ω runs over the frequencies, with the point −1.
 
@@ -390,7 +398,9 @@ def nyquist(sys: Any, omega: Sequence[float] | None = None, ax: Any = None, *, t
     ----------
     sys : DiagonalLTI, DenseLTI or a layer with ``.system()``
     omega : sequence of float, shape (F,), optional
-        Frequencies in rad/sample; default :func:`~ssmctl.analysis.response.frequency_grid` with 2048 points.
+        Frequencies in rad/sample; default 0 and 2048 log-spaced frequencies from a tenth of the slowest mode's
+        distance to the unit circle up to π (mirrored for complex systems), so the fast turns of G near the
+        lightly damped modes of long-memory layers are resolved.
     ax : matplotlib Axes, optional
         Axes to draw into; default a new figure.
     title : str, optional
@@ -403,7 +413,7 @@ def nyquist(sys: Any, omega: Sequence[float] | None = None, ax: Any = None, *, t
         by its mirror).
     """
     sys = as_system(sys)
-    omega = frequency_grid(sys, 2048) if omega is None else np.asarray(omega, dtype=float)
+    omega = _nyquist_grid(sys) if omega is None else np.asarray(omega, dtype=float)
     ax = new_axes(ax, figsize=(5.0, 4.6))
     lines, names, note = _lines(frequency_response(sys, omega), sys.batch_shape)
     for i, (line, name) in enumerate(zip(lines, names)):
@@ -526,6 +536,7 @@ def pzmap(sys: Any, ax: Any = None, *, eps: float = 1e-2, title: str | None = No
             if z.size:
                 lim = max(lim, min(float(np.abs(z).max()) * 1.05, 3.0))
     unit_circle(ax)
+    _pz_inset(ax, poles[keep], None if zs is None else zs[keep])
     theta = np.linspace(0, 2 * np.pi, 200)
     for k in _PZ_HORIZONS:
         r = eps ** (1.0 / k)
@@ -550,6 +561,27 @@ def pzmap(sys: Any, ax: Any = None, *, eps: float = 1e-2, title: str | None = No
     else:
         ax.legend(fontsize=7, loc="upper left")
     return ax
+
+
+def _pz_inset(ax: Any, poles: np.ndarray, zs: np.ndarray | None) -> None:
+    """A zoom near z = 1 when at least half of the drawn poles lie within 0.05 of it (long-memory layers)."""
+    p = poles.reshape(-1)
+    near = np.abs(p - 1) < 0.05
+    if p.size < 4 or near.mean() < 0.5:
+        return
+    span = float(np.clip(1.5 * np.abs(p[near] - 1).max(), 1e-4, 0.05))
+    ins = ax.inset_axes([0.6, 0.6, 0.38, 0.38])
+    unit_circle(ins)
+    for c, row in enumerate(poles):
+        ins.scatter(row.real, row.imag, marker="x", s=12, linewidths=0.7, color=f"C{c % 10}")
+        if zs is not None:
+            z = zs[c][np.isfinite(zs[c])]
+            ins.scatter(z.real, z.imag, marker="o", s=12, facecolors="none", edgecolors=f"C{c % 10}", linewidths=0.7)
+    ins.set_xlim(1 - span, 1 + span * 0.3)
+    ins.set_ylim(-span * 0.65, span * 0.65)
+    ins.tick_params(labelsize=5, length=2, pad=1)
+    ins.xaxis.set_major_formatter(lambda v, _: f"{v:.4g}")
+    ins.set_title("zoom near z = 1", fontsize=6, pad=2)
 
 
 def hankel(sys: Any, ax: Any = None, *, title: str | None = None, normalize: bool = True) -> Any:

@@ -296,3 +296,19 @@ def test_every_plot_labels_its_axes_and_nothing_overlaps(rng, name):
         assert fbox.x0 - 1 <= b.x0 and b.x1 <= fbox.x1 + 1 and fbox.y0 - 1 <= b.y0 and b.y1 <= fbox.y1 + 1
     for i, a in enumerate(boxes):
         assert not any(a.overlaps(b) for b in boxes[i + 1:])
+
+
+def test_nyquist_default_grid_resolves_lightly_damped_modes():
+    lam = np.array([0.9995 * np.exp(0.002j), 0.9995 * np.exp(-0.002j)])
+    rot = np.array([[lam[0].real, -lam[0].imag], [lam[0].imag, lam[0].real]])  # real 2×2 block, eigenvalues lam
+    sys = ssmctl.DenseLTI(rot,
+                          np.array([[1.0], [0.0]]), np.array([[0.0, 1.0]]))
+    ax = ssmctl.plot.nyquist(sys)
+    G = ax.lines[0].get_xdata() + 1j * ax.lines[0].get_ydata()
+    # the curve's steps are small: consecutive points never jump by more than a tenth of its size
+    assert np.abs(np.diff(G)).max() < 0.1 * np.abs(G).max()
+    # and every point is G(e^{iω}) of the textbook realization (numpy) on the documented default grid
+    A, B, C, D = _textbook(sys.A, sys.B, sys.C, sys.D)
+    w = np.concatenate([[0.0], np.geomspace(0.1 * (1 - 0.9995), np.pi, 2048)])
+    ref = [(C @ np.linalg.solve(np.exp(1j * x) * np.eye(2) - A, B) + D)[0, 0] for x in w]
+    np.testing.assert_allclose(G, ref, rtol=1e-9, atol=1e-12)
