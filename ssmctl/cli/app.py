@@ -131,7 +131,7 @@ def cmd_eig(args: argparse.Namespace) -> int:
 
         from ..plot import lti as plot
 
-        fig, ax = plt.subplots(figsize=(5.5, 5))
+        fig, ax = plt.subplots(figsize=(5.8, 5), layout="constrained")  # room for the colour bar
         plot.eigenvalues(layer, ax=ax, title=f"{args.family} (fresh init)")
         write_plot(fig, args.plot)
     return emit(args, report, eig_text)

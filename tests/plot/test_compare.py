@@ -83,6 +83,7 @@ def test_histogram_pair_bars_are_the_percentages():
     heights = [p.get_height() for p in ax.patches]
     assert heights == ha["percent"] + hb["percent"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "y", "z"] and ax.get_title() == "t"
+    assert ax.get_xlabel() == "bin" and ax.get_ylabel() == "% of eigenvalues"
 
 
 def test_plot_compare_rows_hold_each_pair_and_its_bins():

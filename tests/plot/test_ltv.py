@@ -111,3 +111,15 @@ def test_binned_memory_trace_draws_a_line_through_each_band(result):
         np.testing.assert_allclose(line.get_ydata(), np.sqrt(np.nanmin(pad, 1) * np.nanmax(pad, 1)))
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["longest channel", "geometric mean over channels"]
     plt.close(ax.figure)
+
+
+def test_every_panel_labels_its_axes_with_units(result):
+    fig = pl.simulation_figure(result, layers=[0])
+    heat, dt, mem, decay = fig.axes[:4]
+    assert heat.get_xlabel().startswith("token") and heat.get_ylabel() == "channel"
+    assert any("|Ā_t|" in ax.get_ylabel() for ax in fig.axes[4:])  # the heatmap's colour bar
+    assert dt.get_xlabel().startswith("Δ_t") and "tokens" in dt.get_xlabel() and dt.get_ylabel()
+    assert mem.get_xlabel() == "token t" and "tokens" in mem.get_ylabel()
+    assert "tokens" in decay.get_xlabel() and decay.get_ylabel()
+    assert all(ax.get_title().startswith("mamba layer 0") for ax in (heat, dt, mem, decay))
+    plt.close(fig)
