@@ -671,7 +671,7 @@ def pseudospectrum(
     if sys.batch_shape:
         raise SsmctlError("pseudospectrum plots one system: index it first (sys[i])")
     ax = new_axes(ax, figsize=(5.6, 4.6))
-    lam = np.linalg.eigvals(sys.A)
+    lam = system_eigenvalues(sys)  # exact where the system carries them; LAPACK's otherwise (with a warning)
     if extent is None:
         r = max(1.1, float(np.abs(lam).max()) * 1.1)
         extent = (-r, r, -r, r)
