@@ -34,6 +34,7 @@ from ..errors import ShapeError, SsmctlError, unknown_name
 from ..systems.ltv import LTVSystem
 from . import _torch_ops as ops
 from .base import Family, Layer, Model, register
+from .dsf_block import BlockFactors
 
 __all__ = [
     "FAMILY",
@@ -45,6 +46,7 @@ __all__ = [
     "param_shapes",
     "ltv",
     "block_output_ref",
+    "dsf_block",
     "bias_eigenvalues",
     "recurrence_base",
     "continuous_A",
@@ -430,6 +432,42 @@ def init_recurrent_param(
     return (x * abs(hi - lo) + lo).float()
 
 
+def dsf_block(layer: Layer, u: Any, *, reset: bool = True) -> BlockFactors:
+    """The temporal block's mixer (after its RMSNorm) as factors around the RG-LRU, at input ``u``.
+
+    linear_x (+ bias) → causal conv (+ bias) → RG-LRU (the DSF core) → diag(GELU_tanh(linear_y(û))) →
+    linear_out (+ bias).
+
+    Parameters
+    ----------
+    layer : Layer
+        An RG-LRU layer.
+    u : tensor or array, shape (batch, L, d_model)
+        The residual-stream input of the block (before its RMSNorm), as for :func:`ltv`.
+    reset : bool, default True
+        Segment start at token 0, as for :func:`ltv`.
+
+    Returns
+    -------
+    BlockFactors
+        ``inputs`` = the normed û, the mixer's input; core channels = lru_width.
+
+    Raises
+    ------
+    ShapeError, NonFiniteError
+        As :func:`ltv`, for a bad ``u``.
+    """
+    system, y_branch, u = _pieces(layer, u, reset)
+    p = layer.params
+    with torch.no_grad():
+        hidden = ops.rms_norm(u, p["temporal_pre_norm.weight"], layer.config["eps"], unit_offset=True)
+    return BlockFactors(
+        inputs=hidden, w_in=p[_PREFIX + "linear_x.weight"], b_in=p[_PREFIX + "linear_x.bias"], core=system,
+        conv_w=p[_PREFIX + "conv_1d.weight"], conv_b=p[_PREFIX + "conv_1d.bias"], gate=y_branch,
+        w_out=p[_PREFIX + "linear_out.weight"], b_out=p[_PREFIX + "linear_out.bias"],
+    )
+
+
 def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Layer:
     d, w, H, k = config["d_model"], config["lru_width"], config["num_heads"], config["d_conv"]
     bw = w // H
@@ -540,6 +578,7 @@ FAMILY = register(
         variants=A_INITS,
         presets=PRESETS,
         ltv=ltv,
+        dsf_block=dsf_block,
         layer_from_params=layer_from_params,
         config_from_params=config_from_params,
         bias_eigenvalues=bias_eigenvalues,
