@@ -56,7 +56,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, MissingHintError, require_hint
 
 __all__ = [
     "Layout",
@@ -97,8 +97,8 @@ class Layout:
         The code that writes this layout.
     block : str
         Regex matched against full keys; group ``root`` is the block prefix, group ``index`` the layer number.
-    anchor : dict[str, int]
-        Keys relative to ``root`` that identify the layout, with their number of dimensions.
+    anchor : dict[str, int or None]
+        Keys relative to ``root`` that identify the layout, with their number of dimensions (None: any).
     renames : tuple of (str, str)
         (source prefix relative to ``root``, family prefix). A key is part of the block when it starts with
         a source prefix; its family name replaces that prefix. Keys of the same block under no prefix belong
@@ -127,13 +127,16 @@ class Layout:
     embedding_scale : callable, optional
         ``embedding_scale(d_model) -> float``: the factor this producer multiplies its token embeddings by
         before the first layer (None: no scaling). The loader records it as ``extras['embedding_scale']``.
+    hints : tuple of str
+        Settings this producer's tensors do not tell and that change the numbers: the loader takes each from
+        the checkpoint's records or a hint, never a default, and hands it to ``infer`` in ``known``.
     """
 
     name: str
     family: str
     source: str
     block: str
-    anchor: Mapping[str, int]
+    anchor: Mapping[str, int | None]
     renames: tuple[tuple[str, str], ...]
     absent: tuple[str, ...] = ()
     model_types: tuple[str, ...] = ()
@@ -145,6 +148,7 @@ class Layout:
     shapes: Callable[[Mapping[str, Any]], dict[str, tuple[int, ...]]] | None = None
     notes: str = ""
     embedding_scale: Callable[[int], float] | None = None
+    hints: tuple[str, ...] = ()
 
     def family_key(self, rel: str) -> str | None:
         """The family's name for a key relative to the block prefix (None: not part of this layer).
@@ -532,7 +536,71 @@ _S4_NOTE = (
 )
 
 
+# --- the DSF paper's mixers (dsf-mqar / zoology, ssm-benchmark) --------------------------------------------
+_ATTENTION_RENAMES = (("Wqk.", "Wqk."), ("Wv.", "Wv."), ("Wn.", "Wn."), ("out_proj.", "out_proj."))
+_QLSTM_RENAMES = (("alpha", "alpha"), ("input.", "input."), ("conv.", "conv."), ("gates.", "gates."),
+                  ("output.", "output."))
+_S6_KEYS = ("A_log", "Id", "D", "x_proj.", "dt_proj.", "out_proj.")
+_DSF_NOTE = "the layer's input is the mixer's input (after the block's norm); the norm and residual are not part of it"
+
+
+def _count_hint(known: Mapping[str, Any], name: str, why: str) -> int:
+    """A positive-integer setting from ``known`` (records or hints), else an error asking for it."""
+    value = known.get(name)
+    flag = "--" + name.replace("_", "-")
+    if value is None:
+        raise MissingHintError(f"{why}: pass {name}= to ssmctl.load (CLI: {flag}), a positive integer")
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise CheckpointError(f"hint {name} ({flag}) must be a positive integer, got {value!r}")
+    return value
+
+
+def _attention_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, Any]) -> dict[str, Any]:
+    """Sizes of a dsf-mqar / ssm-benchmark MHA or MHNA mixer; the settings its tensors do not tell, asked for.
+
+    Softmax and linear attention store the same tensors (``lin_att`` is not saved) and no head count; a
+    normalized attention's ``Wn`` has one row per head, and ssm-benchmark's ``norm_fn`` (η) is not saved.
+    """
+    two_dqk, d = shapes["Wqk.weight"]
+    cfg: dict[str, Any] = {"d_model": d, "d_qk": two_dqk // 2, "bias": "Wqk.bias" in shapes}
+    if "Wn.weight" in shapes:
+        cfg.update(variant="normalized", num_heads=shapes["Wn.weight"][0])
+        cfg["eta"] = require_hint(known, "eta", ("exp", "softplus", "sigmoid"),
+                                  "a normalized-attention state dict does not record its normalizer η (norm_fn)")
+    else:
+        cfg["variant"] = require_hint(known, "variant", ("softmax", "linear"),
+                                      "softmax and linear attention store the same tensors (lin_att is not saved)")
+        cfg["num_heads"] = _count_hint(known, "num_heads", "an attention state dict does not record its number "
+                                       "of heads (Wqk and Wv have the same shapes for any head count)")
+    return cfg
+
+
+def _zoology_norm_attention_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, Any]) -> dict[str, Any]:
+    """dsf-mqar's MHNA has η = exp only."""
+    if known.get("eta") not in (None, "exp"):
+        raise CheckpointError(f"dsf-mqar's normalized attention (MHNA) has η = exp; the hint says eta={known['eta']!r}")
+    return _attention_infer(shapes, {**known, "eta": "exp"})
+
+
+def _attention_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    from ..models import attention
+
+    return attention.param_shapes(dict(config))
+
+
+def _qlstm_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, Any]) -> dict[str, Any]:
+    two_h, d = shapes["input.weight"]
+    variant = require_hint(known, "variant", ("standard", "reversed"),
+                           "a qLSTM state dict does not record its forget gate (reversed is not saved; alpha is "
+                           "stored either way)")
+    return {"d_model": d, "hidden": two_h // 2, "expansion_factor": (two_h // 2) / d,
+            "kernel_size": shapes["conv.weight"][-1], "variant": variant}
+
+
 _BACKBONE = r"^(?P<root>backbone\.layers\.(?P<index>\d+)\.)"
+_ZOOLOGY_MIXER = r"^(?P<root>backbone\.layers\.(?P<index>\d+)\.sequence_mixer\.)"
+_SSM_BENCHMARK_ATTENTION = r"^(?P<root>layers\.(?P<index>\d+)\.attention\.)"
+_BARE = r"^(?P<root>)(?P<index>)"  # a bare mixer's state dict: no prefix, one layer (index 0)
 _MODEL = r"^(?P<root>model\.layers\.(?P<index>\d+)\.)"
 _ANY_LAYERS = r"^(?P<root>(?:backbone|model)\.layers\.(?P<index>\d+)\.)"
 _BLOCKS = r"^(?P<root>blocks\.(?P<index>\d+)\.)"
@@ -547,6 +615,49 @@ _SSM_BENCHMARK_NOTE = (
 
 #: The layout table, most specific first.
 LAYOUTS: tuple[Layout, ...] = (
+    Layout(
+        "zoology-attention", "attention", "dsf-mqar (zoology) MHA sequence mixer: softmax or linear attention",
+        _ZOOLOGY_MIXER, {"Wqk.weight": 2, "Wv.weight": 2, "out_proj.weight": 2}, _ATTENTION_RENAMES,
+        absent=("Wn.weight",), infer=_attention_infer, shapes=_attention_shapes, notes=_DSF_NOTE,
+        hints=("variant", "num_heads"), init={"preset": "mqar"},
+    ),
+    Layout(
+        "zoology-norm-attention", "attention", "dsf-mqar (zoology) MHNA sequence mixer: normalized attention, η = exp",
+        _ZOOLOGY_MIXER, {"Wqk.weight": 2, "Wn.weight": 2}, _ATTENTION_RENAMES,
+        infer=_zoology_norm_attention_infer, shapes=_attention_shapes, notes=_DSF_NOTE, hints=("eta",),
+        init={"preset": "mqar"},
+    ),
+    Layout(
+        "zoology-qlstm", "qlstm", "dsf-mqar (zoology) qLSTM sequence mixer",
+        _ZOOLOGY_MIXER, {"alpha": 0, "gates.weight": 2, "input.weight": 2}, _QLSTM_RENAMES,
+        infer=_qlstm_infer, notes=_DSF_NOTE, hints=("variant",), init={"preset": "mqar"},
+    ),
+    Layout(
+        "zoology-s6", "s6", "dsf-mqar (zoology) MambaBlock with the bare S6 or S6_2 (SSD) mixer",
+        _BACKBONE, {"mixer.A_log": None, "mixer.x_proj.weight": 2, "mixer.dt_proj.bias": 1}, (("mixer.", ""),),
+        absent=("mixer.in_proj.weight", "mixer.conv1d.weight"), notes=_DSF_NOTE + " (a LayerNorm here)",
+        init={"preset": "mqar"},
+    ),
+    Layout(
+        "ssm-benchmark-attention", "attention", "jsie7/ssm-benchmark Transformer (MHA or MHNA in layers.{i}.attention)",
+        _SSM_BENCHMARK_ATTENTION, {"Wqk.weight": 2, "Wv.weight": 2, "out_proj.weight": 2}, _ATTENTION_RENAMES,
+        infer=_attention_infer, shapes=_attention_shapes, notes=_DSF_NOTE, hints=("variant", "num_heads", "eta"),
+    ),
+    Layout(
+        "bare-attention", "attention", "a bare MHA / MHNA mixer state dict (dsf-mqar, ssm-benchmark)",
+        _BARE, {"Wqk.weight": 2, "Wv.weight": 2, "out_proj.weight": 2}, _ATTENTION_RENAMES,
+        infer=_attention_infer, shapes=_attention_shapes, hints=("variant", "num_heads", "eta"),
+    ),
+    Layout(
+        "bare-qlstm", "qlstm", "a bare dsf-mqar qLSTM mixer state dict",
+        _BARE, {"alpha": 0, "gates.weight": 2, "input.weight": 2, "conv.weight": 3}, _QLSTM_RENAMES,
+        infer=_qlstm_infer, hints=("variant",),
+    ),
+    Layout(
+        "bare-s6", "s6", "a bare dsf-mqar S6 or S6_2 (SSD) mixer state dict",
+        _BARE, {"A_log": None, "x_proj.weight": 2, "dt_proj.bias": 1}, tuple((k, k) for k in _S6_KEYS),
+        absent=("in_proj.weight",),
+    ),
     Layout(
         "mamba_ssm-mamba", "mamba", "state-spaces/mamba MambaLMHeadModel (pytorch_model.bin + config.json)",
         _BACKBONE, {"mixer.A_log": 2}, _MAMBA_MIXER, top=("backbone.embedding.weight",),
@@ -847,9 +958,10 @@ def detect(keys: Iterable[str], shape_of: ShapeOf, config: Mapping[str, Any] | N
         for k in keys:
             m = pattern.match(k)
             if m and m.group("root") not in claimed:
-                roots.setdefault(m.group("root"), int(m.group("index")))
+                roots.setdefault(m.group("root"), int(m.group("index") or 0))
         for root, index in roots.items():
-            if not all(root + rel in key_set and len(shape_of(root + rel)) == nd for rel, nd in layout.anchor.items()):
+            if not all(root + rel in key_set and nd in (None, len(shape_of(root + rel)))
+                       for rel, nd in layout.anchor.items()):
                 continue
             if any(root + rel in key_set for rel in layout.absent):
                 continue

@@ -16,7 +16,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..errors import CheckpointError, NonFiniteError, ShapeError, UnsupportedSystemError
+from ..errors import (
+    CheckpointError,
+    MissingHintError,
+    NonFiniteError,
+    ShapeError,
+    UnknownNameError,
+    UnsupportedSystemError,
+)
 from .reader import Checkpoint, plain, read_checkpoint
 from .layouts import Block, Detection, Layout, detect, hf_known
 from ..models.base import Layer, Model, get_family
@@ -363,13 +370,15 @@ def _source_key(block: Block, family_name: str) -> str:
     return block.root + family_name
 
 
-def scan(path: str | os.PathLike[str]) -> Plan:
+def scan(path: str | os.PathLike[str], **hints: Any) -> Plan:
     """Read headers, detect the layout, infer and check the config; read no tensor data.
 
     Parameters
     ----------
     path : str or path-like
         Checkpoint file or folder, as for :func:`load`.
+    **hints
+        Settings the checkpoint does not record, as for :func:`load`.
 
     Returns
     -------
@@ -382,21 +391,30 @@ def scan(path: str | os.PathLike[str]) -> Plan:
     CheckpointError
         Missing path, unreadable/corrupt/unsafe file, unknown layout (the message lists a sample of the
         keys and the known layouts), a missing tensor.
+    MissingHintError
+        A setting the layout needs (``Layout.hints``) that the checkpoint does not record and no hint gives.
+    UnknownNameError
+        A hint the checkpoint's layouts do not take, or a hint value outside its choices.
     ShapeError
         A tensor whose shape differs from what the config implies (key, expected and found shape named).
     """
+    hints = {k: v for k, v in hints.items() if v is not None}
     ckpt = read_checkpoint(path, lazy=True)
     store = ckpt.tensors
     shape_of = getattr(store, "shape", lambda k: tuple(store[k].shape))
     detection = detect(list(store), shape_of, ckpt.config)
+    _refuse_unused_hints(hints, detection)
     if not detection.blocks:
         return Plan(checkpoint=ckpt, detection=detection, family=None, config={"n_layers": 0})
     first = detection.blocks[0]
     layout = first.layout
     shapes = {name: tuple(shape_of(key)) for name, key in first.keys.items()}
-    known = {**lightning_known(ckpt.extras), **hf_known(layout.family, ckpt.config)}
+    # What the checkpoint records wins over a hint; a hint only fills what it does not record.
+    known = {**hints, **lightning_known(ckpt.extras), **hf_known(layout.family, ckpt.config)}
     try:
         config = _family_config(layout, shapes, known)
+    except MissingHintError as exc:
+        raise MissingHintError(f"{ckpt.path}: layout {layout.name} ({layout.source}): {exc}") from None
     except (KeyError, CheckpointError, ShapeError) as exc:
         detail = exc.args[0] if exc.args else exc
         raise CheckpointError(
@@ -413,6 +431,18 @@ def scan(path: str | os.PathLike[str]) -> Plan:
     config = dict(config, n_layers=len(detection.blocks))
     notes = sorted({b.layout.notes for b in detection.blocks if b.layout.notes})
     return Plan(checkpoint=ckpt, detection=detection, family=detection.family, config=config, notes=notes)
+
+
+def _refuse_unused_hints(hints: Mapping[str, Any], detection: Detection) -> None:
+    """A hint that no detected layout takes is a mistake (a typo, or the wrong checkpoint): say so."""
+    takes = sorted({h for b in detection.blocks for h in b.layout.hints})
+    for name in sorted(hints):
+        if name not in takes:
+            layouts = ", ".join(detection.layouts) or "no SSM layout"
+            raise UnknownNameError(
+                f"hint {name!r} does not apply to this checkpoint (layouts: {layouts}); "
+                f"its hints: {', '.join(takes) or 'none'}"
+            )
 
 
 def nonfinite_tensors(plan: Plan) -> list[dict[str, Any]]:
@@ -451,7 +481,7 @@ def nonfinite_tensors(plan: Plan) -> list[dict[str, Any]]:
     return found
 
 
-def load(path: str | os.PathLike[str]) -> Model:
+def load(path: str | os.PathLike[str], **hints: Any) -> Model:
     """Load a checkpoint from disk as a :class:`~ssmctl.models.base.Model` (no network access, ever).
 
     Parameters
@@ -460,6 +490,11 @@ def load(path: str | os.PathLike[str]) -> Model:
         A Hugging Face folder (config.json + model.safetensors / sharded safetensors with an index /
         pytorch_model.bin), a mamba_ssm folder, or a state-dict file (.safetensors, .pt, .pth, .bin, Lightning
         .ckpt). See :mod:`ssmctl.checkpoints.layouts` for the layouts recognised.
+    **hints
+        Settings a checkpoint does not record but its numbers depend on, used only where it does not record
+        them: ``variant`` (attention: "softmax" or "linear"; qLSTM: "standard" or "reversed"), ``num_heads``
+        (softmax/linear attention), ``eta`` (normalized attention: "exp", "softplus" or "sigmoid"). A layout
+        that needs one and gets none is a :class:`~ssmctl.errors.MissingHintError` listing the choices.
 
     Returns
     -------
@@ -476,7 +511,7 @@ def load(path: str | os.PathLike[str]) -> Model:
     CheckpointError, ShapeError, NonFiniteError
         See :func:`scan`; NaN/Inf in a layer's tensors (the key is named).
     """
-    plan = scan(path)
+    plan = scan(path, **hints)
     layers = [plan.layer(block) for block in plan.blocks]
     extras: dict[str, Any] = {
         "other_layers": [o.as_dict() for o in plan.detection.other_layers],
