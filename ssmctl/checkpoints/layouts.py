@@ -582,6 +582,17 @@ def _zoology_norm_attention_infer(shapes: Mapping[str, tuple[int, ...]], known: 
     return _attention_infer(shapes, {**known, "eta": "exp"})
 
 
+def _bare_hawk_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, Any]) -> dict[str, Any]:
+    """ssm-benchmark's bare RGLRU: its input is already normed; its conventions differ from RecurrentGemma's."""
+    return {**_hawk_infer(shapes, known), "convention": "ssm-benchmark", "pre_norm": False}
+
+
+def _bare_hawk_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    shapes = _hawk_shapes(config)
+    del shapes["hawk_norm.gamma"]
+    return shapes
+
+
 def _attention_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     from ..models import attention
 
@@ -652,6 +663,14 @@ LAYOUTS: tuple[Layout, ...] = (
         "bare-qlstm", "qlstm", "a bare dsf-mqar qLSTM mixer state dict",
         _BARE, {"alpha": 0, "gates.weight": 2, "input.weight": 2, "conv.weight": 3}, _QLSTM_RENAMES,
         infer=_qlstm_infer, hints=("variant",),
+    ),
+    Layout(
+        "bare-rglru", "rglru", "a bare jsie7/ssm-benchmark RGLRU mixer state dict (Hawk's recurrent mixer)",
+        _BARE, {"forget_base": 1, "alpha_log_scale": 1, "gates.weight": 2, "input.weight": 2},
+        tuple((k, "hawk." + k) for k in ("forget_base", "alpha_log_scale", "input.", "conv.", "gates.", "output.")),
+        transform=_hawk_transform, infer=_bare_hawk_infer, shapes=_bare_hawk_shapes,
+        init={"preset": "ssm-benchmark"},
+        notes="ssm-benchmark conventions: erf-GELU on the gate branch, √(1 − a² + 1e-6), no state reset at token 0",
     ),
     Layout(
         "bare-s6", "s6", "a bare dsf-mqar S6 or S6_2 (SSD) mixer state dict",

@@ -135,3 +135,29 @@ def test_s6_and_ssd(tmp_path, variant, zoology):
     u = _u()
     ref = s6_forward({k: v.double() for k, v in params.items()}, u.double(), ssd=variant == "ssd").numpy()
     assert rel_err(_block_out(model[0], u), ref) < 1e-5  # the scan runs in float32, as the authors'
+
+
+def test_bare_ssm_benchmark_rglru(tmp_path):
+    from ..models._authors_mixers import rglru_forward
+
+    g = torch.Generator().manual_seed(2)
+    h = 2 * D
+    params = {
+        "input.weight": torch.randn(2 * h, D, generator=g) * D**-0.5,
+        "conv.weight": torch.randn(h, 1, 4, generator=g) * 0.5,
+        "conv.bias": torch.randn(h, generator=g) * 0.5,
+        "gates.weight": torch.randn(2 * h, h, generator=g) * h**-0.5,
+        "gates.bias": torch.randn(2 * h, generator=g) * 0.5,
+        "forget_base": cb.init_forget_gate(h),
+        "output.weight": torch.randn(D, h, generator=g) * h**-0.5,
+        "alpha_log_scale": -8 * torch.ones(1),
+    }
+    model = ssmctl.load(cb.write_state_dict(params, tmp_path / "rglru.pt"))
+    layer = model[0]
+    assert model.family == "rglru" and model.extras["layouts"] == ["bare-rglru"]
+    assert layer.config["convention"] == "ssm-benchmark" and not layer.config["pre_norm"] and layer.config["c"] == 8
+    u = _u()
+    ref = rglru_forward({k: v.double() for k, v in params.items()}, u.double()).numpy()
+    assert rel_err(_block_out(layer, u), ref) < 1e-5
+    lam = ssmctl.dsf_eigenvalues(layer, u)
+    assert lam.shape == (2, L, h, 1) and ((lam > 0) & (lam < 1)).all()

@@ -100,3 +100,22 @@ def s6_forward(params, x, *, ssd: bool):
         ys.append((h * C[:, t, None, :]).sum(-1) + params["D"] * x[:, t])
     y = torch.stack(ys, dim=1)
     return F.linear(y, params["out_proj.weight"], params.get("out_proj.bias"))
+
+
+def rglru_forward(params, x):
+    """jsie7/ssm-benchmark ``RGLRU.forward`` (models/hawk.py) with a sequential loop in place of accelerated_scan."""
+    T = x.shape[1]
+    gate, xx = F.linear(x, params["input.weight"]).chunk(2, dim=-1)
+    conv_w = params["conv.weight"]
+    xx = F.conv1d(xx.mT, conv_w, params["conv.bias"], padding=conv_w.shape[-1] - 1, groups=conv_w.shape[0])
+    xx = xx[..., :T].mT
+    forget, inp = F.linear(xx, params["gates.weight"], params["gates.bias"]).chunk(2, dim=-1)
+    alpha = (params["alpha_log_scale"] * F.softplus(params["forget_base"]) * forget.sigmoid()).exp()
+    beta = (1 - alpha**2 + 1e-6).sqrt()
+    xx = beta * inp.sigmoid() * xx
+    h = torch.zeros_like(xx[:, 0])
+    hs = []
+    for t in range(T):
+        h = alpha[:, t] * h + xx[:, t]
+        hs.append(h)
+    return F.linear(F.gelu(gate) * torch.stack(hs, dim=1), params["output.weight"])
