@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 
-from ..errors import ShapeError, SsmctlError, UnsupportedSystemError, unknown_name
+from ..errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSystemError, unknown_name
 from ..models.base import Layer
 from ..systems.lti import DenseLTI, DiagonalLTI
 from ..systems.ltv import LTVSystem
@@ -457,8 +457,6 @@ def _lti_inputs(layer: Layer, u: Any, ch: int, m: int, per_channel: bool) -> np.
     if x.ndim != 3 or x.shape[-1] != width or x.shape[1] == 0:
         raise ShapeError(f"{_label(layer)}: materialize needs u of shape (batch, L, {width}), got {x.shape}")
     if not np.isfinite(x).all():
-        from ..errors import NonFiniteError
-
         raise NonFiniteError(f"{_label(layer)}: the input u contains NaN or Inf")
     return x
 
