@@ -283,68 +283,79 @@ def _size(n: int) -> str:
 # ---------------------------------------------------------------------------------------------------- core
 
 
-def _flat_core(system: LTVSystem) -> tuple[np.ndarray, ...]:
-    """lam/log-lam pieces, B, C, D of an LTVSystem with its channels flattened: (b, L, C, N) etc."""
-    b, L = system.batch_size, system.length
-    ch = int(np.prod(system.channel_shape, dtype=np.int64))
-    N, m, p = system.n_states, system.n_inputs, system.n_outputs
-    lam = _np64(system.lam).reshape(b, L, ch, N)
-    B = _np64(system.B).reshape(b, L, ch, N, m)
-    C = _np64(system.C).reshape(b, L, ch, p, N)
-    D = np.broadcast_to(_np64(system.D), system.channel_shape + (p, m)).reshape(ch, p, m)
-    if np.iscomplexobj(lam) or np.iscomplexobj(B) or np.iscomplexobj(C):
-        raise UnsupportedSystemError("materialize handles real input-dependent cores (every LTV family here)")
-    if system.log_lam is not None:
-        log_abs = _np64(system.log_lam).reshape(b, L, ch, N)
-        zeros = np.zeros(log_abs.shape, dtype=np.int64)
-        negative = zeros
-    else:
-        # Products of Λ over (j, i] from cumulative sums: log|Λ| (zeros counted apart, so a Λ_k that rounded
-        # to 0 zeroes exactly the products that contain it) and the parity of negative Λ's.
-        is_zero = lam == 0
-        log_abs = np.log(np.where(is_zero, 1.0, np.abs(lam)))
-        zeros = np.cumsum(is_zero, axis=1)
-        negative = np.cumsum(lam < 0, axis=1)
-    S = np.cumsum(log_abs, axis=1)
-    return S, zeros, negative, B, C, D
+class _CoreRows:
+    """Φ of a per-channel (SISO) LTV core, row block by row block, from cumulative sums of log Λ.
 
+    With S = cumsum log|Λ| along tokens, Λ_i⋯Λ_{j+1} = exp(S_i − S_j). Rows go in sub-blocks [a, e): columns
+    j < a factor through the sub-block's first token, exp(S_i − S_a)·exp(S_a − S_j) — both ≤ 1 for a
+    contractive core — so that part is one matrix product over the states per channel; columns inside the
+    sub-block take the differences directly. A Λ_k that is exactly 0 (a float32 underflow) is counted apart
+    (Z), so it zeroes exactly the products that contain it; negative Λ's (odd Taylor orders) by their parity.
+    """
 
-def _core_work(pieces: tuple[np.ndarray, ...]) -> int:
-    """Peak bytes per (i, j) pair of one row block of :func:`_core_rows` (its (b, C, N) temporaries)."""
-    S, B, C = pieces[0], pieces[3], pieces[4]
-    b, _, ch, N = S.shape
-    return 8 * b * ch * (8 * N + 4 * C.shape[-2] * B.shape[-1])
+    def __init__(self, system: LTVSystem, budget: int | None) -> None:
+        b, L = system.batch_size, system.length
+        ch = int(np.prod(system.channel_shape, dtype=np.int64))
+        N = system.n_states
+        if system.n_inputs != 1 or system.n_outputs != 1:
+            raise UnsupportedSystemError("materialize needs a core with one input and one output per channel")
+        lam = _np64(system.lam).reshape(b, L, ch, N)
+        if np.iscomplexobj(lam) or np.iscomplexobj(_np64(system.B)) or np.iscomplexobj(_np64(system.C)):
+            raise UnsupportedSystemError("materialize handles real input-dependent cores (every LTV family here)")
+        # Channel-major (b, ch, L, N): the matrix products below run over contiguous (L, N) slabs.
+        self.B = np.ascontiguousarray(_np64(system.B).reshape(b, L, ch, N).transpose(0, 2, 1, 3))
+        self.C = np.ascontiguousarray(_np64(system.C).reshape(b, L, ch, N).transpose(0, 2, 1, 3))
+        self.D = np.broadcast_to(_np64(system.D), system.channel_shape + (1, 1)).reshape(ch)
+        if system.log_lam is not None:
+            log_abs = _np64(system.log_lam).reshape(b, L, ch, N)
+            self.Z = self.sign = None
+        else:
+            zero = lam == 0
+            log_abs = np.log(np.where(zero, 1.0, np.abs(lam)))
+            self.Z = np.cumsum(zero, axis=1).transpose(0, 2, 1, 3) if zero.any() else None
+            negative = lam < 0
+            self.sign = (1.0 - 2.0 * (np.cumsum(negative, axis=1) % 2)).transpose(0, 2, 1, 3) if negative.any() else None
+        self.S = np.ascontiguousarray(np.cumsum(log_abs, axis=1).transpose(0, 2, 1, 3))
+        self.shape = (b, ch, L, N)
+        # Rows per sub-block: its direct part holds about three (b, ch, s, s, N) temporaries.
+        room = (budget or _DEFAULT_WORKSPACE) // 4
+        self.sub = int(max(1, min(16, math.isqrt(max(1, room // (24 * b * ch * N))))))
+        # Per (i, j) pair of a row block: the output and the product's result; per column the right factor.
+        self.work = 8 * b * ch * (3 + 4 * N)
 
-
-def _core_rows(pieces: tuple[np.ndarray, ...]) -> Callable[[int, int, int, int], np.ndarray]:
-    """rows(r0, r1, c0, c1) → Φ_core[:, :, r0:r1, c0:c1] as (batch, C, rows, cols, p, m), float64."""
-    S, Z, P, B, C, D = pieces
-
-    def rows(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-        b, _, ch, _ = S.shape
-        p, m = C.shape[-2], B.shape[-1]
-        out = np.zeros((b, ch, r1 - r0, max(0, c1 - c0), p, m))
+    def __call__(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        b, ch, _, _ = self.shape
+        S, B, C, Z, sign = self.S, self.B, self.C, self.Z, self.sign
+        out = np.zeros((b, ch, r1 - r0, max(0, c1 - c0)))
         hi = min(c1, r1)  # Φ_ij = 0 for j > i
-        if hi <= c0 or r1 <= r0:
-            return out
-        i = np.arange(r0, r1)[:, None]
-        j = np.arange(c0, hi)[None, :]
-        strictly = (j < i)[None, :, :, None, None]
-        # (b, rows, cols, C, N): Λ_i⋯Λ_{j+1} = exp(S_i − S_j), zero where a Λ_k = 0 lies in (j, i].
-        diff = S[:, r0:r1, None] - S[:, None, c0:hi]
-        alive = strictly & (Z[:, r0:r1, None] == Z[:, None, c0:hi])
-        prod = np.where(alive, np.exp(np.where(alive, diff, 0.0)), 0.0)
-        prod = np.where((P[:, r0:r1, None] - P[:, None, c0:hi]) % 2 == 1, -prod, prod)
-        block = np.einsum("bicpn,bijcn,bjcnm->bcijpm", C[:, r0:r1], prod, B[:, c0:hi], optimize=True)
-        out[:, :, :, : hi - c0] = block
-        # Diagonal: C_i B_i + D.
-        for_diag = np.arange(max(r0, c0), min(r1, hi))
-        if for_diag.size:
-            diag = np.einsum("bicpn,bicnm->bcipm", C[:, for_diag], B[:, for_diag]) + D[None, :, None]
-            out[:, :, for_diag - r0, for_diag - c0] = diag
+        for a in range(r0, r1, self.sub):
+            e = min(r1, a + self.sub)
+            jb = min(hi, a)
+            if jb > c0:  # columns before the sub-block: one product over the states through token a
+                left = np.exp(S[:, :, a:e] - S[:, :, a : a + 1]) * C[:, :, a:e]
+                right = np.exp(S[:, :, a : a + 1] - S[:, :, c0:jb]) * B[:, :, c0:jb]
+                if Z is not None:
+                    left *= Z[:, :, a:e] == Z[:, :, a : a + 1]
+                    right *= Z[:, :, a : a + 1] == Z[:, :, c0:jb]
+                if sign is not None:
+                    left *= sign[:, :, a:e]
+                    right *= sign[:, :, c0:jb]
+                out[:, :, a - r0 : e - r0, : jb - c0] = left @ right.transpose(0, 1, 3, 2)
+            ja, jz = max(c0, a), min(hi, e)
+            if jz > ja:  # columns inside the sub-block: the differences directly, strictly below the diagonal
+                diff = S[:, :, a:e, None] - S[:, :, None, ja:jz]  # (b, ch, rows, cols, N)
+                below = (np.arange(ja, jz)[None, :] < np.arange(a, e)[:, None])[None, None, :, :, None]
+                if Z is not None:
+                    below = below & (Z[:, :, a:e, None] == Z[:, :, None, ja:jz])
+                prod = np.exp(np.where(below, diff, -np.inf))
+                if sign is not None:
+                    prod *= sign[:, :, a:e, None] * sign[:, :, None, ja:jz]
+                blk = np.einsum("bcin,bcijn,bcjn->bcij", C[:, :, a:e], prod, B[:, :, ja:jz], optimize=True)
+                diag = np.arange(max(a, ja), min(e, jz))
+                if diag.size:  # Φ_ii = C_i B_i + D
+                    blk[:, :, diag - a, diag - ja] = np.einsum("bcin,bcin->bci", C[:, :, diag], B[:, :, diag]) + self.D[:, None]
+                out[:, :, a - r0 : e - r0, ja - c0 : jz - c0] = blk
         return out
-
-    return rows
 
 
 def _lti_rows(system: DiagonalLTI | DenseLTI, L: int) -> tuple[Callable[[int, int, int, int], np.ndarray], int, int, int]:
@@ -367,7 +378,7 @@ def _lti_rows(system: DiagonalLTI | DenseLTI, L: int) -> tuple[Callable[[int, in
 # --------------------------------------------------------------------------------------------------- block
 
 
-def _block_rows(factors: Any) -> tuple[Callable[[int, int, int, int], np.ndarray], np.ndarray, np.ndarray, int]:
+def _block_rows(factors: Any, budget: int | None) -> tuple[Callable[[int, int, int, int], np.ndarray], np.ndarray, np.ndarray, int]:
     """rows(…) of the block-scope Φ (batch, rows, cols, p, m), its offset (batch, L, p), its inputs and the
     peak bytes per (i, j) pair of one row block."""
     x = _np64(factors.inputs)
@@ -380,14 +391,8 @@ def _block_rows(factors: Any) -> tuple[Callable[[int, int, int, int], np.ndarray
     taps = None if factors.conv_w is None else _np64(factors.conv_w)[:, 0, ::-1]  # taps[c, k]: k steps back
     width = 1 if taps is None else taps.shape[1]
     if factors.core is not None:
-        pieces = _flat_core(factors.core)
-        if pieces[3].shape[-1] != 1 or pieces[4].shape[-2] != 1:
-            raise UnsupportedSystemError("block scope needs a core with one input and output per channel")
-        core_full = _core_rows(pieces)
-        core_work = _core_work(pieces)
-
-        def core(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-            return core_full(r0, r1, c0, c1)[..., 0, 0]
+        core = _CoreRows(factors.core, budget)
+        core_work = core.work
     else:
         core_work = 8 * 2 * b * ch
 
@@ -422,7 +427,7 @@ def _block_rows(factors: Any) -> tuple[Callable[[int, int, int, int], np.ndarray
         v_off = shifted + (0.0 if factors.conv_b is None else _np64(factors.conv_b))
     x_off = act * v_off
     y_off = np.zeros((b, L, ch))
-    step = max(1, _DEFAULT_WORKSPACE // (core_work * L))
+    step = max(1, (budget or _DEFAULT_WORKSPACE) // (2 * core_work * L))
     for r0 in range(0, L, step):
         r1 = min(L, r0 + step)
         y_off[:, r0:r1] = np.einsum("bcij,bjc->bic", core(r0, r1, 0, r1), x_off[:, :r1])
@@ -461,7 +466,7 @@ def _lti_inputs(layer: Layer, u: Any, ch: int, m: int, per_channel: bool) -> np.
     return x
 
 
-def _plan(layer: Layer, u: Any, scope: str, *, features: int | None = None) -> tuple[str, tuple[int, ...], Callable, np.ndarray, np.ndarray]:
+def _plan(layer: Layer, u: Any, scope: str, budget: int | None, *, features: int | None = None) -> tuple[str, tuple[int, ...], Callable, np.ndarray, np.ndarray]:
     """Layout, shape, rows(r0, r1, c0, c1) in that layout, offset and inputs of Φ."""
     fam = layer.record
     if scope == "block":
@@ -470,7 +475,7 @@ def _plan(layer: Layer, u: Any, scope: str, *, features: int | None = None) -> t
                 f"scope='block' is available for the input-dependent mixers (attention, qLSTM, Mamba, Mamba-2, "
                 f"RG-LRU); {_label(layer)} has scope='core' only"
             )
-        rows, offset, x, work = _block_rows(fam.dsf_block(layer, _need_u(layer, u)))
+        rows, offset, x, work = _block_rows(fam.dsf_block(layer, _need_u(layer, u)), budget)
         b, L, m = x.shape
         return "full", (b, L, L, offset.shape[-1], m), rows, offset, x, work
     if fam.kind == "LTI":
@@ -500,16 +505,10 @@ def _plan(layer: Layer, u: Any, scope: str, *, features: int | None = None) -> t
         return ("per_channel", (b, ch, L, L), lambda r0, r1, c0, c1: _np64(factors.core_rows(r0, r1))[..., c0:c1],
                 np.zeros((b, L, ch)), values, 8 * 3 * b * ch)
     system = dsf(layer, u, features=features)
-    pieces = _flat_core(system)
-    core = _core_rows(pieces)
-    b, L = system.batch_size, system.length
-    ch = pieces[0].shape[2]
-    p, m = system.n_outputs, system.n_inputs
-    inputs = _np64(system.inputs).reshape(b, L, ch * m) if system.inputs is not None else None
-    if p == 1 and m == 1:
-        return ("per_channel", (b, ch, L, L), lambda r0, r1, c0, c1: core(r0, r1, c0, c1)[..., 0, 0],
-                np.zeros((b, L, ch)), inputs, _core_work(pieces))
-    raise UnsupportedSystemError(f"{_label(layer)}: a core with several inputs per channel has no Φ layout here")
+    core = _CoreRows(system, budget)
+    b, ch, L, _ = core.shape
+    inputs = _np64(system.inputs).reshape(b, L, ch) if system.inputs is not None else None
+    return "per_channel", (b, ch, L, L), core, np.zeros((b, L, ch)), inputs, core.work
 
 
 def materialize(layer: Layer, u: Any, *, scope: Scope = "core", max_bytes: int | None = None,
@@ -552,7 +551,7 @@ def materialize(layer: Layer, u: Any, *, scope: Scope = "core", max_bytes: int |
     """
     _check_scope(scope)
     budget = _check_budget(max_bytes)
-    layout, shape, rows, offset, inputs, work = _plan(layer, u, scope, features=features)
+    layout, shape, rows, offset, inputs, work = _plan(layer, u, scope, budget, features=features)
     phi = Phi(layout, shape, rows, offset, inputs, scope, np.float64, budget, work)
     if budget is None or phi.nbytes <= budget:
         L = phi.length
