@@ -468,6 +468,13 @@ def _lti_inputs(layer: Layer, u: Any, ch: int, m: int, per_channel: bool) -> np.
 
 def _plan(layer: Layer, u: Any, scope: str, budget: int | None, *, features: int | None = None) -> tuple[str, tuple[int, ...], Callable, np.ndarray, np.ndarray]:
     """Layout, shape, rows(r0, r1, c0, c1) in that layout, offset and inputs of Φ."""
+    if isinstance(layer, LTVSystem):
+        if scope != "core":
+            raise UnsupportedSystemError("an LTVSystem is a DSF core: materialize it with scope='core'")
+        core = _CoreRows(layer, budget)
+        b, ch, L, _ = core.shape
+        inputs = _np64(layer.inputs).reshape(b, L, ch) if layer.inputs is not None else None
+        return "per_channel", (b, ch, L, L), core, np.zeros((b, L, ch)), inputs, core.work
     fam = layer.record
     if scope == "block":
         if fam.dsf_block is None:
@@ -511,14 +518,15 @@ def _plan(layer: Layer, u: Any, scope: str, budget: int | None, *, features: int
     return "per_channel", (b, ch, L, L), core, np.zeros((b, L, ch)), inputs, core.work
 
 
-def materialize(layer: Layer, u: Any, *, scope: Scope = "core", max_bytes: int | None = None,
+def materialize(layer: Layer | LTVSystem, u: Any = None, *, scope: Scope = "core", max_bytes: int | None = None,
                 features: int | None = None) -> Phi:
     """Φ, the layer's input-output matrix at input ``u``: y = Φ·inputs + offset.
 
     Parameters
     ----------
-    layer : Layer
-        Any registered family's layer.
+    layer : Layer or LTVSystem
+        Any registered family's layer, or a DSF core itself (an ``LTVSystem`` with one input and output per
+        channel, e.g. one built by hand to compare two realizations; ``u`` is then not used).
     u : array_like or torch.Tensor, shape (batch, L, d_model)
         The layer's input (as for ``layer.ltv(u)``). LTI layers: the SSM's own input (batch, L, channels).
     scope : {"core", "block"}, default "core"
@@ -578,7 +586,8 @@ def _product_loop(lam: np.ndarray, B: np.ndarray, C: np.ndarray, D: np.ndarray) 
     return out
 
 
-def materialize_ref(layer: Layer, u: Any, *, scope: Scope = "core", features: int | None = None) -> np.ndarray:
+def materialize_ref(layer: Layer | LTVSystem, u: Any = None, *, scope: Scope = "core",
+                    features: int | None = None) -> np.ndarray:
     """Plain twin of :func:`materialize`: the products Λ_i⋯Λ_{j+1} one pair (i, j) at a time, float64.
 
     Block scope multiplies dense matrices: out-projection · diag(gate) · Φ_core · diag(act) · Toeplitz(conv)
@@ -586,8 +595,8 @@ def materialize_ref(layer: Layer, u: Any, *, scope: Scope = "core", features: in
 
     Parameters
     ----------
-    layer : Layer
-        Any registered family's layer.
+    layer : Layer or LTVSystem
+        As for :func:`materialize`.
     u : array_like or torch.Tensor
         As for :func:`materialize`.
     scope : {"core", "block"}, default "core"
@@ -605,6 +614,8 @@ def materialize_ref(layer: Layer, u: Any, *, scope: Scope = "core", features: in
         As :func:`materialize`.
     """
     _check_scope(scope)
+    if isinstance(layer, LTVSystem):
+        return _system_product_loop(layer)
     fam = layer.record
     if scope == "block":
         if fam.dsf_block is None:
@@ -633,7 +644,11 @@ def materialize_ref(layer: Layer, u: Any, *, scope: Scope = "core", features: in
         H = alpha.shape[1]
         dv = layer.config["d_model"] // H
         return np.repeat(alpha, dv, axis=1)
-    system = dsf(layer, u, features=features)
+    return _system_product_loop(dsf(layer, u, features=features))
+
+
+def _system_product_loop(system: LTVSystem) -> np.ndarray:
+    """Per-channel Φ (batch, channels, L, L) of an LTVSystem by :func:`_product_loop`."""
     ch = int(np.prod(system.channel_shape, dtype=np.int64))
     b, L, N = system.batch_size, system.length, system.n_states
     lam = _np64(system.lam).reshape(b, L, ch, N)

@@ -349,3 +349,39 @@ def test_phi_with_transitions_that_are_exactly_zero_or_negative():
     assert (np.asarray(system.lam) < 0).any()
     np.testing.assert_allclose(np.asarray(ssmctl.materialize(softmax, us, features=1)),
                                ssmctl.materialize_ref(softmax, us, features=1), rtol=1e-9, atol=1e-12)
+
+
+# --- DSF-level identities (constructed systems) -------------------------------------------------------------
+
+def test_phi_is_invariant_under_a_time_varying_state_rescaling():
+    """h → S_i h: Λ_i → S_i Λ_i S_{i−1}⁻¹, B_i → S_i B_i, C_i → C_i S_i⁻¹ realizes the same Φ (Λ' may exceed 1)."""
+    system = _fresh("mamba").ltv(_u(8, length=40, seed=14))
+    lam, B, C = (np.asarray(x, dtype=np.float64) for x in (system.lam, system.B, system.C))
+    scale = np.exp(np.random.default_rng(0).normal(scale=1.0, size=lam.shape))
+    prev = np.concatenate([np.ones_like(scale[:, :1]), scale[:, :-1]], axis=1)
+    other = LTVSystem(lam=scale * lam / prev, B=scale[..., None] * B, C=C / scale[..., None, :], D=system.D,
+                      output="real", inputs=system.inputs)
+    assert (np.asarray(other.lam) > 1).any()
+    np.testing.assert_allclose(np.asarray(ssmctl.materialize(other)), np.asarray(ssmctl.materialize(system)),
+                               rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(np.asarray(ssmctl.materialize(other)), ssmctl.materialize_ref(other),
+                               rtol=1e-9, atol=1e-13)
+
+
+def test_unnormalized_linear_attention_is_an_ssd_with_unit_transition():
+    """η ≡ 1, W_V = I: Λ_i = I (a = 0, Δ ≡ 1), b_i = φ(k_i), c_i = φ(q_i) give Φ_ij = φ(q_i)·φ(k_j) (j ≤ i)."""
+    rng = np.random.default_rng(1)
+    b, L, d, n = 2, 30, 3, 4
+    phi_q, phi_k = (np.where(x > 0, x + 1, np.exp(x)) for x in rng.standard_normal((2, b, L, n)))  # elu + 1
+    ssd = LTVSystem(
+        lam=np.ones((b, L, d, n)), B=np.broadcast_to(phi_k[:, :, None, :, None], (b, L, d, n, 1)),
+        C=np.broadcast_to(phi_q[:, :, None, None, :], (b, L, d, 1, n)), D=np.zeros((d, 1, 1)), output="real",
+    )
+    want = np.tril(np.einsum("bin,bjn->bij", phi_q, phi_k))
+    np.testing.assert_allclose(np.asarray(ssmctl.materialize(ssd)), np.broadcast_to(want[:, None], (b, d, L, L)),
+                               rtol=1e-12)
+    v = rng.standard_normal((b, L, d))
+    direct = np.stack([sum((phi_q[:, i] * phi_k[:, j]).sum(-1)[:, None] * v[:, j] for j in range(i + 1))
+                       for i in range(L)], axis=1)
+    np.testing.assert_allclose(np.einsum("bcij,bjc->bic", np.asarray(ssmctl.materialize(ssd)), v), direct,
+                               rtol=1e-12)
