@@ -562,9 +562,12 @@ def materialize(layer: Layer | LTVSystem, u: Any = None, *, scope: Scope = "core
     layout, shape, rows, offset, inputs, work = _plan(layer, u, scope, budget, features=features)
     phi = Phi(layout, shape, rows, offset, inputs, scope, np.float64, budget, work)
     if budget is None or phi.nbytes <= budget:
-        L = phi.length
-        data = np.concatenate([blk for _, _, blk in phi.row_blocks()], axis=2 if layout == "per_channel" else 1) \
-            if L else np.zeros(shape)
+        data = np.empty(shape)
+        for r0, r1, blk in phi.row_blocks():  # filled in place: no second copy of Φ
+            if layout == "per_channel":
+                data[:, :, r0:r1] = blk
+            else:
+                data[:, r0:r1] = blk
         phi._data = data
     return phi
 
