@@ -43,6 +43,17 @@ s4-dplr                    …layers.{i}.[layer.]*kernel.{inv_dt, A_real, A_imag
 s4d-diag, s4d-diag-real    the same prefixes with SSMKernelDiag's kernel.{inv_dt, A_real, A_imag, B, C}
 s4d-minimal                …layers.{i}.kernel.{log_dt, log_A_real, A_imag, C}, D (models/s4/s4d.py;
                            example.py's ``s4_layers.{i}.``)
+zoology-attention,         backbone.layers.{i}.sequence_mixer.{Wqk, Wv, out_proj} (+ Wn): dsf-mqar MHA /
+zoology-norm-attention     MHNA (hints: variant, num_heads; MHNA's η is exp)
+zoology-qlstm              backbone.layers.{i}.sequence_mixer.{alpha, input, conv, gates, output} (hint: variant)
+zoology-s6                 backbone.layers.{i}.mixer.{A_log, x_proj, dt_proj, D, out_proj} (+ Id: S6_2 = SSD),
+                           no in_proj/conv; backbone.layers.{i}.norm (LayerNorm, not part of the layer)
+ssm-benchmark-attention,   layers.{i}.attention.{Wqk, Wv, out_proj} (+ Wn) (hints: variant, num_heads; or eta)
+ssm-benchmark-norm-attention
+bare-attention,            a bare mixer's state dict, no prefix, one layer: {Wqk, Wv, out_proj} (+ Wn);
+bare-norm-attention,       {alpha, input, conv, gates, output}; {A_log, x_proj, dt_proj, D, out_proj} (+ Id);
+bare-qlstm, bare-s6,       ssm-benchmark RGLRU {forget_base, alpha_log_scale, input, conv, gates, output}
+bare-rglru
 =========================  =========================================================================
 
 Other sub-layers are recognised by their leaf names: ``q_proj``/``k_proj``/``Wqk``/``Wqkv``/``Wvqkn`` (or a
@@ -650,14 +661,25 @@ LAYOUTS: tuple[Layout, ...] = (
         init={"preset": "mqar"},
     ),
     Layout(
-        "ssm-benchmark-attention", "attention", "jsie7/ssm-benchmark Transformer (MHA or MHNA in layers.{i}.attention)",
+        "ssm-benchmark-attention", "attention", "jsie7/ssm-benchmark Transformer, MHA (softmax or linear) in layers.{i}.attention",
         _SSM_BENCHMARK_ATTENTION, {"Wqk.weight": 2, "Wv.weight": 2, "out_proj.weight": 2}, _ATTENTION_RENAMES,
-        infer=_attention_infer, shapes=_attention_shapes, notes=_DSF_NOTE, hints=("variant", "num_heads", "eta"),
+        absent=("Wn.weight",), infer=_attention_infer, shapes=_attention_shapes, notes=_DSF_NOTE,
+        hints=("variant", "num_heads"),
     ),
     Layout(
-        "bare-attention", "attention", "a bare MHA / MHNA mixer state dict (dsf-mqar, ssm-benchmark)",
-        _BARE, {"Wqk.weight": 2, "Wv.weight": 2, "out_proj.weight": 2}, _ATTENTION_RENAMES,
-        infer=_attention_infer, shapes=_attention_shapes, hints=("variant", "num_heads", "eta"),
+        "ssm-benchmark-norm-attention", "attention", "jsie7/ssm-benchmark Transformer, MHNA in layers.{i}.attention",
+        _SSM_BENCHMARK_ATTENTION, {"Wqk.weight": 2, "Wn.weight": 2, "out_proj.weight": 2}, _ATTENTION_RENAMES,
+        infer=_attention_infer, shapes=_attention_shapes, notes=_DSF_NOTE, hints=("eta",),
+    ),
+    Layout(
+        "bare-attention", "attention", "a bare MHA mixer state dict (dsf-mqar, ssm-benchmark): softmax or linear",
+        _BARE, {"Wqk.weight": 2, "Wv.weight": 2, "out_proj.weight": 2}, _ATTENTION_RENAMES, absent=("Wn.weight",),
+        infer=_attention_infer, shapes=_attention_shapes, hints=("variant", "num_heads"),
+    ),
+    Layout(
+        "bare-norm-attention", "attention", "a bare MHNA mixer state dict (dsf-mqar: η = exp; ssm-benchmark: any η)",
+        _BARE, {"Wqk.weight": 2, "Wn.weight": 2, "out_proj.weight": 2}, _ATTENTION_RENAMES,
+        infer=_attention_infer, shapes=_attention_shapes, hints=("eta",),
     ),
     Layout(
         "bare-qlstm", "qlstm", "a bare dsf-mqar qLSTM mixer state dict",

@@ -150,7 +150,8 @@ def test_ssm_benchmark_attention_layers_are_attention_blocks():
         "layers.2.attention.Wv.weight": (16, 16),
     }
     found = _detect(shapes)
-    assert found.family == "attention" and found.layouts == ["ssm-benchmark-attention"]
+    assert found.family == "attention"
+    assert found.layouts == ["ssm-benchmark-attention", "ssm-benchmark-norm-attention"]
     assert [b.index for b in found.blocks] == [0, 1]
     assert found.blocks[0].keys["Wn.weight"] == "layers.0.attention.Wn.weight"
     by_index = {o.index: o for o in found.other_layers}

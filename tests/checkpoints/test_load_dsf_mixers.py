@@ -57,6 +57,9 @@ def test_zoology_attention_needs_variant_and_heads(tmp_path):
         ssmctl.load(path, variant="reversed", num_heads=2)
     with pytest.raises(UnknownNameError, match=r"hint 'eta' does not apply.*zoology-attention"):
         ssmctl.load(path, variant="linear", num_heads=2, eta="exp")
+    with pytest.raises(UnknownNameError, match=r"hint .variant. does not apply.*its hints: eta"):
+        ssmctl.load(cb.write_state_dict(_mixer_params("attention", d_model=D, variant="normalized"), tmp_path / "n.pt"),
+                    variant="linear", eta="exp")
     for variant in ("linear", "softmax"):
         model = ssmctl.load(path, variant=variant, num_heads=2)
         assert model.family == "attention" and len(model) == 2 and model.extras["layouts"] == ["zoology-attention"]
