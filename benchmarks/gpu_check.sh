@@ -14,3 +14,7 @@ timeout 240 python3 -m pytest -q -x tests/systems/test_engine.py tests/systems/t
     tests/analysis/test_ltv_stats.py 2>&1 | tee "$OUT/tests.log"
 timeout 300 python3 benchmarks/ltv_simulate.py --device cuda --repeats 3 --memory inline \
     --out "$OUT/ltv_simulate_cuda.json" 2>&1 | tee "$OUT/bench.log"
+# Mamba-2 130m size: SSD form vs transformers' own forward (target ≥ 3× its tokens/s at ≤ 1/10 of its memory)
+timeout 200 python3 -m pytest -q tests/engine/test_ssd.py 2>&1 | tail -3 | tee "$OUT/ssd_tests.log"
+timeout 240 python3 benchmarks/ssd.py --device cuda --layers 24 --lengths 4096,16384,65536 --repeats 2 \
+    --tensor-max-tokens 16384 --out "$OUT/ssd_cuda.json" 2>&1 | grep -v "falling back" | tee "$OUT/ssd.log"

@@ -21,10 +21,10 @@ from ..errors import (
     MissingHintError,
     NonFiniteError,
     ShapeError,
-    UnknownNameError,
     UnsupportedSystemError,
 )
 from .reader import Checkpoint, plain, read_checkpoint
+from .hints import check_hints, recorded_or_hint
 from .layouts import Block, Detection, Layout, detect, hf_known
 from ..models.base import Layer, Model, get_family
 
@@ -390,27 +390,32 @@ def scan(path: str | os.PathLike[str], **hints: Any) -> Plan:
     ------
     CheckpointError
         Missing path, unreadable/corrupt/unsafe file, unknown layout (the message lists a sample of the
-        keys and the known layouts), a missing tensor.
+        keys and the known layouts), a missing tensor, a hint contradicting what the checkpoint records.
     MissingHintError
         A setting the layout needs (``Layout.hints``) that the checkpoint does not record and no hint gives.
     UnknownNameError
-        A hint the checkpoint's layouts do not take, or a hint value outside its choices.
+        An unknown hint, or a hint value outside its choices.
     ShapeError
         A tensor whose shape differs from what the config implies (key, expected and found shape named).
     """
-    hints = {k: v for k, v in hints.items() if v is not None}
+    hints = check_hints(hints)
     ckpt = read_checkpoint(path, lazy=True)
     store = ckpt.tensors
     shape_of = getattr(store, "shape", lambda k: tuple(store[k].shape))
     detection = detect(list(store), shape_of, ckpt.config)
-    _refuse_unused_hints(hints, detection)
     if not detection.blocks:
         return Plan(checkpoint=ckpt, detection=detection, family=None, config={"n_layers": 0})
     first = detection.blocks[0]
     layout = first.layout
     shapes = {name: tuple(shape_of(key)) for name, key in first.keys.items()}
-    # What the checkpoint records wins over a hint; a hint only fills what it does not record.
-    known = {**hints, **lightning_known(ckpt.extras), **hf_known(layout.family, ckpt.config)}
+    known = {**lightning_known(ckpt.extras), **hf_known(layout.family, ckpt.config)}
+    needing: dict[str, Layout] = {}
+    for block in detection.blocks:
+        for name in block.layout.hints:
+            needing.setdefault(name, block.layout)
+    for name, lay in needing.items():  # settings the numbers depend on: recorded, or hinted, never a default
+        why = f"{ckpt.path}: layout {lay.name} ({lay.source}) does not record {name}"
+        known[name] = recorded_or_hint(known, hints, name, why, lay.hint_choices.get(name))
     try:
         config = _family_config(layout, shapes, known)
     except MissingHintError as exc:
@@ -431,18 +436,6 @@ def scan(path: str | os.PathLike[str], **hints: Any) -> Plan:
     config = dict(config, n_layers=len(detection.blocks))
     notes = sorted({b.layout.notes for b in detection.blocks if b.layout.notes})
     return Plan(checkpoint=ckpt, detection=detection, family=detection.family, config=config, notes=notes)
-
-
-def _refuse_unused_hints(hints: Mapping[str, Any], detection: Detection) -> None:
-    """A hint that no detected layout takes is a mistake (a typo, or the wrong checkpoint): say so."""
-    takes = sorted({h for b in detection.blocks for h in b.layout.hints})
-    for name in sorted(hints):
-        if name not in takes:
-            layouts = ", ".join(detection.layouts) or "no SSM layout"
-            raise UnknownNameError(
-                f"hint {name!r} does not apply to this checkpoint (layouts: {layouts}); "
-                f"its hints: {', '.join(takes) or 'none'}"
-            )
 
 
 def nonfinite_tensors(plan: Plan) -> list[dict[str, Any]]:
@@ -491,10 +484,12 @@ def load(path: str | os.PathLike[str], **hints: Any) -> Model:
         pytorch_model.bin), a mamba_ssm folder, or a state-dict file (.safetensors, .pt, .pth, .bin, Lightning
         .ckpt). See :mod:`ssmctl.checkpoints.layouts` for the layouts recognised.
     **hints
-        Settings a checkpoint does not record but its numbers depend on, used only where it does not record
-        them: ``variant`` (attention: "softmax" or "linear"; qLSTM: "standard" or "reversed"), ``num_heads``
-        (softmax/linear attention), ``eta`` (normalized attention: "exp", "softplus" or "sigmoid"). A layout
-        that needs one and gets none is a :class:`~ssmctl.errors.MissingHintError` listing the choices.
+        Settings a checkpoint may not record but its numbers depend on (:data:`ssmctl.checkpoints.hints.HINTS`),
+        e.g. ``dt_transform="exp"`` for a state-spaces/s4 S4/S4D state dict saved without its training config.
+        Used only where the checkpoint does not record the setting; a hint contradicting it is an error.
+        The DSF paper's mixers take ``variant`` (attention: "softmax" or "linear"; qLSTM: "standard" or
+        "reversed"), ``num_heads`` (softmax/linear attention) and ``eta`` (ssm-benchmark's normalized attention:
+        "exp", "softplus" or "sigmoid").
 
     Returns
     -------
@@ -510,6 +505,11 @@ def load(path: str | os.PathLike[str], **hints: Any) -> Model:
     ------
     CheckpointError, ShapeError, NonFiniteError
         See :func:`scan`; NaN/Inf in a layer's tensors (the key is named).
+    MissingHintError
+        The checkpoint does not record a setting its layers need and no hint gives it (the message names the
+        setting, its choices, the keyword and the CLI flag).
+    UnknownNameError
+        An unknown hint (the known ones are listed) or a value outside its choices.
     """
     plan = scan(path, **hints)
     layers = [plan.layer(block) for block in plan.blocks]

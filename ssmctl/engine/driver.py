@@ -23,12 +23,14 @@ import numpy as np
 import torch
 
 from .stats import LayerStats, LTVStats
+from ..analysis.spectrum import marginal_note
 from ..errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSystemError
 from ..models.base import Model
 from ..report import SCHEMA_VERSION
 from .blocks import RUNNERS, runner_for
 from .native import native_available, native_status
 from .scan import SCAN_BACKENDS
+from .ssd import ssd_default_chunk, ssd_elements_per_token, ssd_preferred
 
 __all__ = [
     "simulate", "SimulationResult", "resolve_device", "default_chunk", "default_slab", "partial_note", "RATE_MEANING",
@@ -167,7 +169,8 @@ class SimulationResult:
         Per layer, (block, channel) scan columns that decayed too fast for the cumulative-sum form and were
         computed by the exact log-depth path.
     scan_backend : str
-        The scan that ran: "native" (compiled CPU kernel) or "tensor" (chunked cumulative-sum form).
+        The scan that ran: "native" (compiled CPU kernel), "tensor" (chunked cumulative-sum form) or "ssd"
+        (Mamba-2's matrix form).
     """
 
     family: str
@@ -230,6 +233,7 @@ class SimulationResult:
                 {
                     "index": i,
                     "channels": s.n_channels,
+                    "channel_kind": s.extra.get("channel_kind", "channel"),
                     "states_per_channel": s.n_states,
                     "abs_min": s.abs_min,
                     "abs_median": s.abs_quantiles[0.5],
@@ -257,6 +261,7 @@ class SimulationResult:
                     },
                     "dt_out_of_histogram_range": s.rate_out_of_range,
                     "scan_fallback_columns": self.scan_fallback.get(i, 0),
+                    "warnings": [n for n in [marginal_note(s.abs_max, "|Ā_t| max")] if n is not None],
                 }
             )
         return {
@@ -437,10 +442,11 @@ def simulate(
     slab : int, None or "auto"
         Tokens the scan processes at once inside a chunk (CPU: cache-sized slabs; None: the whole chunk).
     device : "auto", "cpu" or "cuda"
-    scan : "auto", "native" or "tensor"
+    scan : "auto", "native", "tensor" or "ssd"
         Which selective scan runs: "native" is the compiled sequential CPU kernel (:mod:`ssmctl.engine.native`),
-        "tensor" the chunked cumulative-sum form (any device); "auto" takes native on the CPU when it is
-        available. Both compute the same recurrence.
+        "tensor" the chunked cumulative-sum form (any device), "ssd" Mamba-2's matrix form
+        (:mod:`ssmctl.engine.ssd`, any device, Mamba-2 models only); "auto" takes SSD for Mamba-2 on a GPU,
+        else native on the CPU when it is available. All compute the same recurrence.
     lags : sequence of int, optional
         Lags of the transition-product decay (default: powers of two below L).
     lag_samples : int
@@ -489,6 +495,9 @@ def simulate(
                 f"layer {layer.index} is {layer.family!r}; simulation supports the input-dependent families "
                 f"{', '.join(RUNNERS)}"
             )
+        if scan == "ssd" and layer.family != "mamba2":
+            raise SsmctlError(f"scan='ssd' is Mamba-2's matrix form (one decay per head); layer {layer.index} is "
+                              f"{layer.family!r}: use scan='auto', 'native' or 'tensor'")
     d_model = int(model.layers[0].config["d_model"])
     src = _Inputs(model, inputs, d_model).to(dev)
     L, batch = src.length, src.batch
@@ -497,7 +506,7 @@ def simulate(
         if not 0 <= w0 < w1 <= L:
             raise ShapeError(f"window {tuple(window)} must satisfy 0 <= start < stop <= L = {L}")
         window = (w0, w1)
-    per_token = max(_states_per_token(layer) for layer in model.layers[: chosen[-1] + 1]) * batch
+    per_token = max(_states_per_token(layer, dev, scan) for layer in model.layers[: chosen[-1] + 1]) * batch
     if slab == "auto":
         slab = default_slab(dev, per_token)
     runners = [runner_for(layer, dev, slab, scan) for layer in model.layers[: chosen[-1] + 1]]
@@ -556,7 +565,7 @@ def simulate(
         n_tokens=L,
         batch=batch,
         layers=chosen,
-        stats={i: s.result() for i, s in stats.items()},
+        stats={i: _finished(s, runners[i].family) for i, s in stats.items()},
         windows={i: _finish(w, window) for i, w in windows.items()} if window else {},
         output=torch.cat(outputs, dim=1) if keep_output else None,
         device=str(dev),
@@ -569,11 +578,23 @@ def simulate(
     )
 
 
-def _states_per_token(layer) -> int:
+def _finished(acc: LTVStats, family: str) -> LayerStats:
+    """The layer's statistics, saying what its channels are: Mamba-2 keeps one per head (its heads' P channels
+    share one decay, so per-channel numbers would repeat each head's P times)."""
+    res = acc.result()
+    res.extra["channel_kind"] = "head" if family == "mamba2" else "channel"
+    return res
+
+
+def _states_per_token(layer, device: torch.device, scan: str) -> int:
+    """Scan elements per token of one sequence, which size the chunks (the SSD form holds far fewer)."""
     c = layer.config
     if layer.family == "mamba":
         return int(c["d_inner"] * c["d_state"])
     if layer.family == "mamba2":
+        H, P = int(c["nheads"]), int(c["headdim"])
+        if scan == "ssd" or scan == "auto" and ssd_preferred(device, 1, P):
+            return ssd_elements_per_token(H, P, int(c["d_state"]), int(c["ngroups"]), ssd_default_chunk(device))
         return int(c["d_inner"] * c["d_state"])
     return int(c.get("lru_width", c.get("d_model", 1)))
 

@@ -321,12 +321,13 @@ def pseudospectrum(
         When the system has batch dims.
     """
     from ..analysis.pseudospectra import pseudospectrum as sigma_min_grid
+    from ..analysis.spectrum import eigenvalues as eigenvalue_path
 
     sys = as_system(sys).to_dense()
     if sys.batch_shape:
         raise SsmctlError("pseudospectrum plots one system: index it first (sys[i])")
     ax = _axes(ax)
-    lam = np.linalg.eigvals(sys.A)
+    lam = eigenvalue_path(sys)  # exact where the system carries them; LAPACK's otherwise (with a warning)
     if extent is None:
         r = max(1.1, float(np.abs(lam).max()) * 1.1)
         extent = (-r, r, -r, r)

@@ -43,7 +43,8 @@ def _check(stats: Any) -> LayerStats:
 
 
 def abs_heatmap(stats: LayerStats, ax: Any = None, title: str | None = None, max_channels: int = 512) -> Any:
-    """|Ā_t| of each channel's slowest mode, averaged over the tokens of each bin: channels × token bins.
+    """|Ā_t| of each channel's slowest mode (Mamba-2: each head's), averaged over the tokens of each bin: channels ×
+    token bins.
 
     Parameters
     ----------
@@ -75,8 +76,9 @@ def abs_heatmap(stats: LayerStats, ax: Any = None, title: str | None = None, max
                    vmax=1.0, extent=(0, s.n_tokens, 0, s.n_channels), interpolation="nearest")
     ax.figure.colorbar(im, ax=ax, label="|Ā_t| (slowest mode)")
     ax.set_xlabel(f"token (bins of {s.heatmap_bin})")
-    ax.set_ylabel("channel" + (f" (every {step}th)" if step > 1 else ""))
-    ax.set_title(title or "|Ā_t| over tokens × channels")
+    kind = s.extra.get("channel_kind", "channel")  # Mamba-2: heads
+    ax.set_ylabel(kind + (f" (every {step}th)" if step > 1 else ""))
+    ax.set_title(title or f"|Ā_t| over tokens × {kind}s")
     return ax
 
 

@@ -97,3 +97,21 @@ def test_flat_stretches_of_the_memory_trace_are_drawn(result):
     drawn = [line.get_ydata() for line in ax.get_lines()]
     assert any(np.nanmax(d) == 42.0 for d in drawn) and any(np.nanmax(d) == 21.0 for d in drawn)
     plt.close(ax.figure)
+
+
+def test_mamba2_heatmap_has_one_row_per_head(one_torch_thread):
+    # Mamba-2's statistics are per head (checked against per-channel numbers in tests/engine/test_stats.py)
+    model = ssmctl.init("mamba2", d_model=16, headdim=8, d_state=4, n_layers=1, seed=1)
+    u = torch.randn(1, 120, 16, generator=torch.Generator().manual_seed(0))
+    result = simulate(model, u, device="cpu", heatmap_bins=40)
+    s = result.stats[0]
+    sys0 = model.layers[0].ltv(u)
+    heads = sys0.lam.shape[2]
+    assert s.n_channels == heads and result.summary()["layers"][0]["channel_kind"] == "head"
+    fig, ax = plt.subplots()
+    pl.abs_heatmap(s, ax=ax)
+    heat = np.asarray(ax.images[0].get_array())
+    slow = sys0.lam[0, :, :, 0, 0].double().numpy()  # (L, heads): one eigenvalue per head
+    np.testing.assert_allclose(heat, slow.reshape(40, 3, heads).mean(axis=1).T, rtol=1e-5)
+    assert ax.get_ylabel() == "head" and ax.get_title() == "|Ā_t| over tokens × heads"
+    plt.close(fig)
