@@ -385,3 +385,26 @@ def test_unnormalized_linear_attention_is_an_ssd_with_unit_transition():
                        for i in range(L)], axis=1)
     np.testing.assert_allclose(np.einsum("bcij,bjc->bic", np.asarray(ssmctl.materialize(ssd)), v), direct,
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["mamba", "mamba2", "recurrent_gemma"])
+def test_block_phi_of_loaded_checkpoints_against_transformers_mixers(tmp_path, name):
+    """save_pretrained → ssmctl.load → materialize(scope="block"): Φ·x + offset is transformers' own mixer."""
+    from .. import ckpt_builders as cb
+
+    hf = cb.hf_model(name, seed=3)
+    model = ssmctl.load(cb.save_hf(hf, tmp_path / name))
+    d = model.layers[0].config["d_model"]
+    u = _u(d, length=11, seed=15)
+    for i, layer in enumerate(model.layers):
+        phi = ssmctl.materialize(layer, u, scope="block")
+        with torch.no_grad():
+            if name == "recurrent_gemma":
+                dec = hf.model.layers[layer.index]
+                out = dec.temporal_block(dec.temporal_pre_norm(u), torch.arange(11)[None].expand(BATCH, 11), None,
+                                         use_cache=False)
+                out = out[0] if isinstance(out, tuple) else out
+            else:
+                block = hf.backbone.layers[layer.index]
+                out = block.mixer(block.norm(u))
+        assert rel_err(_apply_full(phi, phi.inputs), out.double().numpy()) < 1e-5
