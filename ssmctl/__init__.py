@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import errors, plot
 from .analysis.cloud import eigenvalue_cloud
+from .analysis.dsf import Phi, dsf, dsf_eigenvalues, materialize, materialize_ref
 from .analysis.norms import *  # noqa: F401,F403
 from .analysis.norms import __all__ as _norms_all
 from .analysis.response import *  # noqa: F401,F403
@@ -48,4 +49,9 @@ __all__ = [
     *_norms_all,
     *_pseudospectra_all,
     "eigenvalue_cloud",
+    "dsf",
+    "dsf_eigenvalues",
+    "materialize",
+    "materialize_ref",
+    "Phi",
 ]
