@@ -147,7 +147,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``ssmctl`` argument parser with every subcommand (figures, eig, demo, inspect, compare, simulate).
+    """The ``ssmctl`` argument parser with every subcommand (figures, eig, demo, inspect, compare, simulate, dsf).
 
     Returns
     -------
@@ -186,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .simulate import register as register_simulate
 
     register_simulate(sub)
+
+    from .dsf import register as register_dsf
+
+    register_dsf(sub)
     return parser
 
 

@@ -46,20 +46,24 @@ def add_eps_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eps", type=float, default=1e-2, help="memory-horizon threshold (default 1e-2)")
 
 
-def add_hint_options(p: argparse.ArgumentParser) -> None:
+def add_hint_options(p: argparse.ArgumentParser, choices: Mapping[str, tuple[str, ...]] | None = None) -> None:
     """Add one option per hint of :data:`ssmctl.checkpoints.hints.HINTS` (e.g. ``--dt-transform {exp,softplus}``).
 
     Parameters
     ----------
     p : argparse.ArgumentParser
         The parser of a command that loads checkpoints.
+    choices : mapping hint name → tuple of str, optional
+        Wider choices for a hint on a command that also takes them elsewhere (``ssmctl dsf FAMILY --variant``
+        builds a fresh model of any family's variant); a checkpoint still checks the value against the table.
     """
     from ..checkpoints.hints import HINTS
 
     group = p.add_argument_group("hints", "settings a checkpoint may not record (used only where it does not)")
     for hint in HINTS.values():
-        group.add_argument(hint.flag, dest=f"hint_{hint.name}", choices=hint.choices,
-                           type=None if hint.choices else hint.type, help=hint.help)
+        allowed = (choices or {}).get(hint.name, hint.choices)
+        group.add_argument(hint.flag, dest=f"hint_{hint.name}", choices=allowed,
+                           type=None if allowed else hint.type, help=hint.help)
 
 
 def hints_from_args(args: argparse.Namespace) -> dict[str, Any]:

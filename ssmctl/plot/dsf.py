@@ -50,7 +50,8 @@ def phi_heatmaps(phis: Mapping[str, Phi | np.ndarray] | Sequence[Phi | np.ndarra
     -------
     list of matplotlib Axes
         One per Φ: image ``images[0]`` holds the drawn map (a masked array: entries above the diagonal, j > i,
-        are masked — the causal triangle — and entries below ``1e-12`` × the largest are drawn at that floor).
+        are masked — the causal triangle — and entries below the smallest positive one, or ``1e-12`` × the largest
+        if that is higher, are drawn at that floor).
     """
     from matplotlib.colors import LogNorm
 
@@ -64,7 +65,9 @@ def phi_heatmaps(phis: Mapping[str, Phi | np.ndarray] | Sequence[Phi | np.ndarra
     vmax = max(float(m.max()) for m in maps)
     if not vmax > 0:
         raise SsmctlError("every Φ is zero: nothing to draw on a log colour scale")
-    norm = LogNorm(vmin=vmax * _LOG_FLOOR, vmax=vmax)
+    positive = [float(m[m > 0].min()) for m in maps if (m > 0).any()]
+    floor = max(min(positive), vmax * _LOG_FLOOR)  # the scale spans what is drawn, at most 12 decades
+    norm = LogNorm(vmin=floor, vmax=vmax)
     if axes is None:
         import matplotlib.pyplot as plt
 
@@ -77,7 +80,7 @@ def phi_heatmaps(phis: Mapping[str, Phi | np.ndarray] | Sequence[Phi | np.ndarra
     for ax, (name, _), m in zip(axes, pairs, maps):
         L = m.shape[-1]
         upper = np.triu(np.ones((L, L), dtype=bool), k=1)
-        drawn = np.ma.masked_array(np.maximum(m, vmax * _LOG_FLOOR), mask=upper)
+        drawn = np.ma.masked_array(np.maximum(m, floor), mask=upper)
         image = ax.imshow(drawn, norm=norm, cmap="viridis", interpolation="nearest", origin="upper")
         ax.set_title(name)
         ax.set_xlabel("input token j")
@@ -142,7 +145,7 @@ def lambda_traces(layers: Mapping[str, Layer | tuple[Layer, Any]], u: Any = None
     ax.axhline(1.0, **UNIT_LINE_STYLE, label="|Λ| = 1")
     ax.set_yscale("log")
     ax.set_xlabel("token i")
-    ax.set_ylabel("|Λ_i| (median; band: min–max over channels, states)")
+    ax.set_ylabel("|Λ_i|: median, min–max band")
     ax.legend(fontsize="small")
     return ax
 
