@@ -31,7 +31,7 @@ def _named(items: Mapping[str, Any] | Sequence[Any], what: str) -> list[tuple[st
 
 
 def phi_heatmaps(phis: Mapping[str, Phi | np.ndarray] | Sequence[Phi | np.ndarray], *, aggregate: str = "mean",
-                 batch: int = 0, axes: Sequence[Any] | None = None) -> list[Any]:
+                 batch: int = 0, axes: Sequence[Any] | None = None, ncols: int | None = None) -> list[Any]:
     """|Φ_ij| of several models on one input, side by side, on one shared log colour scale with a colour bar.
 
     Parameters
@@ -45,6 +45,8 @@ def phi_heatmaps(phis: Mapping[str, Phi | np.ndarray] | Sequence[Phi | np.ndarra
         The batch element drawn.
     axes : sequence of matplotlib Axes, optional
         One per Φ; default a new figure with one row of panels.
+    ncols : int, optional
+        Panels per row of the new figure (default all in one row); unused panels are hidden.
 
     Returns
     -------
@@ -71,9 +73,13 @@ def phi_heatmaps(phis: Mapping[str, Phi | np.ndarray] | Sequence[Phi | np.ndarra
     if axes is None:
         import matplotlib.pyplot as plt
 
-        _, axes = plt.subplots(1, len(pairs), figsize=(3.4 * len(pairs) + 1.0, 3.6), layout="constrained",
+        cols = len(pairs) if ncols is None else max(1, min(int(ncols), len(pairs)))
+        nrows = -(-len(pairs) // cols)
+        _, grid = plt.subplots(nrows, cols, figsize=(3.4 * cols + 1.0, 3.6 * nrows), layout="constrained",
                                squeeze=False)
-        axes = list(axes[0])
+        for extra in grid.flat[len(pairs):]:
+            extra.set_visible(False)
+        axes = list(grid.flat[: len(pairs)])
     if len(axes) != len(pairs):
         raise ShapeError(f"{len(pairs)} Φ's need {len(pairs)} axes, got {len(axes)}")
     image = None

@@ -57,6 +57,14 @@ def test_phi_heatmaps_draw_the_channel_mean_of_abs_phi_below_the_diagonal(u, one
     assert axes[0].figure.axes[-1].get_ylabel() == "|Φ_ij| (mean over channels)"
 
 
+def test_phi_heatmaps_wrap_into_rows(u, one_torch_thread):
+    phis = [ssmctl.materialize(_s6(), u)] * 3
+    axes = ssmctl.plot.phi_heatmaps(phis, ncols=2)
+    grid = [ax for ax in axes[0].figure.axes if ax.get_label() != "<colorbar>"]
+    assert len(axes) == 3 and len(grid) == 4 and not grid[3].get_visible()
+    assert [ax.get_title() for ax in axes] == ["Φ 0", "Φ 1", "Φ 2"]
+
+
 def test_phi_heatmaps_refuse_an_empty_input():
     with pytest.raises(SsmctlError, match="at least one Φ"):
         ssmctl.plot.phi_heatmaps({})
