@@ -6,6 +6,7 @@
     ssmctl inspect PATH            per-layer eigenvalue table of a checkpoint (--json, --plot)
     ssmctl compare A B|init        how the eigenvalues moved between two checkpoints (--json, --plot)
     ssmctl simulate PATH           token-by-token eigenvalues, step sizes and memory of LTV layers on an input
+    ssmctl analyze PATH|FAMILY     H2, H∞, DC gain, margins and Hankel values of every layer (--json, --plot)
 """
 
 from __future__ import annotations
@@ -186,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .simulate import register as register_simulate
 
     register_simulate(sub)
+
+    from .analyze import register as register_analyze
+
+    register_analyze(sub)
     return parser
 
 
