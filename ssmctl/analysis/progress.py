@@ -133,6 +133,17 @@ class Progress:
         print(f"\r{self.desc} [{filled:<30}] {self.done}/{self.total} {self.unit}  {rate:,.0f} {self.unit}/s  "
               f"eta {eta:.0f}s", end="", file=sys.stderr, flush=True)
 
+    def describe(self, desc: str) -> None:
+        """Rename the running work, e.g. ``"analyze layer 3: hinf"`` while one long step runs.
+
+        Parameters
+        ----------
+        desc : str
+        """
+        self.desc = desc
+        if self._bar is not None:
+            self._bar.set_description_str(desc)
+
     def close(self) -> None:
         """Remove the bar (tqdm) or end its line (stderr fallback)."""
         if self._bar is not None:

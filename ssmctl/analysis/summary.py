@@ -154,18 +154,25 @@ def channel_table(
             col[stable] = np.asarray(values, dtype=np.float64).reshape(-1)
         out[name] = col
 
-    def tick() -> None:
+    label = f"{bar.desc.split(':')[0]}: " if bar is not None else ""
+
+    def tick(next_step: str = "") -> None:
         if bar is not None:
             bar.update(1)
+            if next_step:
+                bar.describe(label + next_step)
+
+    if bar is not None:
+        bar.describe(label + "h2")
 
     if "h2" in columns:
         put("h2", h2_norm(sub) if sub is not None else [])
-        tick()
+        tick("hinf")
     if "hinf" in columns or "hinf_freq" in columns:
         norm, freq = hinf_norm(sub, return_frequency=True) if sub is not None else ([], [])
         put("hinf", norm)
         put("hinf_freq", freq)
-        tick()
+        tick("dc gain")
     if "dc_gain" in columns:
         if sub is None:
             put("dc_gain", [])
@@ -175,7 +182,7 @@ def channel_table(
                 put("dc_gain", G[..., 0, 0].real if sub.is_real else np.abs(G[..., 0, 0]))
             else:
                 put("dc_gain", np.linalg.norm(G, ord=2, axis=(-2, -1)))
-        tick()
+        tick("margins")
     if {"gain_margin", "phase_margin", "stability_margin"} & set(columns):
         if siso and sub is not None:
             m = stability_margins(sub)
@@ -185,7 +192,7 @@ def channel_table(
         else:
             for name in ("gain_margin", "phase_margin", "stability_margin"):
                 out[name] = np.full(nc, np.nan)
-        tick()
+        tick("hankel values")
     if {"hsv_max", "hankel_states", "hankel_bound"} & set(columns):
         if sub is None:
             for name in ("hsv_max", "hankel_states", "hankel_bound"):

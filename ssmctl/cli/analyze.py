@@ -88,6 +88,7 @@ def analyze_report(model: Any, layer: int | None = None, *, eps: float = EPS, ha
     rows = []
     with Progress(len(chosen) * _STEPS, "analyze", unit="step", enabled=progress) as bar:
         for lay in chosen:
+            bar.describe(f"analyze layer {lay.index}")
             row = layer_report(lay, eps=eps, hankel_tol=hankel_tol, bar=bar)
             row["nonfinite_counts"] = {k: _count_nulls(v) for k, v in row["channels"].items()}
             rows.append(row)

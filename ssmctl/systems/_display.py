@@ -204,7 +204,7 @@ def frame(obj: Any, kind: str) -> Any:
 
 
 def fmt_radius(r: float) -> str:
-    """A spectral radius with enough decimals to show its distance to 1 (three significant digits of it).
+    """A spectral radius with enough decimals to show its distance to 1 (four significant digits of it).
 
     Parameters
     ----------
@@ -219,7 +219,8 @@ def fmt_radius(r: float) -> str:
     if not math.isfinite(r):
         return fmt(r)
     gap = abs(1.0 - r)
-    decimals = 4 if gap == 0 or gap >= 1e-2 else min(16, int(math.ceil(-math.log10(gap))) + 3)
+    # The 1e-6 keeps exact powers of ten (1 − 1e-9 has a gap of 1.00000008e-9) on the same side.
+    decimals = 4 if gap == 0 or gap >= 1e-2 else min(16, int(math.floor(-math.log10(gap) + 1e-6)) + 4)
     return f"{r:.{decimals}f}"
 
 
