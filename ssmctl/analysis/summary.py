@@ -313,7 +313,8 @@ def _spread(col: np.ndarray, f: Callable[[float], str] = fmt) -> str:
 def _lti_facts(sys: Any, table: dict[str, np.ndarray], shape: Sequence[int], eps: float) -> list[tuple[str, str]]:
     nc = table["radius"].size
     io = "SISO" if sys.n_inputs == sys.n_outputs == 1 else f"{sys.n_inputs} inputs, {sys.n_outputs} outputs"
-    chans = f"{nc} channels {tuple(shape)}" if tuple(shape) else "one MIMO system"
+    shape = tuple(shape)
+    chans = "one MIMO system" if not shape else f"{nc} channels" + (f" {shape}" if len(shape) > 1 else "")
     facts = [("size", f"{chans}, {sys.n_states} states each, {io}")]
     i = int(np.argmax(table["radius"]))
     unstable = int(table["unstable"].sum())
@@ -398,7 +399,7 @@ def _describe_model(model: Any, full: bool, eps: float = EPS) -> _display.Summar
         pictures.append(lam.reshape(-1))
     facts = [("model", f"{model.family}, {len(model.layers)} layers, source {model.source}")]
     cfg = {k: v for k, v in model.config.items() if k in ("d_model", "d_state", "d_inner", "nheads", "variant",
-                                                           "preset", "lru_width")}
+                                                           "preset", "lru_width") and v is not None}
     if cfg:
         facts.append(("config", ", ".join(f"{k}={v}" for k, v in cfg.items())))
     if rows:

@@ -148,11 +148,17 @@ def analyze_text(report: dict[str, Any]) -> str:
            f"(margins: the minimum)", "",
            format_table(rows, [k for k, _ in _LAYER_COLS], [h for _, h in _LAYER_COLS])]
     notes = [f"memory: tokens until |λ|^k = {fmt(report['eps'])}; states used: Hankel values > "
-             f"{fmt(report['hankel_tol'])}·σ_1; ω in rad/sample; GM as a ratio, PM in degrees",
-             "LTI@0: an LTV layer analysed at zero input (frozen-time system at its input-free operating point)"]
+             f"{fmt(report['hankel_tol'])}·σ_1; ω in rad/sample; GM as a ratio, PM in degrees"]
+    if any(lay["point"] != "lti" for lay in report["layers"]):
+        notes.append("LTV@0: an LTV layer analysed at zero input (its frozen-time system at the input-free operating "
+                     "point: Δ from the biases alone)")
     for lay in report["layers"]:
         if lay["unstable_channels"]:
             notes.append(f"layer {lay['index']}: {lay['unstable_channels']} unstable channel(s): no norms there")
+        hsv = np.asarray(lay["channels"].get("hsv_max", [np.nan]), dtype=np.float64)
+        if lay["point"] != "lti" and hsv.size and np.all(hsv == 0):
+            notes.append(f"layer {lay['index']}: at zero input B_bar_t or C_t vanish (a zero conv bias): every "
+                         "channel is the static gain D, so the norms are |D| and no state is used")
         if lay["inputs"] > 1 or lay["outputs"] > 1:
             notes.append(f"layer {lay['index']}: one MIMO system ({lay['inputs']} inputs, {lay['outputs']} outputs): "
                          "DC gain is σ_max G(1); gain/phase margins are SISO-only")

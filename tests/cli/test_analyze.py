@@ -83,7 +83,7 @@ def test_a_layer_per_channel_in_text(mamba_folder, capsys):
     text = capsys.readouterr().out
     assert "mamba from" in text and "per layer, the maximum over channels" in text
     assert "layer 1, per channel (channels [64]" in text
-    assert "LTI@0: an LTV layer analysed at zero input" in text
+    assert "LTV@0: an LTV layer analysed at zero input" in text
     table = text.split("flattened in C order):\n")[1].split("\n\n")[0].splitlines()
     assert len(table) == 2 + 64 and table[0].split()[:2] == ["ch", "|λ|"]
 
@@ -115,7 +115,7 @@ def test_family_init_and_plot(tmp_path, capsys):
     cap = capsys.readouterr()
     assert out.stat().st_size > 0 and f"wrote {out}" in cap.err
     rows = cap.out.split("-----\n")[1].split("\n\n")[0].splitlines()
-    assert [r.split()[:2] for r in rows] == [["0", "LTI"], ["1", "LTI"]]
+    assert [r.split()[:2] for r in rows] == [["0", "LTI"], ["1", "LTI"]] and "LTV@0" not in cap.out
     report = ssmctl.cli.analyze.analyze_report(ssmctl.init("s4d", d_model=4, d_state=6, n_layers=2), progress=False)
     fig = ssmctl.cli.analyze.analyze_figure(ssmctl.init("s4d", d_model=4, d_state=6, n_layers=2), report)
     titles = [ax.get_title() for ax in fig.axes]

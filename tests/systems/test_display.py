@@ -43,7 +43,7 @@ def test_diagonal_repr_is_a_few_lines_with_numbers_from_closed_forms(s4d):
     r = modes.max()
     assert f"max|λ| = {fmt_radius(r)}, margin 1 − |λ| = {fmt_margin(1 - r)} (channel {i})" in text
     assert f"max {np.log(1e-2) / np.log(r):.4g}" in text
-    assert "12 channels (12,), 8 states each, SISO" in text
+    assert "12 channels, 8 states each, SISO" in text
 
 
 def test_dense_and_big_systems_stay_short():
