@@ -139,3 +139,17 @@ def test_init_sizes_are_refused_for_a_checkpoint(mamba_folder, capsys):
     _, folder = mamba_folder
     assert main(["analyze", str(folder), "--d-model", "8"]) == 2
     assert "--d-model set the sizes of a fresh init" in capsys.readouterr().err
+
+
+def test_a_fresh_transformers_mamba_is_static_at_zero_input(tmp_path, capsys):
+    """transformers zeroes the conv bias: at zero input B̄_t = C_t = 0 and each channel is its skip D."""
+    model = cb.hf_model("mamba", num_hidden_layers=1)
+    folder = cb.save_hf(model, tmp_path / "fresh")
+    assert main(["analyze", str(folder), "--json"]) == 0
+    lay = _strict(capsys.readouterr().out)["layers"][0]
+    D = model.backbone.layers[0].mixer.D.detach().double().numpy()
+    np.testing.assert_allclose(lay["channels"]["h2"], np.abs(D), rtol=1e-12)
+    np.testing.assert_allclose(lay["channels"]["dc_gain"], D, rtol=1e-12)
+    assert set(lay["channels"]["hankel_states"]) == {0} and set(lay["channels"]["gain_margin"]) == {None}
+    assert main(["analyze", str(folder)]) == 0
+    assert "layer 0: at zero input B_bar_t or C_t vanish" in capsys.readouterr().out
