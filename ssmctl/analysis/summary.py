@@ -16,11 +16,11 @@ from the conv bias; with a zero conv bias B̄ = C = 0 and only the skip D remain
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from ..errors import SsmctlError
+from ..errors import SsmctlError, UnsupportedSystemError
 from ..systems import _display
 from ..systems._display import fmt_margin, fmt_radius
 from ..systems.lti import DenseLTI, DiagonalLTI, as_system
@@ -31,7 +31,7 @@ from .progress import Progress, track
 from .response import dc_gain, stability_margins
 from .spectrum import eigenvalues, memory_horizon, spectral_radius
 
-__all__ = ["EPS", "HANKEL_TOL", "COLUMNS", "operating_point", "channel_table", "layer_report", "maxima"]
+__all__ = ["EPS", "HANKEL_TOL", "COLUMNS", "STEPS", "operating_point", "channel_table", "layer_report", "maxima"]
 
 EPS = 1e-2
 HANKEL_TOL = 1e-3
@@ -54,6 +54,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
 }
 # Columns reported at another column's argmax in :func:`maxima`.
 _AT_ARGMAX = {"hinf_freq": "hinf"}
+# Progress steps of one layer's channel_table (one per column group).
+STEPS = 5
 # The cheap columns (closed forms or one Lyapunov solve): what the rich display computes.
 CHEAP = ("radius", "margin", "memory_horizon", "h2", "dc_gain")
 
@@ -89,6 +91,13 @@ def _flat(sys: DiagonalLTI | DenseLTI) -> DiagonalLTI | DenseLTI:
     if isinstance(sys, DiagonalLTI):
         return DiagonalLTI(*flat, output=sys.output, dt=sys.dt, meta=sys.meta)
     return DenseLTI(*flat, dt=sys.dt, meta=sys.meta)
+
+
+def _spectral_columns(lam: np.ndarray, eps: float) -> dict[str, np.ndarray]:
+    """radius, margin, memory horizon and the unstable flag per row of eigenvalues (C, n)."""
+    radius = spectral_radius(lam)
+    return {"radius": radius, "margin": 1.0 - radius, "memory_horizon": memory_horizon(radius, eps),
+            "unstable": radius >= 1.0}
 
 
 def channel_table(
@@ -137,13 +146,8 @@ def channel_table(
     sys = _flat(as_system(sys))
     nc = sys.batch_shape[0]
     lam = np.asarray(eigenvalues(sys) if eigs is None else eigs, dtype=np.complex128).reshape(nc, -1)
-    radius = spectral_radius(lam)
-    out: dict[str, np.ndarray] = {
-        "radius": radius,
-        "margin": 1.0 - radius,
-        "memory_horizon": memory_horizon(radius, eps),
-        "unstable": radius >= 1.0,
-    }
+    out = _spectral_columns(lam, eps)
+    radius = out["radius"]
     stable = np.flatnonzero(radius < 1.0)
     sub = sys[stable] if stable.size else None
     siso = sys.n_inputs == 1 and sys.n_outputs == 1
@@ -263,28 +267,55 @@ def layer_report(
     Returns
     -------
     dict
-        ``index``, ``family``, ``kind``, ``point`` ("lti" or "zero input"), ``channel_shape`` (the layer's
+        ``index``, ``family``, ``kind``, ``point`` ("lti", "zero input", or "bias eigenvalues" for LTV layers
+        ssmctl cannot run, whose ``note`` says why; their other columns are NaN), ``channel_shape`` (the layer's
         channel axes; ``[]`` for one MIMO system), ``n_states`` (order per channel), ``inputs``, ``outputs``,
         ``dt`` (LTV: Δ at the operating point per channel, else None), ``unstable_channels``,
         ``channels`` (columns of :func:`channel_table`), and :func:`maxima`'s ``max``, ``argmax``, ``min``.
     """
-    sys, lam, dt = operating_point(layer)
-    table = channel_table(sys, lam, columns=columns, eps=eps, hankel_tol=hankel_tol, bar=bar)
+    return _layer_report(layer, columns=columns, eps=eps, hankel_tol=hankel_tol, bar=bar)[0]
+
+
+def _layer_report(layer: Any, *, columns: Sequence[str], eps: float, hankel_tol: float,
+                  bar: Progress | None) -> tuple[dict[str, Any], np.ndarray]:
+    note = None
+    try:
+        sys, lam, dt = operating_point(layer)
+    except UnsupportedSystemError as exc:
+        # A layer ssmctl can read but not run (e.g. FalconH1's μP mixer): its input-free eigenvalues, as inspect
+        # shows them, and no input-output numbers.
+        if layer.kind != "LTV" or layer.record.bias_eigenvalues is None:
+            raise
+        note = f"input-free eigenvalues at the dt bias only (as inspect), no input-output numbers: {exc}"
+        lam = np.asarray(layer.record.bias_eigenvalues(layer), dtype=np.complex128)
+        lam = lam.reshape(lam.shape[0], -1)
+        table = _spectral_columns(lam, eps)
+        for name in columns:
+            table.setdefault(name, np.full(lam.shape[0], np.nan))
+        if bar is not None:
+            bar.update(STEPS)
+        shape, n, m, p, dt = [lam.shape[0]], int(layer.config.get("d_state", lam.shape[1])), 1, 1, None
+        point = "bias eigenvalues"
+    else:
+        table = channel_table(sys, lam, columns=columns, eps=eps, hankel_tol=hankel_tol, bar=bar)
+        shape, n, m, p = list(sys.batch_shape), sys.n_states, sys.n_inputs, sys.n_outputs
+        point = "lti" if layer.kind == "LTI" else "zero input"
     unstable = table.pop("unstable")
     return {
         "index": int(layer.index),
         "family": layer.family,
         "kind": layer.kind,
-        "point": "lti" if dt is None and layer.kind == "LTI" else "zero input",
-        "channel_shape": list(sys.batch_shape),
-        "n_states": int(sys.n_states),
-        "inputs": int(sys.n_inputs),
-        "outputs": int(sys.n_outputs),
+        "point": point,
+        "note": note,
+        "channel_shape": shape,
+        "n_states": int(n),
+        "inputs": int(m),
+        "outputs": int(p),
         "dt": None if dt is None else dt.reshape(-1),
         "unstable_channels": int(unstable.sum()),
         "channels": table,
         **maxima(table),
-    }
+    }, lam
 
 
 # --- rich display: the describers the lower layers show through (ssmctl.systems._display) ------------------
@@ -308,6 +339,12 @@ def _spread(col: np.ndarray, f: Callable[[float], str] = fmt) -> str:
     if v.size == 1:
         return f(v[0])
     return f"max {f(v.max())}, median {f(np.median(v))}, min {f(v.min())}"
+
+
+class _Sizes(NamedTuple):
+    n_states: int
+    n_inputs: int
+    n_outputs: int
 
 
 def _lti_facts(sys: Any, table: dict[str, np.ndarray], shape: Sequence[int], eps: float) -> list[tuple[str, str]]:
@@ -369,16 +406,22 @@ def _describe_ltv(ltv: LTVSystem, full: bool, eps: float = EPS) -> _display.Summ
                             index=_channel_index(ltv.channel_shape))
 
 
-def _describe_layer(layer: Any, full: bool, eps: float = EPS) -> _display.Summary:
-    sys, lam, dt = operating_point(layer)
-    table = channel_table(sys, lam, columns=CHEAP if full else (), eps=eps)
+def _layer_facts(layer: Any, rep: dict[str, Any], eps: float) -> list[tuple[str, str]]:
     n_params = sum(int(np.prod(getattr(p, "shape", ()))) for p in layer.params.values())
     facts = [("family", f"{layer.family} ({layer.kind}), {len(layer.params)} tensors, {n_params:,} parameters")]
-    if dt is not None:
-        facts.append(("analysed at", f"zero input (bias point): Δ {_spread(dt.reshape(-1))}"))
-    facts += _lti_facts(sys, table, sys.batch_shape, eps)
-    return _display.Summary(f"Layer {layer.index} of {layer.family}", facts, lam, columns=_frame_columns(table),
-                            index=_channel_index(sys.batch_shape))
+    if rep["note"]:
+        facts.append(("note", rep["note"]))
+    if rep["dt"] is not None:
+        facts.append(("analysed at", f"zero input (bias point): Δ {_spread(rep['dt'])}"))
+    io = _Sizes(rep["n_states"], rep["inputs"], rep["outputs"])
+    table = {**rep["channels"], "unstable": rep["channels"]["radius"] >= 1.0}
+    return facts + _lti_facts(io, table, rep["channel_shape"], eps)
+
+
+def _describe_layer(layer: Any, full: bool, eps: float = EPS) -> _display.Summary:
+    rep, lam = _layer_report(layer, columns=CHEAP if full else (), eps=eps, hankel_tol=HANKEL_TOL, bar=None)
+    return _display.Summary(f"Layer {layer.index} of {layer.family}", _layer_facts(layer, rep, eps), lam,
+                            columns=rep["channels"], index=_channel_index(rep["channel_shape"]))
 
 
 _MODEL_ROWS = [("index", "layer"), ("kind", "kind"), ("channels", "channels"), ("n_states", "states"),
@@ -389,13 +432,10 @@ _MODEL_ROWS = [("index", "layer"), ("kind", "kind"), ("channels", "channels"), (
 def _describe_model(model: Any, full: bool, eps: float = EPS) -> _display.Summary:
     rows, pictures = [], []
     for layer in track(model.layers, f"{model.family} layers", unit="layer"):
-        sys, lam, _ = operating_point(layer)
-        table = channel_table(sys, lam, columns=CHEAP if full else (), eps=eps)
-        unstable = table.pop("unstable")
-        m = maxima(table)
-        rows.append({"index": layer.index, "kind": layer.kind, "channels": table["radius"].size,
-                     "n_states": sys.n_states, "unstable_channels": int(unstable.sum()),
-                     **{k: m["max"][k] for k in table}, "margin": m["min"]["margin"]})
+        rep, lam = _layer_report(layer, columns=CHEAP if full else (), eps=eps, hankel_tol=HANKEL_TOL, bar=None)
+        rows.append({"index": layer.index, "kind": layer.kind, "channels": rep["channels"]["radius"].size,
+                     "n_states": rep["n_states"], "unstable_channels": rep["unstable_channels"],
+                     **rep["max"], "margin": rep["min"]["margin"]})
         pictures.append(lam.reshape(-1))
     facts = [("model", f"{model.family}, {len(model.layers)} layers, source {model.source}")]
     cfg = {k: v for k, v in model.config.items() if k in ("d_model", "d_state", "d_inner", "nheads", "variant",

@@ -18,15 +18,13 @@ from typing import Any
 import numpy as np
 
 from ..analysis.progress import Progress, set_enabled
-from ..analysis.summary import COLUMNS, EPS, HANKEL_TOL, layer_report
+from ..analysis.summary import COLUMNS, EPS, HANKEL_TOL, STEPS, layer_report
 from ..errors import SsmctlError
 from ..report import SCHEMA_VERSION, fmt, format_table
 from .common import add_eps_option, add_output_options, emit, write_plot
 
 __all__ = ["register", "cmd_analyze", "analyze_report", "analyze_text", "analyze_figure"]
 
-# Column groups computed per layer: one progress step each (see channel_table).
-_STEPS = 5
 _OPERATING_POINT = ("LTI layers: the layer's system. LTV layers: the frozen-time system of the layer fed zeros "
                     "(its input-free operating point: Delta from the biases alone, B_bar and C from the conv bias)")
 
@@ -86,7 +84,7 @@ def analyze_report(model: Any, layer: int | None = None, *, eps: float = EPS, ha
         if not chosen:
             raise SsmctlError(f"no layer {layer}; this model's layers: {[lay.index for lay in model.layers]}")
     rows = []
-    with Progress(len(chosen) * _STEPS, "analyze", unit="step", enabled=progress) as bar:
+    with Progress(len(chosen) * STEPS, "analyze", unit="step", enabled=progress) as bar:
         for lay in chosen:
             bar.describe(f"analyze layer {lay.index}")
             row = layer_report(lay, eps=eps, hankel_tol=hankel_tol, bar=bar)
@@ -111,6 +109,7 @@ _LAYER_COLS = [("index", "layer"), ("kind", "kind"), ("n_channels", "channels"),
                ("hinf", "H∞"), ("hinf_freq", "ω peak"), ("dc_gain", "|DC|"), ("gain_margin", "GM min"),
                ("phase_margin", "PM min"), ("hankel_states", "states used")]
 _MIN_COLS = ("margin", "gain_margin", "phase_margin")
+_POINT_TAG = {"lti": "", "zero input": "@0", "bias eigenvalues": "@bias"}
 _CHANNEL_COLS = [("channel", "ch"), ("radius", "|λ| max"), ("margin", "1−|λ|"), ("memory_horizon", "memory"),
                  ("h2", "H2"), ("hinf", "H∞"), ("hinf_freq", "ω peak"), ("dc_gain", "DC gain"),
                  ("gain_margin", "GM"), ("phase_margin", "PM (deg)"), ("stability_margin", "SM"),
@@ -140,7 +139,8 @@ def analyze_text(report: dict[str, Any]) -> str:
     for lay in report["layers"]:
         row = {k: lay["max"].get(k) for k, _ in _LAYER_COLS if k in COLUMNS}
         row.update({k: lay["min"].get(k) for k in _MIN_COLS})
-        row.update(index=lay["index"], kind=lay["kind"] + ("" if lay["point"] == "lti" else "@0"),
+        row = {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()}  # shown as "-"
+        row.update(index=lay["index"], kind=lay["kind"] + _POINT_TAG[lay["point"]],
                    n_channels=len(lay["channels"]["radius"]), n_states=lay["n_states"],
                    radius=_radius_cell(lay["max"]["radius"]))
         rows.append(row)
@@ -149,7 +149,7 @@ def analyze_text(report: dict[str, Any]) -> str:
            format_table(rows, [k for k, _ in _LAYER_COLS], [h for _, h in _LAYER_COLS])]
     notes = [f"memory: tokens until |λ|^k = {fmt(report['eps'])}; states used: Hankel values > "
              f"{fmt(report['hankel_tol'])}·σ_1; ω in rad/sample; GM as a ratio, PM in degrees"]
-    if any(lay["point"] != "lti" for lay in report["layers"]):
+    if any(lay["point"] == "zero input" for lay in report["layers"]):
         notes.append("LTV@0: an LTV layer analysed at zero input (its frozen-time system at the input-free operating "
                      "point: Δ from the biases alone)")
     for lay in report["layers"]:
@@ -159,6 +159,8 @@ def analyze_text(report: dict[str, Any]) -> str:
         if lay["point"] != "lti" and hsv.size and np.all(hsv == 0):
             notes.append(f"layer {lay['index']}: at zero input B_bar_t or C_t vanish (a zero conv bias): every "
                          "channel is the static gain D, so the norms are |D| and no state is used")
+        if lay["note"]:
+            notes.append(f"layer {lay['index']}: {lay['note']}")
         if lay["inputs"] > 1 or lay["outputs"] > 1:
             notes.append(f"layer {lay['index']}: one MIMO system ({lay['inputs']} inputs, {lay['outputs']} outputs): "
                          "DC gain is σ_max G(1); gain/phase margins are SISO-only")

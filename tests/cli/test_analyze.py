@@ -153,3 +153,20 @@ def test_a_fresh_transformers_mamba_is_static_at_zero_input(tmp_path, capsys):
     assert set(lay["channels"]["hankel_states"]) == {0} and set(lay["channels"]["gain_margin"]) == {None}
     assert main(["analyze", str(folder)]) == 0
     assert "layer 0: at zero input B_bar_t or C_t vanish" in capsys.readouterr().out
+
+
+def test_layers_ssmctl_cannot_run_get_inspects_eigenvalues_and_no_norms(tmp_path, capsys):
+    from ssmctl.checkpoints.inspect import inspect_report
+
+    folder = cb.save_hf(cb.hf_model("falcon_h1"), tmp_path / "falcon_h1")
+    assert main(["analyze", str(folder), "--json"]) == 0
+    report = _strict(capsys.readouterr().out)
+    rows = inspect_report(folder)["layers"]
+    for lay, row in zip(report["layers"], rows):
+        assert lay["point"] == "bias eigenvalues" and "no input-output numbers" in lay["note"]
+        assert lay["max"]["radius"] == pytest.approx(row["spectral_radius"], rel=1e-12)
+        assert lay["max"]["memory_horizon"] == pytest.approx(row["memory_horizon_max"], rel=1e-12)
+        assert lay["max"]["h2"] is None and lay["nonfinite_counts"]["h2"] == len(lay["channels"]["h2"])
+    assert main(["analyze", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "LTV@bias" in out and "no input-output numbers" in out
