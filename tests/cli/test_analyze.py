@@ -161,8 +161,10 @@ def test_layers_ssmctl_cannot_run_get_inspects_eigenvalues_and_no_norms(tmp_path
     folder = cb.save_hf(cb.hf_model("falcon_h1"), tmp_path / "falcon_h1")
     assert main(["analyze", str(folder), "--json"]) == 0
     report = _strict(capsys.readouterr().out)
-    rows = inspect_report(folder)["layers"]
-    for lay, row in zip(report["layers"], rows):
+    rows = {row["index"]: row for row in inspect_report(folder)["layers"] if row["kind"] == "LTV"}
+    assert len(report["layers"]) == 2
+    for lay in report["layers"]:
+        row = rows[lay["index"]]
         assert lay["point"] == "bias eigenvalues" and "no input-output numbers" in lay["note"]
         assert lay["max"]["radius"] == pytest.approx(row["spectral_radius"], rel=1e-12)
         assert lay["max"]["memory_horizon"] == pytest.approx(row["memory_horizon_max"], rel=1e-12)
