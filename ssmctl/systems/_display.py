@@ -240,7 +240,7 @@ def fmt_margin(m: float) -> str:
 
 
 # --- SVG eigenvalue picture ---------------------------------------------------------------------------------
-_MAX_POINTS = 1500
+_MAX_POINTS = 800
 _SIZE = 150
 
 
@@ -249,8 +249,18 @@ def _subsample(z: np.ndarray) -> np.ndarray:
     z = z[np.isfinite(z)]
     if z.size > _MAX_POINTS:  # keep the extremes (slowest modes) and an even stride of the rest
         order = np.argsort(-np.abs(z))
-        z = np.concatenate([z[order[:50]], z[order[50::max(1, (z.size - 50) // (_MAX_POINTS - 50))]]])
+        stride = -(-(z.size - 50) // (_MAX_POINTS - 50))  # ceil: at most _MAX_POINTS in all
+        z = np.concatenate([z[order[:50]], z[order[50::stride]]])
     return np.unique(z)
+
+
+def _dots(x: np.ndarray, y: np.ndarray, colour: str) -> str:
+    """Points as one path of zero-length round-capped segments: ~14 bytes a point instead of ~70 for circles."""
+    if not np.size(x):
+        return ""
+    d = "".join(f"M{a:.1f} {b:.1f}h0" for a, b in zip(x, y))
+    return (f'<path d="{d}" stroke="{colour}" stroke-width="3.2" stroke-linecap="round" '
+            f'stroke-opacity="0.6" fill="none"/>')
 
 
 def eigenvalue_svg(eigs: Any) -> str:
@@ -259,7 +269,7 @@ def eigenvalue_svg(eigs: Any) -> str:
     Parameters
     ----------
     eigs : array_like, complex, any shape
-        At most 1,500 distinct points are drawn (the 50 slowest and an even stride of the rest).
+        At most 800 distinct points are drawn (the 50 slowest and an even stride of the rest).
 
     Returns
     -------
@@ -276,24 +286,20 @@ def eigenvalue_svg(eigs: Any) -> str:
            f'<line x1="{c}" y1="{pad / 2}" x2="{c}" y2="{S - pad / 2}" stroke="#ccc"/>',
            f'<text x="{c}" y="{S + 8}" text-anchor="middle">eigenvalues λ (unit circle)</text>']
     scale = R / max(1.0, float(np.abs(z).max()) if z.size else 1.0)
-    for v in z:
-        colour = "#d62728" if abs(v) >= 1 else "#1f77b4"
-        out.append(f'<circle cx="{c + scale * v.real:.1f}" cy="{c - scale * v.imag:.1f}" r="1.6" '
-                   f'fill="{colour}" fill-opacity="0.6"/>')
+    inside = np.abs(z) < 1
+    out.append(_dots(c + scale * z.real[inside], c - scale * z.imag[inside], "#1f77b4"))
+    out.append(_dots(c + scale * z.real[~inside], c - scale * z.imag[~inside], "#d62728"))
     # Near-1 view: where trained models crowd, the disk shows a line; the margin on a log axis separates them.
     x0, x1, y0, y1 = S + 40, 2 * S + 14, pad, S - pad
     gap = 1.0 - np.abs(z)
-    pos = gap[gap > 0]
+    pos = gap > 0
     out.append(f'<rect x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}" fill="none" stroke="#888"/>')
-    if pos.size:
-        lo, hi = math.floor(np.log10(pos.min())), math.ceil(np.log10(pos.max()))
+    if pos.any():
+        lg = np.log10(gap[pos])
+        lo, hi = math.floor(lg.min()), math.ceil(lg.max())
         hi = max(hi, lo + 1)
-        for v, g in zip(z, gap):
-            if g <= 0:
-                continue
-            x = x0 + (np.log10(g) - lo) / (hi - lo) * (x1 - x0)
-            y = y0 + (np.pi - np.angle(v)) / (2 * np.pi) * (y1 - y0)
-            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="1.6" fill="#1f77b4" fill-opacity="0.6"/>')
+        out.append(_dots(x0 + (lg - lo) / (hi - lo) * (x1 - x0),
+                         y0 + (np.pi - np.angle(z[pos])) / (2 * np.pi) * (y1 - y0), "#1f77b4"))
         out.append(f'<text x="{x0}" y="{y1 + 10}">1e{lo}</text>'
                    f'<text x="{x1}" y="{y1 + 10}" text-anchor="end">1e{hi}</text>')
     out.append(f'<text x="{(x0 + x1) / 2}" y="{S + 8}" text-anchor="middle">1 − |λ| (log) vs arg λ</text>'

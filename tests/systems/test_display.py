@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import xml.etree.ElementTree as ET
 
@@ -54,6 +55,12 @@ def test_dense_and_big_systems_stay_short():
     assert len(repr(big)) < 600
 
 
+def _points(root, colour):
+    """(x, y) of the dots drawn in ``colour`` (paths of zero-length segments "Mx yh0")."""
+    return [(float(x), float(y)) for p in root.findall(f"{SVG}path") if p.get("stroke") == colour
+            for x, y in re.findall(r"M([-\d.]+) ([-\d.]+)h0", p.get("d"))]
+
+
 def test_html_has_the_table_and_an_svg_with_every_mode():
     lam = np.array([0.5, 0.5j, -0.9])
     sys_ = DiagonalLTI(lam, np.ones((3, 1)), np.ones((1, 3)))
@@ -62,20 +69,34 @@ def test_html_has_the_table_and_an_svg_with_every_mode():
     h2 = ssmctl.h2_norm(sys_)
     assert ssmctl.report.fmt(float(h2)) in html
     svg = ET.fromstring(html[html.index("<svg"):html.index("</svg>") + 6])
-    circles = svg.findall(f"{SVG}circle")
-    disk, points = circles[0], circles[1:]
+    disk = svg.find(f"{SVG}circle")
     c, R = float(disk.get("cx")), float(disk.get("r"))
-    xy = sorted((round((float(p.get("cx")) - c) / R, 3), round((c - float(p.get("cy"))) / R, 3)) for p in points)
-    # Three modes in the disk, three in the near-1 strip.
-    disk_xy = [p for p in xy if p in {(0.5, 0.0), (0.0, 0.5), (-0.9, 0.0)}]
-    assert sorted(disk_xy) == [(-0.9, 0.0), (0.0, 0.5), (0.5, 0.0)] and len(points) == 6
+    pts = _points(svg, "#1f77b4")
+    in_disk = sorted((round((x - c) / R, 3), round((c - y) / R, 3)) for x, y in pts[:3])
+    assert in_disk == [(-0.9, 0.0), (0.0, 0.5), (0.5, 0.0)]
+    # The near-1 strip: x = log10(1 − |λ|) on decades [-1, 0] (1 − 0.9 = 0.1 at the left edge), y = arg λ.
+    strip = svg.find(f"{SVG}rect")
+    x0, w = float(strip.get("x")), float(strip.get("width"))
+    y0, h = float(strip.get("y")), float(strip.get("height"))
+    near = sorted(pts[3:])
+    assert len(near) == 3
+    assert near[0][0] == pytest.approx(x0, abs=0.06) and near[0][1] == pytest.approx(y0, abs=0.06)  # -0.9: arg π
+    assert near[1][0] == pytest.approx(x0 + w * (1 - np.log10(2)), abs=0.06)  # |λ| = 0.5: 1 − |λ| = 10^-0.30
+    assert sorted(p[1] for p in near[1:]) == pytest.approx([y0 + h / 4, y0 + h / 2], abs=0.06)  # arg π/2, 0
+    assert len(html) < 10_000
 
 
 def test_unstable_modes_are_red_and_counted():
     svg = eigenvalue_svg(np.array([0.5, 1.2]))
     root = ET.fromstring(svg)
-    fills = [p.get("fill") for p in root.findall(f"{SVG}circle")[1:]]
-    assert "#d62728" in fills and "1 with |λ| ≥ 1 not shown" in svg
+    assert len(_points(root, "#d62728")) == 1 and "1 with |λ| ≥ 1 not shown" in svg
+
+
+def test_many_modes_stay_a_small_picture(s4d):
+    big = ssmctl.init("s4d", d_model=64, d_state=64, n_layers=1).layers[0].system()
+    html = big._repr_html_()
+    root = ET.fromstring(html[html.index("<svg"):html.index("</svg>") + 6])
+    assert len(_points(root, "#1f77b4")) <= 2 * 800 and len(html) < 40_000
 
 
 def test_histogram_svg_is_valid_and_trims_empty_bins():
