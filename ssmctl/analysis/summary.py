@@ -39,7 +39,7 @@ HANKEL_TOL = 1e-3
 # Column → (what it is, unit); the order is the table's.
 COLUMNS: dict[str, tuple[str, str]] = {
     "radius": ("spectral radius max|λ|", ""),
-    "margin": ("stability margin 1 − max|λ|", ""),
+    "margin": ("spectral margin 1 − max|λ| (negative: unstable)", ""),
     "memory_horizon": ("memory horizon of the slowest mode, ln(eps)/ln max|λ|", "tokens"),
     "h2": ("H2 norm", ""),
     "hinf": ("H∞ norm max_ω σ_max G(e^{iω})", ""),
