@@ -90,7 +90,10 @@ def _flat(sys: DiagonalLTI | DenseLTI) -> DiagonalLTI | DenseLTI:
     flat = [a.reshape((-1,) + a.shape[len(sys.batch_shape):]) for a in sys.broadcast_arrays()]
     if isinstance(sys, DiagonalLTI):
         return DiagonalLTI(*flat, output=sys.output, dt=sys.dt, meta=sys.meta)
-    return DenseLTI(*flat, dt=sys.dt, meta=sys.meta)
+    exact = sys.exact_eigenvalues
+    if exact is not None:  # S4's exact spectrum travels with its dense matrix
+        exact = np.broadcast_to(exact, sys.batch_shape + exact.shape[-1:]).reshape(-1, exact.shape[-1])
+    return DenseLTI(*flat, dt=sys.dt, meta=sys.meta, exact_eigenvalues=exact)
 
 
 def _spectral_columns(lam: np.ndarray, eps: float) -> dict[str, np.ndarray]:

@@ -17,6 +17,8 @@ mamba_ssm-mamba            backbone.layers.{i}.mixer.{A_log (d_inner,N), dt_proj
                            backbone.layers.{i}.norm.weight; backbone.embedding.weight (singular)
 hf-mamba                   the same under backbone.layers.{i}; backbone.embeddings.weight (transformers
                            Mamba, FalconMamba)
+mixer-mamba, mixer-mamba2  layers.{i}.mixer.* / mamba.layers.{i}.mixer.*, embedding.weight (mamba_ssm
+                           MixerModel, mambapy Mamba / MambaLM); Mamba-2 needs the ngroups hint
 mamba_ssm-mamba2           backbone.layers.{i}.mixer.{A_log (nheads,), dt_bias, D, in_proj, conv1d,
 hf-mamba2                  norm, out_proj}; (mamba_ssm: backbone.embedding.weight); also NemotronH's
                            model.layers.{i}.mixer.*
@@ -39,7 +41,9 @@ ssm-benchmark-hawk         blocks.{i}.hawk.{forget_base, gates.*, input.weight, 
                            alpha_log_scale}, blocks.{i}.hawk_norm.gamma
 s4-dplr                    …layers.{i}.[layer.]*kernel.{inv_dt, A_real, A_imag, B, C, P, l_kernel}, …D:
                            state-spaces/s4 SSMKernelDPLR in FFTConv (Lightning ``model.layers.{i}.layer.layer.``,
-                           SequenceModel ``layers.{i}.layer.layer.``, standalone S4Block ``layers.{i}.layer.``)
+                           SequenceModel ``layers.{i}.layer.layer.``, standalone S4Block ``layers.{i}.layer.``;
+                           one layer's own state dict ``kernel.*``, ``D`` is layer 0); dt_transform: a hint
+                           unless the Lightning hyper_parameters record it
 s4d-diag, s4d-diag-real    the same prefixes with SSMKernelDiag's kernel.{inv_dt, A_real, A_imag, B, C}
 s4d-minimal                …layers.{i}.kernel.{log_dt, log_A_real, A_imag, C}, D (models/s4/s4d.py;
                            example.py's ``s4_layers.{i}.``)
@@ -47,7 +51,8 @@ s4d-minimal                …layers.{i}.kernel.{log_dt, log_A_real, A_imag, C},
 
 Other sub-layers are recognised by their leaf names: ``q_proj``/``k_proj``/``Wqk``/``Wqkv``/``Wvqkn`` (or a
 ``mixer.in_proj`` with no ``A_log``) → attention; ``gate_proj``/``up_proj``/``fc1``/``grow``/``gate_up_proj``
-/``glu.linear`` → mlp; ``router``/``experts`` → moe.
+/``glu.linear`` → mlp; ``router``/``experts`` → moe. A parameter only SSM layers hold (:data:`SSM_LEAVES`:
+``A_log``, ``dt_bias``, ``inv_dt`` ...) that no layout claims is an error, never an attention layer.
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ __all__ = [
     "known_layouts",
     "hf_known",
     "EMBEDDING_KEYS",
+    "SSM_LEAVES",
 ]
 
 ShapeOf = Callable[[str], tuple[int, ...]]
@@ -80,6 +86,7 @@ EMBEDDING_KEYS: tuple[str, ...] = (
     "model.embeddings.weight",  # NemotronH
     "backbone.embeddings.word_embeddings.weight",
     "encoder.word_embeddings.weight",  # ssm-benchmark / Task-Level-Insights TokenEmbeddings
+    "embedding.weight",  # mamba_ssm MixerModel, mambapy MambaLM
 )
 
 
@@ -127,6 +134,10 @@ class Layout:
     embedding_scale : callable, optional
         ``embedding_scale(d_model) -> float``: the factor this producer multiplies its token embeddings by
         before the first layer (None: no scaling). The loader records it as ``extras['embedding_scale']``.
+    hints : tuple of str
+        Settings (keys of :data:`ssmctl.checkpoints.hints.HINTS`) this producer's tensors do not tell and
+        that change the numbers: the loader takes each from the checkpoint's records or a hint, never a
+        default, and hands it to ``infer`` in ``known``.
     """
 
     name: str
@@ -145,6 +156,7 @@ class Layout:
     shapes: Callable[[Mapping[str, Any]], dict[str, tuple[int, ...]]] | None = None
     notes: str = ""
     embedding_scale: Callable[[int], float] | None = None
+    hints: tuple[str, ...] = ()
 
     def family_key(self, rel: str) -> str | None:
         """The family's name for a key relative to the block prefix (None: not part of this layer).
@@ -407,7 +419,7 @@ def _s4_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, Any]) -
     c, H = shapes["kernel.C"][:2]
     cfg: dict[str, Any] = {
         "d_model": H, "d_state": 2 * K, "n_ssm": S, "rank": shapes["kernel.P"][0], "channels": c,
-        "dt_tie": shapes["kernel.inv_dt"][-1] == 1, "dt_transform": "softplus", "real_transform": "exp",
+        "dt_tie": shapes["kernel.inv_dt"][-1] == 1, "real_transform": "exp",
         "imag_transform": "none", "has_l_kernel": "kernel.l_kernel" in shapes,
     }
     cfg.update({k: v for k, v in known.items() if k in _S4_TRANSFORMS})
@@ -443,7 +455,7 @@ def _s4d_diag_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, A
         )
     cfg: dict[str, Any] = {
         "d_model": H, "d_state": K if is_real else 2 * K, "n_ssm": S, "is_real": is_real,
-        "discretization": "zoh", "dt_transform": "softplus", "real_transform": "exp", "imag_transform": "none",
+        "discretization": "zoh", "real_transform": "exp", "imag_transform": "none",
     }
     cfg.update({k: v for k, v in known.items() if k in _S4_TRANSFORMS + ("discretization",)})
     return cfg
@@ -523,12 +535,14 @@ def _s4d_min_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
 
 
 # FFTConv / S4D module prefix: the residual block's S4Block (model.layers.{i}.layer.layer.), a standalone
-# S4Block (….layer.), or the module itself (example.py's s4_layers.{i}.).
-_S4_ROOT = r"^(?P<root>(?:\w+\.)*?(?:layers|s4_layers)\.(?P<index>\d+)\.(?:layer\.)*)kernel\."
+# S4Block (….layer.), or the module itself (example.py's s4_layers.{i}.); without a layers.{i}. part, one
+# layer's own state_dict() (kernel.*, D; an S4Block's layer.kernel.*), loaded as layer 0.
+_S4_ROOT = r"^(?P<root>(?:(?:\w+\.)*?(?:layers|s4_layers)\.(?P<index>\d+)\.)?(?:layer\.)*)kernel\."
 _S4_RENAMES = (("kernel.", "kernel."), ("D", "D"), ("output_linear.", "output_linear."))
 _S4_NOTE = (
-    "state-spaces/s4 transforms (dt_transform, real_transform, imag_transform, disc) come from the checkpoint's "
-    "hyper_parameters when it has them, else configs/model/layer/s4.yaml's defaults (softplus, exp, none, zoh)."
+    "state-spaces/s4 settings (dt_transform, real_transform, imag_transform, disc) come from the checkpoint's "
+    "hyper_parameters when it has them; without them dt_transform is a hint (its Python classes default to exp, "
+    "its Hydra configs to softplus) and the others are the defaults both agree on (exp, none, zoh)."
 )
 
 
@@ -536,6 +550,8 @@ _BACKBONE = r"^(?P<root>backbone\.layers\.(?P<index>\d+)\.)"
 _MODEL = r"^(?P<root>model\.layers\.(?P<index>\d+)\.)"
 _ANY_LAYERS = r"^(?P<root>(?:backbone|model)\.layers\.(?P<index>\d+)\.)"
 _BLOCKS = r"^(?P<root>blocks\.(?P<index>\d+)\.)"
+# mamba_ssm's MixerModel and mambapy's Mamba saved on their own (layers.{i}.), mambapy's MambaLM (mamba.layers.{i}.).
+_MIXER_MODEL = r"^(?P<root>(?:mamba\.)?layers\.(?P<index>\d+)\.)"
 
 _MAMBA_MIXER = (("mixer.", "mixer."), ("norm.weight", "norm.weight"))
 _HF_HYBRID_MIXER = (("mamba.", "mixer."), ("input_layernorm.weight", "norm.weight"))
@@ -565,6 +581,17 @@ LAYOUTS: tuple[Layout, ...] = (
         "hf-mamba2", "mamba2", "transformers Mamba2ForCausalLM; NemotronH (model.layers.{i}.mixer)",
         _ANY_LAYERS, {"mixer.A_log": 1, "mixer.dt_bias": 1, "mixer.norm.weight": 1}, _MAMBA_MIXER,
         init={"a_init": "transformers"},
+    ),
+    Layout(
+        "mixer-mamba", "mamba", "mamba_ssm MixerModel / mambapy Mamba state dict (layers.{i}.mixer; mambapy "
+        "MambaLM: mamba.layers.{i}.mixer)",
+        _MIXER_MODEL, {"mixer.A_log": 2}, _MAMBA_MIXER,
+    ),
+    Layout(
+        "mixer-mamba2", "mamba2", "mamba_ssm MixerModel with Mamba2 mixers / mambapy Mamba2 state dict "
+        "(layers.{i}.mixer, mamba.layers.{i}.mixer)",
+        _MIXER_MODEL, {"mixer.A_log": 1, "mixer.dt_bias": 1, "mixer.norm.weight": 1}, _MAMBA_MIXER,
+        init={"a_init": "mamba_ssm"}, hints=("ngroups",),
     ),
     Layout(
         "hf-jamba", "mamba", "transformers JambaForCausalLM (mamba layers)",
@@ -628,18 +655,18 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout(
         "s4-dplr", "s4", "state-spaces/s4 S4 (SSMKernelDPLR in FFTConv; Lightning .ckpt, SequenceModel, standalone S4Block)",
         _S4_ROOT, {"kernel.P": 4, "kernel.A_real": 2, "kernel.C": 4}, _S4_RENAMES,
-        infer=_s4_infer, shapes=_s4_shapes, notes=_S4_NOTE,
+        infer=_s4_infer, shapes=_s4_shapes, notes=_S4_NOTE, hints=("dt_transform",),
     ),
     Layout(
         "s4d-diag", "s4d", "state-spaces/s4 S4D (SSMKernelDiag in FFTConv, mode diag)",
         _S4_ROOT, {"kernel.A_real": 2, "kernel.inv_dt": 2, "kernel.C": 4}, _S4_RENAMES, absent=("kernel.P",),
-        infer=_s4d_diag_infer, shapes=_s4d_diag_shapes, transform=_s4d_diag_transform, notes=_S4_NOTE,
+        infer=_s4d_diag_infer, shapes=_s4d_diag_shapes, transform=_s4d_diag_transform, notes=_S4_NOTE, hints=("dt_transform",),
     ),
     Layout(
         "s4d-diag-real", "s4d", "state-spaces/s4 S4D-Real (SSMKernelDiag is_real)",
         _S4_ROOT, {"kernel.A_real": 2, "kernel.inv_dt": 2, "kernel.C": 3}, _S4_RENAMES,
         absent=("kernel.P", "kernel.A_imag"),
-        infer=_s4d_diag_infer, shapes=_s4d_diag_shapes, transform=_s4d_diag_transform, notes=_S4_NOTE,
+        infer=_s4d_diag_infer, shapes=_s4d_diag_shapes, transform=_s4d_diag_transform, notes=_S4_NOTE, hints=("dt_transform",),
         init={"variant": "real", "is_real": True},
     ),
     Layout(
@@ -847,7 +874,7 @@ def detect(keys: Iterable[str], shape_of: ShapeOf, config: Mapping[str, Any] | N
         for k in keys:
             m = pattern.match(k)
             if m and m.group("root") not in claimed:
-                roots.setdefault(m.group("root"), int(m.group("index")))
+                roots.setdefault(m.group("root"), int(m.group("index") or 0))  # one bare layer: index 0
         for root, index in roots.items():
             if not all(root + rel in key_set and len(shape_of(root + rel)) == nd for rel, nd in layout.anchor.items()):
                 continue
@@ -869,6 +896,7 @@ def detect(keys: Iterable[str], shape_of: ShapeOf, config: Mapping[str, Any] | N
             f"checkpoint mixes SSM families {families} (layouts {sorted({b.layout.name for b in blocks})}); "
             "ssmctl loads one SSM family per model"
         )
+    _refuse_unclaimed_ssm_tensors([k for k in keys if k not in owned], keys)
     others = _other_layers([k for k in keys if k not in owned], shape_of)
     if not blocks and not any(o.kind == "attention" for o in others):
         sample = keys[:12]
@@ -886,6 +914,24 @@ def detect(keys: Iterable[str], shape_of: ShapeOf, config: Mapping[str, Any] | N
         family=families[0] if families else None,
         layouts=sorted({b.layout.name for b in blocks}),
     )
+
+
+#: Parameter names that only SSM layers hold (last key component): a checkpoint holding one that no layout
+#: claimed is an SSM layer ssmctl cannot read, never an attention layer or "no SSM layers".
+SSM_LEAVES: frozenset[str] = frozenset({
+    "A_log", "dt_bias", "inv_dt", "log_dt", "log_A_real", "A_real", "recurrent_param", "Lambda_re", "nu_log",
+    "forget_base",
+})
+
+
+def _refuse_unclaimed_ssm_tensors(unowned: list[str], keys: list[str]) -> None:
+    hits = [k for k in unowned if k.rsplit(".", 1)[-1] in SSM_LEAVES]
+    if hits:
+        raise CheckpointError(
+            f"{len(hits)} SSM parameter(s) that no known layout claims ({', '.join(hits[:4])}"
+            f"{', ...' if len(hits) > 4 else ''}) among {len(keys)} tensors: an SSM layout ssmctl does not know "
+            "or a damaged one; known layouts: " + "; ".join(known_layouts())
+        )
 
 
 def _refuse_damaged_blocks(blocks: list[Block], keys: list[str], key_set: set[str], claimed: Mapping[str, Block]) -> None:

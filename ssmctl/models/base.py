@@ -42,8 +42,6 @@ class Family:
     system: Callable[["Layer"], Any] | None = None
     ltv: Callable[["Layer", Any], Any] | None = None
     frozen: Callable[["Layer", Any, int], Any] | None = None
-    # Exact discrete eigenvalues where LAPACK on the system matrix is unreliable (S4's non-normal DPLR form).
-    eigenvalues: Callable[["Layer"], Any] | None = None
     # Checkpoint loading: build a layer from tensors keyed as the reference code names them inside one block.
     layer_from_params: Callable[[dict[str, Any], dict[str, Any], int], "Layer"] | None = None
     config_from_params: Callable[..., dict[str, Any]] | None = None
@@ -92,12 +90,9 @@ class Layer:
     def eigenvalues(self) -> Any:
         """Discrete eigenvalues of an LTI layer's equivalent real system, shape (..., n).
 
-        Uses the family's exact formula where it has one (S4: the triangular HiPPO form), else
-        ``eigenvalues(layer.system())``.
+        ``layer.system().eigenvalues()``: the one eigenvalue path. Families that know their spectrum in closed
+        form hand it to the system (S4 at its HiPPO-LegS init: ``DenseLTI.exact_eigenvalues``).
         """
-        fam = self.record
-        if fam.eigenvalues is not None:
-            return fam.eigenvalues(self)
         return self.system().eigenvalues()
 
     def ltv(self, u: Any) -> Any:

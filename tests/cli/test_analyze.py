@@ -119,7 +119,7 @@ def test_family_init_and_plot(tmp_path, capsys):
     report = ssmctl.cli.analyze.analyze_report(ssmctl.init("s4d", d_model=4, d_state=6, n_layers=2), progress=False)
     fig = ssmctl.cli.analyze.analyze_figure(ssmctl.init("s4d", d_model=4, d_state=6, n_layers=2), report)
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles[0].startswith("layer 0 (LTI): channels [") and fig.axes[0].get_ylabel() == "σ_i / σ_1"
+    assert titles[0].startswith("layer 0 (LTI): channels [") and "σ_i / σ_1" in fig.axes[0].get_ylabel()
 
 
 @pytest.mark.parametrize("argv, message", [
