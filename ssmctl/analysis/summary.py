@@ -16,15 +16,16 @@ from the conv bias; with a zero conv bias B̄ = C = 0 and only the skip D remain
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from ..errors import SsmctlError, UnsupportedSystemError
+from ..errors import SsmctlError, SsmctlWarning, UnsupportedSystemError
 from ..systems import _display
-from ..systems._display import fmt_margin, fmt_radius
+from ..systems._display import fmt_margin
 from ..systems.lti import DenseLTI, DiagonalLTI, as_system
-from ..report import fmt
+from ..report import fmt, format_modulus
 from ..systems.ltv import LTVSystem, _np
 from .norms import h2_norm, hankel_singular_values, hinf_norm
 from .progress import Progress, track
@@ -98,7 +99,10 @@ def _flat(sys: DiagonalLTI | DenseLTI) -> DiagonalLTI | DenseLTI:
 
 def _spectral_columns(lam: np.ndarray, eps: float) -> dict[str, np.ndarray]:
     """radius, margin, memory horizon and the unstable flag per row of eigenvalues (C, n)."""
-    radius = spectral_radius(lam)
+    with warnings.catch_warnings():
+        # The table states instability itself (the unstable column, the text's verdict): a repr must not warn.
+        warnings.simplefilter("ignore", SsmctlWarning)
+        radius = spectral_radius(lam)
     return {"radius": radius, "margin": 1.0 - radius, "memory_horizon": memory_horizon(radius, eps),
             "unstable": radius >= 1.0}
 
@@ -359,7 +363,7 @@ def _lti_facts(sys: Any, table: dict[str, np.ndarray], shape: Sequence[int], eps
     i = int(np.argmax(table["radius"]))
     unstable = int(table["unstable"].sum())
     verdict = "stable" if not unstable else f"UNSTABLE in {unstable} of {nc} channels"
-    facts.append(("stability", f"{verdict}: max|λ| = {fmt_radius(table['radius'][i])}, "
+    facts.append(("stability", f"{verdict}: max|λ| = {format_modulus(table['radius'][i], 6)}, "
                                f"margin 1 − |λ| = {fmt_margin(table['margin'][i])}{_where(i, shape)}"))
     facts.append((f"memory (eps {fmt(eps)})", _spread(table["memory_horizon"], lambda x: f"{x:.4g}") + " tokens"))
     for name, label in (("h2", "H2 norm"), ("dc_gain", "DC gain")):
@@ -389,7 +393,7 @@ def _describe_ltv(ltv: LTVSystem, full: bool, eps: float = EPS) -> _display.Summ
     if window:
         facts.append(("tokens", f"{window[0]}..{window[1] - 1} of the input"))
     facts.append(("|Ā_t|", f"min {fmt(lam.min())}, median {fmt(float(np.median(lam)))}, "
-                           f"max {fmt_radius(lam.max())}"))
+                           f"max {format_modulus(lam.max(), 6)}"))
     facts.append(("margin 1 − |Ā_t|", f"min {fmt_margin(1.0 - lam.max())} over tokens and channels"))
     facts.append((f"memory (eps {fmt(eps)})", f"slowest mode per token: median {fmt(float(np.median(k)))}, "
                                             f"max {fmt(float(k.max()))} tokens"))
@@ -447,7 +451,7 @@ def _describe_model(model: Any, full: bool, eps: float = EPS) -> _display.Summar
         facts.append(("config", ", ".join(f"{k}={v}" for k, v in cfg.items())))
     if rows:
         worst = min(rows, key=lambda r: r["margin"])
-        facts.append(("stability", f"max|λ| = {fmt_radius(worst['radius'])}, margin 1 − |λ| = "
+        facts.append(("stability", f"max|λ| = {format_modulus(worst['radius'], 6)}, margin 1 − |λ| = "
                                    f"{fmt_margin(worst['margin'])} (layer {worst['index']})"
                       + ("" if not any(r["unstable_channels"] for r in rows) else ": UNSTABLE channels")))
         facts.append((f"memory (eps {fmt(eps)})", f"max {fmt(max(r['memory_horizon'] for r in rows))} tokens"))

@@ -20,7 +20,7 @@ import numpy as np
 from ..analysis.progress import Progress, set_enabled
 from ..analysis.summary import COLUMNS, EPS, HANKEL_TOL, STEPS, layer_report
 from ..errors import SsmctlError
-from ..report import SCHEMA_VERSION, fmt, format_table
+from ..report import SCHEMA_VERSION, fmt, format_modulus, format_table
 from .common import add_eps_option, add_output_options, emit, write_plot
 
 __all__ = ["register", "cmd_analyze", "analyze_report", "analyze_text", "analyze_figure"]
@@ -117,9 +117,7 @@ _CHANNEL_COLS = [("channel", "ch"), ("radius", "|λ| max"), ("margin", "1−|λ|
 
 
 def _radius_cell(r: Any) -> str:
-    from ..systems._display import fmt_radius
-
-    return fmt_radius(r) if r is not None else "-"
+    return format_modulus(r, 6) if r is not None else "-"
 
 
 def analyze_text(report: dict[str, Any]) -> str:

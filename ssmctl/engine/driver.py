@@ -26,7 +26,7 @@ from ..analysis.spectrum import marginal_note
 from ..errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSystemError
 from ..models.base import Model
 from ..analysis.progress import Progress
-from ..report import SCHEMA_VERSION
+from ..report import SCHEMA_VERSION, format_modulus
 from ..systems import _display
 from .blocks import RUNNERS, runner_for
 from .native import native_available, native_status
@@ -337,7 +337,7 @@ def _describe_simulation(res: SimulationResult, full: bool) -> _display.Summary:
              ("layers", f"{res.layers}" + (f" (windows kept: {sorted(res.windows)})" if res.windows else ""))]
     if rows:
         worst = max(rows, key=lambda r: r["abs_max"])
-        facts.append(("max|Ā_t|", f"{_display.fmt_radius(worst['abs_max'])}, margin 1 − |Ā_t| "
+        facts.append(("max|Ā_t|", f"{format_modulus(worst['abs_max'], 6)}, margin 1 − |Ā_t| "
                                   f"{_display.fmt_margin(1.0 - worst['abs_max'])} (layer {worst['index']})"))
     if res.partial:
         facts.append(("partial", res.partial))

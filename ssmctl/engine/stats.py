@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ..errors import NonFiniteError, ShapeError, SsmctlError
-from ..report import fmt
+from ..report import fmt, format_modulus
 from ..systems import _display
 from ._tensor_cache import lru_get
 from ._stats_work import _CACHE, _Plan, _Scratch
@@ -188,7 +188,7 @@ def _describe_stats(s: LayerStats, full: bool) -> _display.Summary:
     q = s.abs_quantiles
     facts = [
         ("size", f"{s.n_tokens} tokens, {s.n_channels} channels, {s.n_states} states each"),
-        ("|Ā_t|", f"min {fmt(s.abs_min)}, median {fmt(q[0.5])}, max {_display.fmt_radius(s.abs_max)}"),
+        ("|Ā_t|", f"min {fmt(s.abs_min)}, median {fmt(q[0.5])}, max {format_modulus(s.abs_max, 6)}"),
         ("margin 1 − |Ā_t|", f"min {_display.fmt_margin(1.0 - s.abs_max)} over tokens, channels and states"),
         ("Δ_t", f"min {fmt(s.rate_min)}, median {fmt(s.rate_quantiles[0.5])}, max {fmt(s.rate_max)}"),
         (f"memory (eps {fmt(s.eps)})", f"median {fmt(s.memory_horizon_quantiles[0.5])}, "

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import SsmctlError
 from ..report import fmt
 
-__all__ = ["Summary", "register", "text", "html", "frame", "to_frame", "eigenvalue_svg", "histogram_svg", "fmt_radius",
+__all__ = ["Summary", "register", "text", "html", "frame", "to_frame", "eigenvalue_svg", "histogram_svg",
            "fmt_margin"]
 
 
@@ -201,27 +201,6 @@ def frame(obj: Any, kind: str) -> Any:
     if s is None or s.columns is None:
         raise SsmctlError(f"{type(obj).__name__} has no table to convert (import ssmctl first)")
     return to_frame(s.columns, s.index)
-
-
-def fmt_radius(r: float) -> str:
-    """A spectral radius with enough decimals to show its distance to 1 (four significant digits of it).
-
-    Parameters
-    ----------
-    r : float
-
-    Returns
-    -------
-    str
-        e.g. ``0.9994612`` for r = 1 − 5.388e-4; ``fmt`` for non-finite values.
-    """
-    r = float(r)
-    if not math.isfinite(r):
-        return fmt(r)
-    gap = abs(1.0 - r)
-    # The 1e-6 keeps exact powers of ten (1 − 1e-9 has a gap of 1.00000008e-9) on the same side.
-    decimals = 4 if gap == 0 or gap >= 1e-2 else min(16, int(math.floor(-math.log10(gap) + 1e-6)) + 4)
-    return f"{r:.{decimals}f}"
 
 
 def fmt_margin(m: float) -> str:

@@ -486,7 +486,7 @@ def test_simulation_result_and_stats_reprs_are_short(four_layer_run):
     assert stats.startswith("LayerStats(tokens=600, channels=32, states=16)") and len(stats) < 1000
     s = res.stats[3]
     assert f"median {ssmctl.report.fmt(s.abs_quantiles[0.5])}" in stats
-    assert f"max {ssmctl.systems._display.fmt_radius(s.abs_max)}" in stats
+    assert f"max {ssmctl.report.format_modulus(s.abs_max, 6)}" in stats
     html = s._repr_html_()
     assert "<svg" in html and "log10(−ln|Ā_t|)" in html and len(html) < 40_000
     assert len(res._repr_html_()) < 20_000

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 import ssmctl
 from ssmctl.analysis.summary import layer_report
-from ssmctl.systems._display import fmt_radius
+from ssmctl.report import format_modulus
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def test_layer_repr_states_the_zero_input_point_and_its_step_sizes(mamba):
     delta = F.softplus(p["mixer.dt_proj.weight"] @ (p["mixer.x_proj.weight"] @ x)[:r] + p["mixer.dt_proj.bias"])
     assert f"zero input (bias point): Δ max {ssmctl.report.fmt(float(delta.max()))}" in text
     radius = torch.exp(delta[:, None] * -torch.exp(p["mixer.A_log"])).max().item()
-    assert f"max|λ| = {fmt_radius(radius)}" in text[:2000]
+    assert f"max|λ| = {format_modulus(radius, 6)}" in text[:2000]
     assert "<svg" in layer._repr_html_()
 
 
@@ -52,4 +52,4 @@ def test_model_repr_and_html_are_short(mamba):
 def test_s4_layer_uses_its_exact_spectrum():
     layer = ssmctl.init("s4", d_model=2, d_state=8, n_layers=1).layers[0]
     exact = np.abs(layer.eigenvalues()).max()
-    assert f"max|λ| = {fmt_radius(exact)}" in repr(layer)
+    assert f"max|λ| = {format_modulus(exact, 6)}" in repr(layer)

@@ -13,7 +13,8 @@ import pytest
 import ssmctl
 from ssmctl.errors import SsmctlError
 from ssmctl.systems import _display
-from ssmctl.systems._display import eigenvalue_svg, fmt_margin, fmt_radius, histogram_svg
+from ssmctl.report import format_modulus
+from ssmctl.systems._display import eigenvalue_svg, fmt_margin, histogram_svg
 from ssmctl.systems.lti import DenseLTI, DiagonalLTI
 from ssmctl.systems.ltv import LTVSystem
 
@@ -25,12 +26,7 @@ def s4d():
     return ssmctl.init("s4d", d_model=12, d_state=8, n_layers=1, seed=2).layers[0].system()
 
 
-def test_fmt_radius_shows_the_distance_to_one():
-    assert fmt_radius(1 - 5.388e-4) == "0.9994612"
-    assert fmt_radius(0.5) == "0.5000"
-    assert fmt_radius(1 - 1e-9) == "0.9999999990000"
-    assert fmt_radius(1 - 2e-3) == "0.998000"
-    assert fmt_radius(float("nan")) == "nan"
+def test_margins_keep_four_digits():
     assert fmt_margin(5.388e-4) == "5.388e-04" and fmt_margin(0.25) == "0.25" and fmt_margin(-0.01) == "-0.01"
 
 
@@ -42,7 +38,7 @@ def test_diagonal_repr_is_a_few_lines_with_numbers_from_closed_forms(s4d):
     modes = np.abs(s4d.lam)  # conj_pair: the conjugates have the same moduli
     i = int(np.argmax(modes.max(-1)))
     r = modes.max()
-    assert f"max|λ| = {fmt_radius(r)}, margin 1 − |λ| = {fmt_margin(1 - r)} (channel {i})" in text
+    assert f"max|λ| = {format_modulus(r, 6)}, margin 1 − |λ| = {fmt_margin(1 - r)} (channel {i})" in text
     assert f"max {np.log(1e-2) / np.log(r):.4g}" in text
     assert "12 channels, 8 states each, SISO" in text
 
@@ -50,7 +46,7 @@ def test_diagonal_repr_is_a_few_lines_with_numbers_from_closed_forms(s4d):
 def test_dense_and_big_systems_stay_short():
     A = np.diag([0.5, -0.25, 0.9])
     sys_ = DenseLTI(A, np.ones((3, 1)), np.ones((1, 3)))
-    assert "stable: max|λ| = 0.9000" in repr(sys_) and repr(sys_).startswith("DenseLTI(batch=(), n=3")
+    assert "stable: max|λ| = 0.9, margin 1 − |λ| = 0.1" in repr(sys_) and repr(sys_).startswith("DenseLTI(batch=(), n=3")
     big = DiagonalLTI(np.full((64, 512), 0.9), np.ones((64, 512, 1)), np.ones((64, 1, 512)), output="real")
     assert len(repr(big)) < 600
 
@@ -144,7 +140,7 @@ def test_ltv_repr_and_frame_against_numpy():
     ltv = LTVSystem(lam, np.ones((2, 5, 3, 4, 1)), np.ones((2, 5, 3, 1, 4)), np.zeros((3, 1, 1)), dt=dt)
     text = repr(ltv)
     assert text.splitlines()[0].startswith("LTVSystem(batch=2, L=5") and len(text.splitlines()) <= 7
-    assert f"max {fmt_radius(lam.max())}" in text and f"median {ssmctl.report.fmt(float(np.median(dt)))}" in text
+    assert f"max {format_modulus(lam.max(), 6)}" in text and f"median {ssmctl.report.fmt(float(np.median(dt)))}" in text
     pytest.importorskip("pandas")
     df = ltv.to_frame()
     slowest = lam.max(-1).reshape(10, 3)
