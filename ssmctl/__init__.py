@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import errors, plot
 from .analysis import summary as _summary  # noqa: F401  (registers the rich display)
 from .analysis.cloud import eigenvalue_cloud
+from .analysis.dsf import Phi, dsf, dsf_eigenvalues, materialize, materialize_ref
 from .analysis.norms import *  # noqa: F401,F403
 from .analysis.norms import __all__ as _norms_all
 from .analysis.response import *  # noqa: F401,F403
@@ -49,4 +50,9 @@ __all__ = [
     *_norms_all,
     *_pseudospectra_all,
     "eigenvalue_cloud",
+    "dsf",
+    "dsf_eigenvalues",
+    "materialize",
+    "materialize_ref",
+    "Phi",
 ]

@@ -358,11 +358,19 @@ def _lti_facts(sys: Any, table: dict[str, np.ndarray], shape: Sequence[int], eps
     nc = table["radius"].size
     io = "SISO" if sys.n_inputs == sys.n_outputs == 1 else f"{sys.n_inputs} inputs, {sys.n_outputs} outputs"
     shape = tuple(shape)
-    chans = "one MIMO system" if not shape else f"{nc} channels" + (f" {shape}" if len(shape) > 1 else "")
-    facts = [("size", f"{chans}, {sys.n_states} states each, {io}")]
+    states = f"{sys.n_states} state{'s' if sys.n_states != 1 else ''}"
+    if shape:
+        size = f"{nc} channels" + (f" {shape}" if len(shape) > 1 else "") + f", {states} each, {io}"
+    else:
+        size = f"one MIMO system, {states}, {io}"
+    facts = [("size", size)]
     i = int(np.argmax(table["radius"]))
-    unstable = int(table["unstable"].sum())
-    verdict = "stable" if not unstable else f"UNSTABLE in {unstable} of {nc} channels"
+    outside = int((table["radius"] > 1.0).sum())
+    on_circle = int(table["unstable"].sum()) - outside
+    where = "" if not shape else f" of {nc} channels"
+    verdict = ("stable" if not outside + on_circle else
+               f"UNSTABLE (|λ| > 1) in {outside}{where}" if outside else
+               f"marginal (|λ| = 1: no finite norms) in {on_circle}{where}")
     facts.append(("stability", f"{verdict}: max|λ| = {format_modulus(table['radius'][i], 6)}, "
                                f"margin 1 − |λ| = {fmt_margin(table['margin'][i])}{_where(i, shape)}"))
     facts.append((f"memory (eps {fmt(eps)})", _spread(table["memory_horizon"], lambda x: f"{x:.4g}") + " tokens"))

@@ -52,6 +52,13 @@ HINTS: dict[str, Hint] = {
              ("exp", "softplus")),
         Hint("ngroups", "Mamba-2 B/C groups (n_groups of its config): tensors give only ngroups·d_state; needed for "
              "a bare Mamba-2 state dict without config.json", type=int),
+        Hint("variant", "the DSF paper's mixers: softmax or linear attention (dsf-mqar / ssm-benchmark MHA store "
+             "the same tensors for both: lin_att is not saved), standard or reversed qLSTM (reversed is not "
+             "saved)", ("softmax", "linear", "standard", "reversed")),
+        Hint("num_heads", "heads of a softmax/linear attention mixer (Wqk and Wv have the same shapes for any "
+             "head count; normalized attention reads it from Wn)", type=int),
+        Hint("eta", "the normalizer η of ssm-benchmark's normalized attention (norm_fn is not saved; dsf-mqar's "
+             "is always exp)", ("exp", "softplus", "sigmoid")),
     )
 }
 
@@ -95,7 +102,8 @@ def check_hints(hints: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def recorded_or_hint(recorded: Mapping[str, Any], hints: Mapping[str, Any] | None, name: str, why: str) -> Any:
+def recorded_or_hint(recorded: Mapping[str, Any], hints: Mapping[str, Any] | None, name: str, why: str,
+                     choices: tuple[str, ...] | None = None) -> Any:
     """A setting as the checkpoint records it, else as the hint gives it, else an error naming it.
 
     Parameters
@@ -108,6 +116,9 @@ def recorded_or_hint(recorded: Mapping[str, Any], hints: Mapping[str, Any] | Non
         The setting, a key of :data:`HINTS`.
     why : str
         What the checkpoint lacks, for the error message.
+    choices : tuple of str, optional
+        The values this layout's setting can take, where they are fewer than the hint's (``variant``:
+        softmax/linear for attention, standard/reversed for qLSTM).
 
     Returns
     -------
@@ -129,8 +140,8 @@ def recorded_or_hint(recorded: Mapping[str, Any], hints: Mapping[str, Any] | Non
             )
         return recorded[name]
     spec = HINTS[name]
-    if spec.choices is not None:
-        return require_hint(hints, name, spec.choices, why)
+    if choices is not None or spec.choices is not None:
+        return require_hint(hints, name, choices or spec.choices, why)
     if hinted is None:  # require_hint's message, for a number instead of a choice
         raise MissingHintError(f"{why}: pass {name}= to ssmctl.load (CLI: {spec.flag}), {_TYPE_WORDS.get(spec.type, 'a value')}")
     return hinted

@@ -50,6 +50,7 @@ _AT = {
     "mamba": ("dt_bias", "Δ = softplus(dt_proj.bias) (input-dependent part of Δ set to 0)"),
     "mamba2": ("dt_bias", "Δ = softplus(dt_bias) per head (input-dependent part of Δ set to 0)"),
     "rglru": ("gate_bias", "Δ = c·σ(recurrent_gate_bias): the recurrence gate at zero input"),
+    "s6": ("dt_bias", "Δ = softplus(dt_proj.bias) (input-dependent part of Δ set to 0)"),
 }
 # Channels whose eigenvalues all lie below this modulus keep no memory beyond one token.
 _DEAD_RADIUS = 1e-6
@@ -170,7 +171,10 @@ def layer_spectrum(layer: Any) -> dict[str, Any]:
         return {"kind": "LTI", "eigenvalues": lam2, "at": None, "A": None, "dt": None,
                 "channels": int(lam2.shape[0]), "d_state": int(lam2.shape[-1]), "gain": gain, "warnings": notes}
     if record.bias_eigenvalues is None or record.continuous_A is None:
-        raise UnsupportedSystemError(f"{record.name}: no input-free eigenvalues (the family defines no bias_eigenvalues)")
+        raise UnsupportedSystemError(
+            f"{record.name}: no input-free eigenvalues (its transitions depend on the input; "
+            "ssmctl.dsf_eigenvalues(layer, u) gives them for an input)"
+        )
     if layer.family == "rglru":
         lam = record.bias_eigenvalues(layer, r="bias")  # the gate at zero input, Mamba's bias-only Δ
     else:
@@ -436,7 +440,7 @@ def inspect_report(source: Any, *, eps: float = EPS, eigenvalues: bool = False,
         "eps": eps,
         "units": {"memory_horizon": "tokens (steps until |λ|^k = eps)", "A": "continuous time, per unit Δ",
                   "dt": "continuous time per token"},
-        "at": {fam: _AT[fam][1] for fam in ltv},
+        "at": {fam: _AT[fam][1] for fam in ltv if fam in _AT},
         "layers": rows,
         "other_layers": src.others,
         "warnings": [f"tensor {b['tensor']} has {b['count']} NaN/Inf value(s)" for b in src.nonfinite],

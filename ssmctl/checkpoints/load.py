@@ -16,7 +16,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..errors import CheckpointError, NonFiniteError, ShapeError, UnsupportedSystemError
+from ..errors import (
+    CheckpointError,
+    MissingHintError,
+    NonFiniteError,
+    ShapeError,
+    UnsupportedSystemError,
+)
 from .reader import Checkpoint, plain, read_checkpoint
 from .hints import check_hints, recorded_or_hint
 from .layouts import Block, Detection, Layout, detect, hf_known
@@ -409,9 +415,11 @@ def scan(path: str | os.PathLike[str], **hints: Any) -> Plan:
             needing.setdefault(name, block.layout)
     for name, lay in needing.items():  # settings the numbers depend on: recorded, or hinted, never a default
         why = f"{ckpt.path}: layout {lay.name} ({lay.source}) does not record {name}"
-        known[name] = recorded_or_hint(known, hints, name, why)
+        known[name] = recorded_or_hint(known, hints, name, why, lay.hint_choices.get(name))
     try:
         config = _family_config(layout, shapes, known)
+    except MissingHintError as exc:
+        raise MissingHintError(f"{ckpt.path}: layout {layout.name} ({layout.source}): {exc}") from None
     except (KeyError, CheckpointError, ShapeError) as exc:
         detail = exc.args[0] if exc.args else exc
         raise CheckpointError(
@@ -479,6 +487,9 @@ def load(path: str | os.PathLike[str], **hints: Any) -> Model:
         Settings a checkpoint may not record but its numbers depend on (:data:`ssmctl.checkpoints.hints.HINTS`),
         e.g. ``dt_transform="exp"`` for a state-spaces/s4 S4/S4D state dict saved without its training config.
         Used only where the checkpoint does not record the setting; a hint contradicting it is an error.
+        The DSF paper's mixers take ``variant`` (attention: "softmax" or "linear"; qLSTM: "standard" or
+        "reversed"), ``num_heads`` (softmax/linear attention) and ``eta`` (ssm-benchmark's normalized attention:
+        "exp", "softplus" or "sigmoid").
 
     Returns
     -------

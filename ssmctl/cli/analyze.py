@@ -152,7 +152,8 @@ def analyze_text(report: dict[str, Any]) -> str:
                      "point: Δ from the biases alone)")
     for lay in report["layers"]:
         if lay["unstable_channels"]:
-            notes.append(f"layer {lay['index']}: {lay['unstable_channels']} unstable channel(s): no norms there")
+            notes.append(f"layer {lay['index']}: {lay['unstable_channels']} channel(s) with max|λ| ≥ 1 (unstable or "
+                         "marginal): no norms there")
         hsv = np.asarray(lay["channels"].get("hsv_max", [np.nan]), dtype=np.float64)
         if lay["point"] != "lti" and hsv.size and np.all(hsv == 0):
             notes.append(f"layer {lay['index']}: at zero input B_bar_t or C_t vanish (a zero conv bias): every "

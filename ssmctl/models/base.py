@@ -48,6 +48,13 @@ class Family:
     # LTV families: input-free eigenvalues at the bias-only step size, and the continuous-time A.
     bias_eigenvalues: Callable[["Layer"], Any] | None = None
     continuous_A: Callable[["Layer"], Any] | None = None
+    # DSF view (analysis/dsf.py): the mixer as factors around its DSF core at an input (``BlockFactors``), a
+    # finite-feature approximation of a core that has no finite state (softmax), the exact log Λ_i of such a
+    # core, and the attention matrix of attention families.
+    dsf_block: Callable[["Layer", Any], Any] | None = None
+    dsf_features: Callable[["Layer", Any, int], Any] | None = None
+    dsf_log_transition: Callable[["Layer", Any], Any] | None = None
+    attention_matrix: Callable[["Layer", Any], Any] | None = None
 
 
 @dataclass

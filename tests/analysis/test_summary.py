@@ -118,7 +118,7 @@ def test_unstable_channels_get_nan_norms_but_spectral_numbers():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the table says "unstable" itself; nothing goes to stderr
         t = channel_table(sys)
-        assert "UNSTABLE in 1 of 3 channels" in repr(sys)
+        assert "UNSTABLE (|λ| > 1) in 1 of 3 channels" in repr(sys)
     assert t["unstable"].tolist() == [False, True, False]
     assert t["radius"][1] == 1.01 and t["margin"][1] == pytest.approx(-0.01) and np.isinf(t["memory_horizon"][1])
     assert all(np.isnan(t[c][1]) for c in ("h2", "hinf", "dc_gain", "gain_margin", "hsv_max", "hankel_states"))

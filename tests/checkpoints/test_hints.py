@@ -17,8 +17,9 @@ def test_table_entries_name_their_flag_and_values():
 def test_check_hints_drops_unset_converts_and_refuses():
     assert check_hints(None) == {} and check_hints({"dt_transform": None}) == {}
     assert check_hints({"ngroups": "2", "dt_transform": "exp"}) == {"ngroups": 2, "dt_transform": "exp"}
-    with pytest.raises(UnknownNameError, match=r"unknown hint 'eta'; known: dt_transform, ngroups"):
-        check_hints({"eta": 0.1})
+    with pytest.raises(UnknownNameError, match=r"unknown hint 'etta'; known: dt_transform, eta, ngroups, num_heads, "
+                       r"variant"):
+        check_hints({"etta": 0.1})
     with pytest.raises(UnknownNameError, match=r"unknown dt_transform \(--dt-transform\) 'tanh'; known: exp, softplus"):
         check_hints({"dt_transform": "tanh"})
     with pytest.raises(CheckpointError, match=r"hint ngroups \(--ngroups\): cannot read 'two' as int"):
@@ -38,3 +39,12 @@ def test_recorded_wins_hint_fills_in_nothing_is_guessed():
     assert recorded_or_hint({}, {"ngroups": 4}, "ngroups", "no config") == 4
     with pytest.raises(MissingHintError, match=r"no config: pass ngroups= to ssmctl.load \(CLI: --ngroups\), an integer$"):
         recorded_or_hint({}, {}, "ngroups", "no config")
+
+
+def test_a_layout_narrows_a_hints_choices():
+    """variant: softmax/linear for an attention layout, standard/reversed for a qLSTM one."""
+    with pytest.raises(MissingHintError, match=r"pass variant= to ssmctl.load \(CLI: --variant\), one of standard, reversed$"):
+        recorded_or_hint({}, None, "variant", "q.pt: no variant", ("standard", "reversed"))
+    with pytest.raises(UnknownNameError, match=r"unknown variant \(--variant\) 'softmax'; known: reversed, standard"):
+        recorded_or_hint({}, {"variant": "softmax"}, "variant", "q.pt: no variant", ("standard", "reversed"))
+    assert recorded_or_hint({}, {"variant": "linear"}, "variant", "a.pt", ("softmax", "linear")) == "linear"
