@@ -9,10 +9,11 @@ import sys
 from typing import Any, Callable, Mapping
 
 from ..plot.io import FIGURE_FORMATS, check_figure_path, check_folder, save_figure
+from ..errors import SsmctlError
 from ..report import dumps
 
 __all__ = ["add_output_options", "add_eps_option", "add_hint_options", "hints_from_args", "prepare_outputs", "emit",
-           "write_plot"]
+           "write_plot", "model_from_target"]
 
 
 def add_output_options(p: argparse.ArgumentParser, *, plot: str | None = None,
@@ -147,3 +148,44 @@ def write_plot(fig: Any, path: str) -> None:
     """
     save_figure(fig, path)
     print(f"wrote {path}", file=sys.stderr)
+
+
+def model_from_target(target: str, *, hints: Mapping[str, Any] | None = None,
+                      hyper: Mapping[str, Any] | None = None, refuse_hyper: bool = True) -> Any:
+    """The model a ``PATH|FAMILY`` argument names: the checkpoint when ``target`` exists on disk, else a fresh
+    ``init(target, **hyper)`` of that family.
+
+    Parameters
+    ----------
+    target : str
+        A checkpoint file or folder, or a family name.
+    hints : mapping, optional
+        For ``ssmctl.load(path, **hints)``.
+    hyper : mapping, optional
+        A fresh model's hyperparameters (None values dropped).
+    refuse_hyper : bool, default True
+        Whether hyperparameters given with a checkpoint are an error (its sizes are its own).
+
+    Returns
+    -------
+    Model
+
+    Raises
+    ------
+    SsmctlError
+        ``target`` is neither; hyperparameters with a checkpoint (``refuse_hyper``); what load/init raise.
+    """
+    import os
+
+    from ..checkpoints.load import load
+    from ..models import families, init
+
+    hyper = {k: v for k, v in (hyper or {}).items() if v is not None}
+    if os.path.exists(target):
+        if hyper and refuse_hyper:
+            flags = ", ".join("--" + k.replace("_", "-") for k in hyper)
+            raise SsmctlError(f"{flags} set the sizes of a fresh init; {target!r} is a checkpoint, whose sizes are its own")
+        return load(target, **dict(hints or {}))
+    if target in families():
+        return init(target, **hyper)
+    raise SsmctlError(f"{target!r} is neither a file or folder nor a family name; families: {', '.join(families())}")

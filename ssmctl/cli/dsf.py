@@ -15,13 +15,12 @@ outputs.
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 import numpy as np
 
-from .common import add_hint_options, add_output_options, emit, hints_from_args, write_plot
-from .simulate import _inputs, load_model
+from .common import add_hint_options, add_output_options, emit, hints_from_args, model_from_target, write_plot
+from .simulate import _inputs
 from ..errors import SsmctlError, UnsupportedSystemError
 from ..report import SCHEMA_VERSION, format_table
 
@@ -31,17 +30,6 @@ DEFAULT_TOKENS = 64
 HANKEL_RTOL = 1e-8
 # Φ above this is lazy: the Hankel blocks and the gain read it window by window.
 PHI_MAX_BYTES = 2**28
-
-
-def _model(target: str, hints: dict[str, Any]) -> Any:
-    """A checkpoint when ``target`` exists on disk, else a fresh model of the family ``target``."""
-    from ..models import families, init
-
-    if os.path.exists(target):
-        return load_model(target, hints)
-    if target in families():
-        return init(target, **hints)
-    raise SsmctlError(f"{target}: no such file or folder, and not a family (families: {', '.join(families())})")
 
 
 def _width(model: Any) -> int:
@@ -218,7 +206,8 @@ def cmd_dsf(args: argparse.Namespace) -> int:
     """
     from .simulate import parse_layers
 
-    model = _model(args.target, hints_from_args(args))
+    hints = hints_from_args(args)
+    model = model_from_target(args.target, hints=hints, hyper=hints, refuse_hyper=False)  # hints size a fresh model
     if args.tokens is None and args.random_tokens is None:
         args.random_tokens = DEFAULT_TOKENS
     u = _layer_input(model, _inputs(args, model, _width(model)))

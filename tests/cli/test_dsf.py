@@ -101,7 +101,7 @@ def test_plot_is_written(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["nope"], "nope: no such file or folder, and not a family"),
+    (["nope"], "'nope' is neither a file or folder nor a family name"),
     (["s4d", "--scope", "block", "--random-tokens", "8"], "scope='block' is available for the input-dependent"),
     (["s6", "--layer", "7", "--random-tokens", "8"], "--layer 7: the model has 2 layer(s)"),
     (["s6", "--random-tokens", "0"], "--random-tokens must be a positive length"),
