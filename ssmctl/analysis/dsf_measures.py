@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -98,7 +98,7 @@ def _select_channel(block: np.ndarray, layout: str, channel: int | None, n_chann
     return block[:, int(channel)]
 
 
-def _as_matrices(block: np.ndarray, layout: str, channel: int | None) -> np.ndarray:
+def _as_matrices(block: np.ndarray, layout: str) -> np.ndarray:
     """A window as a stack of matrices: (..., rows, cols); a full Φ's (i, p) and (j, m) flattened together."""
     if layout == "per_channel":
         return block
@@ -201,8 +201,7 @@ def hankel_profile(phi: Phi | np.ndarray, cuts: Sequence[int] | None = None, *, 
     n_ch = _channels(phi, layout)
     svals, ranks, widths = [], [], []
     for t in cut_arr.tolist():  # one SVD per cut, batched over (batch, channels)
-        block = _as_matrices(_select_channel(_window(phi, layout, t, L, 0, t), layout, channel, n_ch), layout,
-                             channel)
+        block = _as_matrices(_select_channel(_window(phi, layout, t, L, 0, t), layout, channel, n_ch), layout)
         s = np.linalg.svd(block, compute_uv=False)
         top = s[..., :1]
         ranks.append(np.sum((s > rtol * top) & (top > 0), axis=-1))
@@ -248,7 +247,7 @@ def window_gain(phi: Phi | np.ndarray, start: int, stop: int, channel: int | Non
         raise ShapeError(f"the window [start, stop) must satisfy 0 ≤ start < stop ≤ L = {L}, got [{start}, {stop})")
     block = _select_channel(_window(phi, layout, int(start), int(stop), int(start), int(stop)), layout, channel,
                             _channels(phi, layout))
-    return np.linalg.norm(_as_matrices(block, layout, channel), ord=2, axis=(-2, -1))
+    return np.linalg.norm(_as_matrices(block, layout), ord=2, axis=(-2, -1))
 
 
 # ------------------------------------------------------------------------------------------- Taylor error

@@ -55,7 +55,7 @@ FINITE_STATE = {
     "rglru": ("rglru", dict(d_model=8, lru_width=8, num_heads=2), 1),
     "qlstm": ("qlstm", dict(d_model=4), 1),
     "lru": ("lru", dict(d_model=4, d_state=3), 6),  # 3 complex modes, y = Re(Ch): 6 real states
-    "s4d": ("s4d", dict(d_model=4, d_state=4), 8),  # 4 stored modes of conjugate pairs: 8 real states
+    "s4d": ("s4d", dict(d_model=4, d_state=4, variant="inv"), 4),  # 2 stored modes, y = 2·Re(Ch): 4 real states
     "linear": ("attention", dict(variant="linear", d_model=8, d_qk=6, num_heads=2), 3),
     "normalized": ("attention", dict(variant="normalized", d_model=8, d_qk=6, num_heads=2), 3),
     "mamba": ("mamba", dict(d_model=8, d_state=4), 4),
@@ -80,7 +80,7 @@ def test_hankel_rank_of_finite_state_layers_is_at_most_their_state(name):
             np.testing.assert_allclose(g[: s.size], s, rtol=1e-8, atol=1e-12 * s[0])
             assert (g[s.size :] == 0).all()
     assert prof.rank.max() <= n_states
-    assert prof.rank.max() == n_states or name in ("s4d",)  # the bound is reached (S4D-Lin's real mode: fewer)
+    assert prof.rank.max() == n_states  # and the bound is reached
     assert prof.rank.max() < prof.max_rank.max()  # far from full: a finite state shows
 
 
@@ -100,6 +100,28 @@ def test_hankel_rank_of_softmax_is_full_with_order_one_logits_and_small_with_sma
     assert prof.rank.max() == 6
     _, ranks = _svd_ranks(np.asarray(ssmctl.materialize_ref(small, _u(8, L))), t, 1e-8)
     np.testing.assert_array_equal(prof.rank[..., 1], ranks)
+
+
+def test_hankel_profile_separates_softmax_from_finite_state_layers_on_loaded_checkpoints(tmp_path):
+    """One zoology attention checkpoint loaded as softmax (full rank) and as linear attention (≤ head_dim = 3);
+    a save_pretrained Mamba (≤ d_state per channel)."""
+    from .. import ckpt_builders as cb
+    from ..checkpoints.test_load_dsf_mixers import _mixer_params, _zoology
+
+    mixers = [_mixer_params("attention", d_model=8, d_qk=6, num_heads=2, variant="linear")]
+    path = cb.write_state_dict(_zoology(mixers), tmp_path / "mqar.pt")
+    L = 30
+    u = _u(8, L, scale=2.0)
+    ranks = {}
+    for variant in ("softmax", "linear"):
+        layer = ssmctl.load(path, variant=variant, num_heads=2)[0]
+        ranks[variant] = ssmctl.hankel_profile(ssmctl.materialize(layer, u), cuts=[5, 15, 25]).rank
+    np.testing.assert_array_equal(ranks["softmax"].max(axis=(0, 1)), [5, 15, 5])
+    assert ranks["linear"].max() == 3
+    hf = cb.hf_model("mamba", seed=3)
+    mamba = ssmctl.load(cb.save_hf(hf, tmp_path / "mamba"))[0]
+    prof = ssmctl.hankel_profile(ssmctl.materialize(mamba, _u(mamba.config["d_model"], L)), cuts=[5, 15, 25])
+    assert 0 < prof.rank.max() <= mamba.config["d_state"] < 15
 
 
 def test_hankel_profile_one_channel_lazy_and_errors():
