@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ShapeError, SsmctlError, UnsupportedSystemError, unknown_name
+from ..errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSystemError, unknown_name
 from ..models.base import Layer
 from ..systems.ltv import LTVSystem
 from .dsf import Phi, _np64, dsf_eigenvalues, materialize
@@ -81,11 +81,22 @@ def _length(phi: Any, layout: str) -> int:
 
 
 def _window(phi: Any, layout: str, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-    """Φ[r0:r1, c0:c1] as an array (a lazy Phi computes only that window)."""
-    if isinstance(phi, Phi):
-        return phi[r0:r1, c0:c1]
-    arr = np.asarray(phi, dtype=np.float64)
-    return arr[:, :, r0:r1, c0:c1] if layout == "per_channel" else arr[:, r0:r1, c0:c1]
+    """Φ[r0:r1, c0:c1] as a finite float64 array (a lazy Phi computes only that window)."""
+    if isinstance(phi, Phi) and phi.lazy:
+        out = phi[r0:r1, c0:c1]
+    else:
+        arr = np.asarray(phi)  # an eager Phi's own array: a view, no copy
+        out = arr[:, :, r0:r1, c0:c1] if layout == "per_channel" else arr[:, r0:r1, c0:c1]
+        out = out.astype(np.float64, copy=False)
+    if not np.isfinite(out).all():
+        raise NonFiniteError(f"Φ contains NaN or Inf in rows {r0}..{r1 - 1}, columns {c0}..{c1 - 1}")
+    return out
+
+
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ShapeError(f"{name} must be an integer token index, got {value!r}")
+    return int(value)
 
 
 def _select_channel(block: np.ndarray, layout: str, channel: int | None, n_channels: int) -> np.ndarray:
@@ -243,9 +254,10 @@ def window_gain(phi: Phi | np.ndarray, start: int, stop: int, channel: int | Non
     """
     layout = _layout_of(phi)
     L = _length(phi, layout)
-    if not (0 <= int(start) < int(stop) <= L):
+    start, stop = _int("start", start), _int("stop", stop)
+    if not (0 <= start < stop <= L):
         raise ShapeError(f"the window [start, stop) must satisfy 0 ≤ start < stop ≤ L = {L}, got [{start}, {stop})")
-    block = _select_channel(_window(phi, layout, int(start), int(stop), int(start), int(stop)), layout, channel,
+    block = _select_channel(_window(phi, layout, start, stop, start, stop), layout, channel,
                             _channels(phi, layout))
     return np.linalg.norm(_as_matrices(block, layout), ord=2, axis=(-2, -1))
 
@@ -602,7 +614,7 @@ def attention_map(phi: Phi | np.ndarray, aggregate: str = "mean", normalize: str
         for r0, r1, block in phi.row_blocks():
             out[:, r0:r1] = _aggregate(np.abs(block), axes, aggregate)
     else:
-        out = _aggregate(np.abs(np.asarray(phi, dtype=np.float64)), axes, aggregate)
+        out = _aggregate(np.abs(_window(phi, layout, 0, L, 0, L)), axes, aggregate)
     return _row_normalize(out) if normalize == "row" else out
 
 
@@ -640,6 +652,8 @@ def rollout(maps: Sequence[np.ndarray], residual: float = 0.5) -> np.ndarray:
         raise ShapeError(f"rollout needs maps of one shape (batch, L, L); got {[m.shape for m in maps]}")
     if any((m < 0).any() for m in maps):
         raise ShapeError("rollout needs non-negative maps (take attention_map of Φ, which uses |Φ|)")
+    if any(not np.isfinite(m).all() for m in maps):
+        raise NonFiniteError("rollout: a map contains NaN or Inf")
     if not 0.0 <= residual <= 1.0:
         raise SsmctlError(f"residual must be in [0, 1], got {residual!r}")
     eye = np.eye(shape[1])

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import ssmctl
-from ssmctl.errors import ShapeError, SsmctlError, UnknownNameError, UnsupportedSystemError
+from ssmctl.errors import NonFiniteError, ShapeError, SsmctlError, UnknownNameError, UnsupportedSystemError
 from ssmctl.models import attention
 
 BATCH = 2
@@ -172,6 +172,14 @@ def test_window_gain_is_the_largest_singular_value_of_the_window():
         ssmctl.window_gain(phi, 5, 5)
     with pytest.raises(ShapeError, match="full Φ has no channel axis"):
         ssmctl.window_gain(full, 0, 4, channel=0)
+    with pytest.raises(ShapeError, match="start must be an integer"):
+        ssmctl.window_gain(phi, "a", 4)
+    bad = P.copy()
+    bad[0, 0, 9, 8] = np.nan
+    with pytest.raises(NonFiniteError, match="NaN or Inf in rows 7..18"):
+        ssmctl.window_gain(bad, 7, 19)
+    with pytest.raises(NonFiniteError, match="NaN"):
+        ssmctl.hankel_profile(bad, cuts=[9])
 
 
 # --- Taylor error --------------------------------------------------------------------------------------------
@@ -315,6 +323,10 @@ def test_no_ssd_matches_linear_attention_with_elu_features():
     P = np.asarray(ssmctl.materialize(layer, u0))
     assert (P[:, :, 10, :10] == 0).all()
     assert (np.einsum("bn,bjn->bj", elu1(np.zeros((BATCH, N))), elu1(u0[:, :10] @ w_k.T)) > 0).all()
+    with pytest.raises(ShapeError, match=r"need target \(batch, L, L\)"):
+        ssmctl.ssd_bilinear_fit(target[:, :5], u)
+    with pytest.raises(ShapeError, match=r"need w_q, w_k \(N, d\)"):
+        ssmctl.linear_attention_as_ssd(w_q, w_k[:, :2], u)
 
 
 # --- explainability -----------------------------------------------------------------------------------------
