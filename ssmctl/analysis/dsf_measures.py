@@ -161,16 +161,22 @@ def hankel_profile(phi: Phi | np.ndarray, cuts: Sequence[int] | None = None, *, 
     """The time-varying Hankel operator of Φ at each cut t: its singular values and numerical rank.
 
     Φ[t:, :t] maps the inputs before token t to the outputs from t on; everything it passes goes through the
-    state h_{t−1}, so its rank is at most the state size N per channel for any finite-state layer (S4, S4D,
-    S5, LRU: the LTI Hankel rank; S6, SSD, RG-LRU, qLSTM, linear and normalized attention: per cut, whatever the
-    input). The numerical rank is the effective state dimension the layer uses across t.
+    state h_{t−1} (Φ_ij = C_i Λ_i⋯Λ_t · Λ_{t−1}⋯Λ_{j+1} B_j factors through it), so its rank is at most the
+    state size N for any finite-state layer, whatever the input: per channel for a per-channel Φ (S4D, S6,
+    SSD, RG-LRU, qLSTM, linear and normalized attention: head_dim), the whole real state for a full Φ (S5,
+    LRU; block scope adds the convolution's taps). The numerical rank is the state dimension the layer
+    actually uses across t.
 
-    Softmax attention has no finite state. Its block is diag(1/η_i)·exp(s_ij), s_ij = q_i·k_j/√m; exp(s) =
-    Σ_r s^r/r! is a sum of rank-C(m+r−1, r) terms, so the rank is generically full, min(t, L − t), when the
-    logits are of order 1 (enough terms stay above the tolerance). For small logits (small-weight inits such
-    as N(0, 0.02) projections, |s| ≪ 1) the r-th term is of size |s|^r/r!, and only the orders with
-    |s|^r/r! above ``rtol`` count: the numerical rank is then about Σ_{r ≤ p} C(m+r−1, r) for that p — the
-    state of the order-p Taylor-feature DSF (:func:`taylor_error`), well below min(t, L − t).
+    Softmax attention has no finite state. Its block is diag(1/η_i)·[exp(s_ij)], s_ij = q_i·k_j/√m (the row
+    scaling leaves the rank alone); exp(s) = Σ_r s^r/r! elementwise, and the r-th power of the rank-m matrix
+    [s_ij] has rank at most C(m+r−1, r), so no finite sum of terms is exact and the rank is generically full,
+    min(t, L − t), when the logits are of order 1 (many orders stay above the tolerance). For small logits
+    (small-weight inits such as N(0, 0.02) projections, |s| ≪ 1) the r-th term is of size |s|^r/r!, and only
+    the orders p with |s|^p/p! above ``rtol`` count: the numerical rank is then about Σ_{r≤p} C(m+r−1, r) =
+    C(m+p, p) — the symmetric part of the order-p Taylor-feature state (:func:`taylor_error`), well below
+    min(t, L − t) once L is large.
+
+    Cost: one batched SVD of an (L − t) × t matrix per channel and cut.
 
     Parameters
     ----------

@@ -59,6 +59,7 @@ FINITE_STATE = {
     "linear": ("attention", dict(variant="linear", d_model=8, d_qk=6, num_heads=2), 3),
     "normalized": ("attention", dict(variant="normalized", d_model=8, d_qk=6, num_heads=2), 3),
     "mamba": ("mamba", dict(d_model=8, d_state=4), 4),
+    "mamba2": ("mamba2", dict(d_model=16, d_state=8, headdim=8), 8),
 }
 
 
@@ -214,6 +215,7 @@ def test_taylor_error_falls_with_order_and_matches_a_direct_computation():
     ("qlstm", dict(d_model=4)), ("qlstm", dict(d_model=4, variant="standard")),
     ("rglru", dict(d_model=8, lru_width=8, num_heads=2)), ("mamba", dict(d_model=8, d_state=4)),
     ("lru", dict(d_model=4, d_state=3)), ("s4d", dict(d_model=4, d_state=4)), ("s5", dict(d_model=4, d_state=8, blocks=2)),
+    ("s4", dict(d_model=4, d_state=8)), ("mamba2", dict(d_model=16, d_state=8, headdim=8)),
 ])
 def test_transitions_of_ssms_and_rnns_lie_inside_the_unit_interval(family, kw):
     layer = _layer(family, **kw)
@@ -302,6 +304,8 @@ def test_linear_attention_with_linear_features_is_an_ssd():
     # unequal dt biases break it: Δ_i differs per channel, so B_i does
     other = ssmctl.analysis.dsf_measures._ssd_core(match.x_proj, match.dt_bias + np.arange(d), 0.0, u)
     assert np.abs(np.asarray(ssmctl.materialize(other)) - np.asarray(ssmctl.materialize(match.attention))).max() > 0.1
+    decaying = ssmctl.analysis.dsf_measures._ssd_core(match.x_proj, match.dt_bias, -0.5, u)  # a ≠ 0: Λ ≠ I
+    assert np.abs(np.asarray(ssmctl.materialize(decaying)) - np.asarray(ssmctl.materialize(match.attention))).max() > 0.1
 
 
 def test_no_ssd_matches_linear_attention_with_elu_features():
