@@ -125,6 +125,46 @@ def test_hankel_profile_separates_softmax_from_finite_state_layers_on_loaded_che
     assert 0 < prof.rank.max() <= mamba.config["d_state"] < 15
 
 
+@pytest.mark.parametrize("name", ["s6", "ssd", "linear", "normalized", "qlstm", "rglru", "mamba", "mamba2"])
+def test_hankel_profile_from_the_core_factors_equals_the_svd_of_phi(name):
+    """Φ[t:, :t] = O_t R_tᵀ through the state: the same singular values (the first min(N, t, L − t)), the rest 0."""
+    family, kw, n_states = FINITE_STATE[name]
+    layer = _layer(family, **kw)
+    u = _u(_width(layer), 30, seed=4, scale=2.0)
+    a = ssmctl.hankel_profile(ssmctl.materialize(layer, u))
+    b = ssmctl.hankel_profile(ssmctl.dsf(layer, u))
+    k = b.singular_values.shape[-1]
+    assert k == min(n_states, 15)
+    top = a.singular_values[..., :1]
+    np.testing.assert_allclose(b.singular_values, a.singular_values[..., :k], rtol=1e-9, atol=1e-12 * top.max())
+    assert (a.singular_values[..., k:] <= 1e-12 * top).all()
+    np.testing.assert_array_equal(a.rank, b.rank)
+    c = ssmctl.hankel_profile(ssmctl.dsf(layer, u), cuts=[4, 20], channel=-1)
+    np.testing.assert_allclose(c.singular_values, a.singular_values[:, -1, [3, 19], :k], rtol=1e-9,
+                               atol=1e-12 * top.max())
+
+
+def test_hankel_profile_from_core_factors_with_zero_and_negative_transitions():
+    layer = _layer("mamba", d_model=8, d_state=4)
+    layer.params["mixer.A_log"] = layer.params["mixer.A_log"] + 9.0  # float32 exp(Δ·A) underflows to exactly 0
+    u = _u(8, 30, seed=12)
+    system = ssmctl.dsf(layer, u)
+    assert (np.asarray(system.lam) == 0).any()
+    a = ssmctl.hankel_profile(ssmctl.materialize_ref(layer, u), cuts=[3, 15, 27])
+    b = ssmctl.hankel_profile(system, cuts=[3, 15, 27])
+    np.testing.assert_array_equal(a.rank, b.rank)
+    softmax = _layer("attention", variant="softmax", d_model=8, d_qk=2, num_heads=1)
+    us = _u(8, 30, scale=3.0, seed=13)
+    taylor = ssmctl.dsf(softmax, us, features=1)  # odd order: truncated η_i and Λ_i can be negative
+    assert (np.asarray(taylor.lam) < 0).any()
+    a = ssmctl.hankel_profile(ssmctl.materialize_ref(softmax, us, features=1), cuts=[3, 15, 27])
+    b = ssmctl.hankel_profile(taylor, cuts=[3, 15, 27])
+    k = b.singular_values.shape[-1]
+    np.testing.assert_allclose(b.singular_values, a.singular_values[..., :k], rtol=1e-8,
+                               atol=1e-12 * a.singular_values.max())
+    assert b.rank.max() <= 3  # Σ_{r≤1} m^r = 3 states for m = 2
+
+
 def test_hankel_profile_one_channel_lazy_and_errors():
     layer = _layer("s6", d_model=8, d_state=4)
     u = _u(8, 70)
@@ -147,6 +187,14 @@ def test_hankel_profile_one_channel_lazy_and_errors():
         ssmctl.hankel_profile(eager, rtol=0)
     with pytest.raises(ShapeError, match="3 axes"):
         ssmctl.hankel_profile(np.zeros((1, 4, 4)))
+    mimo = ssmctl.LTVSystem(lam=np.full((1, 5, 2, 3), 0.5), B=np.ones((1, 5, 2, 3, 2)), C=np.ones((1, 5, 2, 1, 3)),
+                            D=np.zeros((2, 1, 2)), output="real")
+    with pytest.raises(UnsupportedSystemError, match="one input and one output per channel"):
+        ssmctl.hankel_profile(mimo)
+    bad = ssmctl.LTVSystem(lam=np.full((1, 5, 2, 3), np.nan), B=np.ones((1, 5, 2, 3, 1)), C=np.ones((1, 5, 2, 1, 3)),
+                           D=np.zeros((2, 1, 1)), output="real")
+    with pytest.raises(NonFiniteError, match="core contains NaN"):
+        ssmctl.hankel_profile(bad)
 
 
 # --- window gain ---------------------------------------------------------------------------------------------
