@@ -386,6 +386,9 @@ def test_no_ssd_matches_linear_attention_with_elu_features():
 @pytest.mark.parametrize("family, kw", [
     ("attention", dict(variant="softmax", d_model=8, num_heads=2)), ("s6", dict(d_model=8, d_state=4)),
     ("qlstm", dict(d_model=4)), ("rglru", dict(d_model=8, lru_width=8, num_heads=2)), ("lru", dict(d_model=4, d_state=3)),
+    ("attention", dict(variant="normalized", d_model=8, num_heads=2)), ("attention", dict(variant="linear", d_model=8)),
+    ("mamba2", dict(d_model=16, d_state=8, headdim=8)), ("s4d", dict(d_model=4, d_state=4)),
+    ("s5", dict(d_model=4, d_state=8, blocks=2)),
 ])
 def test_attention_map_aggregates_abs_phi_over_channels(family, kw):
     layer = _layer(family, **kw)
