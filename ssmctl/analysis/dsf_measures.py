@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ShapeError, SsmctlError, UnsupportedSystemError, unknown_name
+from ..errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSystemError, unknown_name
 from ..models.base import Layer
 from ..systems.ltv import LTVSystem
 from .dsf import Phi, _np64, dsf_eigenvalues, materialize
@@ -81,24 +81,37 @@ def _length(phi: Any, layout: str) -> int:
 
 
 def _window(phi: Any, layout: str, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-    """Φ[r0:r1, c0:c1] as an array (a lazy Phi computes only that window)."""
-    if isinstance(phi, Phi):
-        return phi[r0:r1, c0:c1]
-    arr = np.asarray(phi, dtype=np.float64)
-    return arr[:, :, r0:r1, c0:c1] if layout == "per_channel" else arr[:, r0:r1, c0:c1]
+    """Φ[r0:r1, c0:c1] as a finite float64 array (a lazy Phi computes only that window)."""
+    if isinstance(phi, Phi) and phi.lazy:
+        out = phi[r0:r1, c0:c1]
+    else:
+        arr = np.asarray(phi)  # an eager Phi's own array: a view, no copy
+        out = arr[:, :, r0:r1, c0:c1] if layout == "per_channel" else arr[:, r0:r1, c0:c1]
+        out = out.astype(np.float64, copy=False)
+    if not np.isfinite(out).all():
+        raise NonFiniteError(f"Φ contains NaN or Inf in rows {r0}..{r1 - 1}, columns {c0}..{c1 - 1}")
+    return out
 
 
-def _select_channel(block: np.ndarray, layout: str, channel: int | None, n_channels: int) -> np.ndarray:
-    if channel is None:
-        return block
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ShapeError(f"{name} must be an integer token index, got {value!r}")
+    return int(value)
+
+
+def _check_channel(channel: Any, layout: str, n_channels: int) -> int:
     if layout != "per_channel":
         raise ShapeError("channel= applies to a per-channel Φ (batch, channels, L, L); a full Φ has no channel axis")
     if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not -n_channels <= channel < n_channels:
         raise ShapeError(f"channel {channel!r} outside the {n_channels} channels of Φ")
-    return block[:, int(channel)]
+    return int(channel)
 
 
-def _as_matrices(block: np.ndarray, layout: str, channel: int | None) -> np.ndarray:
+def _select_channel(block: np.ndarray, layout: str, channel: int | None, n_channels: int) -> np.ndarray:
+    return block if channel is None else block[:, _check_channel(channel, layout, n_channels)]
+
+
+def _as_matrices(block: np.ndarray, layout: str) -> np.ndarray:
     """A window as a stack of matrices: (..., rows, cols); a full Φ's (i, p) and (j, m) flattened together."""
     if layout == "per_channel":
         return block
@@ -145,27 +158,39 @@ def _default_cuts(L: int) -> np.ndarray:
     return np.unique(np.linspace(1, L - 1, DEFAULT_MAX_CUTS).round().astype(int))
 
 
-def hankel_profile(phi: Phi | np.ndarray, cuts: Sequence[int] | None = None, *, rtol: float = 1e-8,
+def hankel_profile(phi: Phi | np.ndarray | LTVSystem, cuts: Sequence[int] | None = None, *, rtol: float = 1e-8,
                    channel: int | None = None) -> HankelProfile:
     """The time-varying Hankel operator of Φ at each cut t: its singular values and numerical rank.
 
     Φ[t:, :t] maps the inputs before token t to the outputs from t on; everything it passes goes through the
-    state h_{t−1}, so its rank is at most the state size N per channel for any finite-state layer (S4, S4D,
-    S5, LRU: the LTI Hankel rank; S6, SSD, RG-LRU, qLSTM, linear and normalized attention: per cut, whatever the
-    input). The numerical rank is the effective state dimension the layer uses across t.
+    state h_{t−1} (Φ_ij = C_i Λ_i⋯Λ_t · Λ_{t−1}⋯Λ_{j+1} B_j factors through it), so its rank is at most the
+    state size N for any finite-state layer, whatever the input: per channel for a per-channel Φ (S4D, S6,
+    SSD, RG-LRU, qLSTM, linear and normalized attention: head_dim), the whole real state for a full Φ (S5,
+    LRU; block scope adds the convolution's taps). The numerical rank is the state dimension the layer
+    actually uses across t.
 
-    Softmax attention has no finite state. Its block is diag(1/η_i)·exp(s_ij), s_ij = q_i·k_j/√m; exp(s) =
-    Σ_r s^r/r! is a sum of rank-C(m+r−1, r) terms, so the rank is generically full, min(t, L − t), when the
-    logits are of order 1 (enough terms stay above the tolerance). For small logits (small-weight inits such
-    as N(0, 0.02) projections, |s| ≪ 1) the r-th term is of size |s|^r/r!, and only the orders with
-    |s|^r/r! above ``rtol`` count: the numerical rank is then about Σ_{r ≤ p} C(m+r−1, r) for that p — the
-    state of the order-p Taylor-feature DSF (:func:`taylor_error`), well below min(t, L − t).
+    Softmax attention has no finite state. Its block is diag(1/η_i)·[exp(s_ij)], s_ij = q_i·k_j/√m (the row
+    scaling leaves the rank alone); exp(s) = Σ_r s^r/r! elementwise, and the r-th power of the rank-m matrix
+    [s_ij] has rank at most C(m+r−1, r), so no finite sum of terms is exact and the rank is generically full,
+    min(t, L − t), when the logits are of order 1 (many orders stay above the tolerance). For small logits
+    (small-weight inits such as N(0, 0.02) projections, |s| ≪ 1) the r-th term is of size |s|^r/r!, and only
+    the orders p with |s|^p/p! above ``rtol`` count: the numerical rank is then about Σ_{r≤p} C(m+r−1, r) =
+    C(m+p, p) — the symmetric part of the order-p Taylor-feature state (:func:`taylor_error`), well below
+    min(t, L − t) once L is large.
+
+    Cost: from Φ, one batched SVD of an (L − t) × t matrix per channel and cut. From a finite-state core (an
+    ``LTVSystem``, e.g. ``ssmctl.dsf(layer, u)``), the block is factored through the state instead,
+    Φ[t:, :t] = O_t R_tᵀ with O_t[i] = C_i Λ_i⋯Λ_t and R_t[j] = Λ_{t−1}⋯Λ_{j+1} B_j (cumulative products, so
+    exact zeros and negative Λ's need no care), and its singular values are those of the N × N product of the
+    two factors' QR triangles: O(L·N²) per channel and cut, and Φ is never built.
 
     Parameters
     ----------
-    phi : Phi or ndarray
+    phi : Phi, ndarray or LTVSystem
         Per-channel (batch, channels, L, L) or full (batch, L, L, p, m), as :func:`ssmctl.materialize`
-        returns it; a lazy Phi is read window by window.
+        returns it; a lazy Phi is read window by window. Or a real DSF core with one input and output per
+        channel (an ``LTVSystem``; channels flattened as ``materialize`` does): the factored path above, with
+        min(N, t, L − t) singular values per block.
     cuts : sequence of int, optional
         Cuts t in 1..L−1. Default: every cut when L − 1 ≤ 64, else 64 evenly spaced ones.
     rtol : float, default 1e-8
@@ -183,11 +208,20 @@ def hankel_profile(phi: Phi | np.ndarray, cuts: Sequence[int] | None = None, *, 
     ------
     ShapeError
         A Φ of another shape, a cut outside 1..L−1, or a channel out of range.
+    UnsupportedSystemError
+        An ``LTVSystem`` that is complex or has several inputs or outputs per channel.
+    NonFiniteError
+        NaN or Inf in Φ or in the core.
     SsmctlError
         ``rtol`` not in (0, 1).
     """
-    layout = _layout_of(phi)
-    L = _length(phi, layout)
+    if isinstance(phi, LTVSystem):
+        factors = _StateFactors(phi)
+        layout, L = "per_channel", factors.length
+    else:
+        factors = None
+        layout = _layout_of(phi)
+        L = _length(phi, layout)
     if not (isinstance(rtol, (float, int)) and 0 < rtol < 1):
         raise SsmctlError(f"rtol must be in (0, 1), got {rtol!r}")
     if L < 2:
@@ -198,12 +232,16 @@ def hankel_profile(phi: Phi | np.ndarray, cuts: Sequence[int] | None = None, *, 
         cut_arr = np.asarray(cuts).reshape(-1)
         if cut_arr.size == 0 or not np.issubdtype(cut_arr.dtype, np.integer) or (cut_arr < 1).any() or (cut_arr > L - 1).any():
             raise ShapeError(f"cuts must be integers in 1..{L - 1} (L = {L}), got {list(np.asarray(cuts).reshape(-1))}")
-    n_ch = _channels(phi, layout)
+    n_ch = factors.channels if factors is not None else _channels(phi, layout)
+    if factors is not None and channel is not None:
+        factors = factors.channel(_check_channel(channel, layout, n_ch))
     svals, ranks, widths = [], [], []
     for t in cut_arr.tolist():  # one SVD per cut, batched over (batch, channels)
-        block = _as_matrices(_select_channel(_window(phi, layout, t, L, 0, t), layout, channel, n_ch), layout,
-                             channel)
-        s = np.linalg.svd(block, compute_uv=False)
+        if factors is not None:
+            s = factors.hankel_singular_values(t)
+        else:
+            block = _as_matrices(_select_channel(_window(phi, layout, t, L, 0, t), layout, channel, n_ch), layout)
+            s = np.linalg.svd(block, compute_uv=False)
         top = s[..., :1]
         ranks.append(np.sum((s > rtol * top) & (top > 0), axis=-1))
         svals.append(s)
@@ -215,6 +253,41 @@ def hankel_profile(phi: Phi | np.ndarray, cuts: Sequence[int] | None = None, *, 
         out[..., n, : s.shape[-1]] = s
     return HankelProfile(cuts=cut_arr.astype(int), singular_values=out, rank=np.stack(ranks, axis=-1).astype(int),
                          rtol=float(rtol), max_rank=np.asarray(widths, dtype=int))
+
+
+class _StateFactors:
+    """A per-channel real DSF core as the factors of its Hankel blocks: Φ[t:, :t] = O_t R_tᵀ through h_{t−1}."""
+
+    def __init__(self, system: LTVSystem) -> None:
+        b, L, N = system.batch_size, system.length, system.n_states
+        ch = int(np.prod(system.channel_shape, dtype=np.int64))
+        if system.n_inputs != 1 or system.n_outputs != 1:
+            raise UnsupportedSystemError("hankel_profile needs a core with one input and one output per channel")
+        arrays = [_np64(x) for x in (system.lam, system.B, system.C)]
+        if any(np.iscomplexobj(x) for x in arrays):
+            raise UnsupportedSystemError("hankel_profile's factored path takes real cores; materialize complex ones")
+        if not all(np.isfinite(x).all() for x in arrays):
+            raise NonFiniteError("the DSF core contains NaN or Inf")
+        # Channel-major (b, ch, L, N), as materialize lays Φ out.
+        self.lam, self.B, self.C = (x.reshape(b, L, ch, N).transpose(0, 2, 1, 3) for x in arrays)
+        self.length, self.channels = L, ch
+
+    def channel(self, c: int) -> "_StateFactors":
+        """The same factors restricted to channel ``c`` (its axis dropped)."""
+        out = object.__new__(_StateFactors)
+        out.lam, out.B, out.C = (x[:, c] for x in (self.lam, self.B, self.C))
+        out.length, out.channels = self.length, 1
+        return out
+
+    def hankel_singular_values(self, t: int) -> np.ndarray:
+        """Singular values of Φ[t:, :t] per (batch, channel): min(N, t, L − t) of them, descending."""
+        lam, B, C = self.lam, self.B, self.C
+        observe = C[..., t:, :] * np.cumprod(lam[..., t:, :], axis=-2)  # O_t[i] = C_i Λ_i⋯Λ_t
+        tail = np.cumprod(lam[..., t - 1 : 0 : -1, :], axis=-2)  # Λ_{t−1}⋯Λ_{j+1} for j = t−2 … 0
+        reach = np.concatenate([tail[..., ::-1, :], np.ones_like(lam[..., :1, :])], axis=-2) * B[..., :t, :]
+        r_obs = np.linalg.qr(observe, mode="r")
+        r_reach = np.linalg.qr(reach, mode="r")
+        return np.linalg.svd(r_obs @ np.swapaxes(r_reach, -1, -2), compute_uv=False)
 
 
 def window_gain(phi: Phi | np.ndarray, start: int, stop: int, channel: int | None = None) -> np.ndarray:
@@ -244,11 +317,12 @@ def window_gain(phi: Phi | np.ndarray, start: int, stop: int, channel: int | Non
     """
     layout = _layout_of(phi)
     L = _length(phi, layout)
-    if not (0 <= int(start) < int(stop) <= L):
+    start, stop = _int("start", start), _int("stop", stop)
+    if not (0 <= start < stop <= L):
         raise ShapeError(f"the window [start, stop) must satisfy 0 ≤ start < stop ≤ L = {L}, got [{start}, {stop})")
-    block = _select_channel(_window(phi, layout, int(start), int(stop), int(start), int(stop)), layout, channel,
+    block = _select_channel(_window(phi, layout, start, stop, start, stop), layout, channel,
                             _channels(phi, layout))
-    return np.linalg.norm(_as_matrices(block, layout, channel), ord=2, axis=(-2, -1))
+    return np.linalg.norm(_as_matrices(block, layout), ord=2, axis=(-2, -1))
 
 
 # ------------------------------------------------------------------------------------------- Taylor error
@@ -603,7 +677,7 @@ def attention_map(phi: Phi | np.ndarray, aggregate: str = "mean", normalize: str
         for r0, r1, block in phi.row_blocks():
             out[:, r0:r1] = _aggregate(np.abs(block), axes, aggregate)
     else:
-        out = _aggregate(np.abs(np.asarray(phi, dtype=np.float64)), axes, aggregate)
+        out = _aggregate(np.abs(_window(phi, layout, 0, L, 0, L)), axes, aggregate)
     return _row_normalize(out) if normalize == "row" else out
 
 
@@ -641,6 +715,8 @@ def rollout(maps: Sequence[np.ndarray], residual: float = 0.5) -> np.ndarray:
         raise ShapeError(f"rollout needs maps of one shape (batch, L, L); got {[m.shape for m in maps]}")
     if any((m < 0).any() for m in maps):
         raise ShapeError("rollout needs non-negative maps (take attention_map of Φ, which uses |Φ|)")
+    if any(not np.isfinite(m).all() for m in maps):
+        raise NonFiniteError("rollout: a map contains NaN or Inf")
     if not 0.0 <= residual <= 1.0:
         raise SsmctlError(f"residual must be in [0, 1], got {residual!r}")
     eye = np.eye(shape[1])

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import ssmctl
-from ssmctl.errors import ShapeError, SsmctlError, UnknownNameError, UnsupportedSystemError
+from ssmctl.errors import NonFiniteError, ShapeError, SsmctlError, UnknownNameError, UnsupportedSystemError
 from ssmctl.models import attention
 
 BATCH = 2
@@ -55,10 +55,11 @@ FINITE_STATE = {
     "rglru": ("rglru", dict(d_model=8, lru_width=8, num_heads=2), 1),
     "qlstm": ("qlstm", dict(d_model=4), 1),
     "lru": ("lru", dict(d_model=4, d_state=3), 6),  # 3 complex modes, y = Re(Ch): 6 real states
-    "s4d": ("s4d", dict(d_model=4, d_state=4), 8),  # 4 stored modes of conjugate pairs: 8 real states
+    "s4d": ("s4d", dict(d_model=4, d_state=4, variant="inv"), 4),  # 2 stored modes, y = 2·Re(Ch): 4 real states
     "linear": ("attention", dict(variant="linear", d_model=8, d_qk=6, num_heads=2), 3),
     "normalized": ("attention", dict(variant="normalized", d_model=8, d_qk=6, num_heads=2), 3),
     "mamba": ("mamba", dict(d_model=8, d_state=4), 4),
+    "mamba2": ("mamba2", dict(d_model=16, d_state=8, headdim=8), 8),
 }
 
 
@@ -80,7 +81,7 @@ def test_hankel_rank_of_finite_state_layers_is_at_most_their_state(name):
             np.testing.assert_allclose(g[: s.size], s, rtol=1e-8, atol=1e-12 * s[0])
             assert (g[s.size :] == 0).all()
     assert prof.rank.max() <= n_states
-    assert prof.rank.max() == n_states or name in ("s4d",)  # the bound is reached (S4D-Lin's real mode: fewer)
+    assert prof.rank.max() == n_states  # and the bound is reached
     assert prof.rank.max() < prof.max_rank.max()  # far from full: a finite state shows
 
 
@@ -100,6 +101,68 @@ def test_hankel_rank_of_softmax_is_full_with_order_one_logits_and_small_with_sma
     assert prof.rank.max() == 6
     _, ranks = _svd_ranks(np.asarray(ssmctl.materialize_ref(small, _u(8, L))), t, 1e-8)
     np.testing.assert_array_equal(prof.rank[..., 1], ranks)
+
+
+def test_hankel_profile_separates_softmax_from_finite_state_layers_on_loaded_checkpoints(tmp_path):
+    """One zoology attention checkpoint loaded as softmax (full rank) and as linear attention (≤ head_dim = 3);
+    a save_pretrained Mamba (≤ d_state per channel)."""
+    from .. import ckpt_builders as cb
+    from ..checkpoints.test_load_dsf_mixers import _mixer_params, _zoology
+
+    mixers = [_mixer_params("attention", d_model=8, d_qk=6, num_heads=2, variant="linear")]
+    path = cb.write_state_dict(_zoology(mixers), tmp_path / "mqar.pt")
+    L = 30
+    u = _u(8, L, scale=2.0)
+    ranks = {}
+    for variant in ("softmax", "linear"):
+        layer = ssmctl.load(path, variant=variant, num_heads=2)[0]
+        ranks[variant] = ssmctl.hankel_profile(ssmctl.materialize(layer, u), cuts=[5, 15, 25]).rank
+    np.testing.assert_array_equal(ranks["softmax"].max(axis=(0, 1)), [5, 15, 5])
+    assert ranks["linear"].max() == 3
+    hf = cb.hf_model("mamba", seed=3)
+    mamba = ssmctl.load(cb.save_hf(hf, tmp_path / "mamba"))[0]
+    prof = ssmctl.hankel_profile(ssmctl.materialize(mamba, _u(mamba.config["d_model"], L)), cuts=[5, 15, 25])
+    assert 0 < prof.rank.max() <= mamba.config["d_state"] < 15
+
+
+@pytest.mark.parametrize("name", ["s6", "ssd", "linear", "normalized", "qlstm", "rglru", "mamba", "mamba2"])
+def test_hankel_profile_from_the_core_factors_equals_the_svd_of_phi(name):
+    """Φ[t:, :t] = O_t R_tᵀ through the state: the same singular values (the first min(N, t, L − t)), the rest 0."""
+    family, kw, n_states = FINITE_STATE[name]
+    layer = _layer(family, **kw)
+    u = _u(_width(layer), 30, seed=4, scale=2.0)
+    a = ssmctl.hankel_profile(ssmctl.materialize(layer, u))
+    b = ssmctl.hankel_profile(ssmctl.dsf(layer, u))
+    k = b.singular_values.shape[-1]
+    assert k == min(n_states, 15)
+    top = a.singular_values[..., :1]
+    np.testing.assert_allclose(b.singular_values, a.singular_values[..., :k], rtol=1e-9, atol=1e-12 * top.max())
+    assert (a.singular_values[..., k:] <= 1e-12 * top).all()
+    np.testing.assert_array_equal(a.rank, b.rank)
+    c = ssmctl.hankel_profile(ssmctl.dsf(layer, u), cuts=[4, 20], channel=-1)
+    np.testing.assert_allclose(c.singular_values, a.singular_values[:, -1, [3, 19], :k], rtol=1e-9,
+                               atol=1e-12 * top.max())
+
+
+def test_hankel_profile_from_core_factors_with_zero_and_negative_transitions():
+    layer = _layer("mamba", d_model=8, d_state=4)
+    layer.params["mixer.A_log"] = layer.params["mixer.A_log"] + 9.0  # float32 exp(Δ·A) underflows to exactly 0
+    u = _u(8, 30, seed=12)
+    system = ssmctl.dsf(layer, u)
+    assert (np.asarray(system.lam) == 0).any()
+    a = ssmctl.hankel_profile(ssmctl.materialize_ref(layer, u), cuts=[3, 15, 27])
+    b = ssmctl.hankel_profile(system, cuts=[3, 15, 27])
+    np.testing.assert_array_equal(a.rank, b.rank)
+    softmax = _layer("attention", variant="softmax", d_model=8, d_qk=2, num_heads=1)
+    us = _u(8, 30, scale=3.0, seed=13)
+    taylor = ssmctl.dsf(softmax, us, features=1)  # odd order: truncated η_i and Λ_i can be negative
+    assert (np.asarray(taylor.lam) < 0).any()
+    a = ssmctl.hankel_profile(ssmctl.materialize_ref(softmax, us, features=1), cuts=[3, 15, 27])
+    b = ssmctl.hankel_profile(taylor, cuts=[3, 15, 27])
+    k = b.singular_values.shape[-1]
+    np.testing.assert_allclose(b.singular_values, a.singular_values[..., :k], rtol=1e-8,
+                               atol=1e-12 * a.singular_values.max())
+    assert b.rank.max() <= 3  # Σ_{r≤1} m^r = 3 states for m = 2
 
 
 def test_hankel_profile_one_channel_lazy_and_errors():
@@ -124,6 +187,14 @@ def test_hankel_profile_one_channel_lazy_and_errors():
         ssmctl.hankel_profile(eager, rtol=0)
     with pytest.raises(ShapeError, match="3 axes"):
         ssmctl.hankel_profile(np.zeros((1, 4, 4)))
+    mimo = ssmctl.LTVSystem(lam=np.full((1, 5, 2, 3), 0.5), B=np.ones((1, 5, 2, 3, 2)), C=np.ones((1, 5, 2, 1, 3)),
+                            D=np.zeros((2, 1, 2)), output="real")
+    with pytest.raises(UnsupportedSystemError, match="one input and one output per channel"):
+        ssmctl.hankel_profile(mimo)
+    bad = ssmctl.LTVSystem(lam=np.full((1, 5, 2, 3), np.nan), B=np.ones((1, 5, 2, 3, 1)), C=np.ones((1, 5, 2, 1, 3)),
+                           D=np.zeros((2, 1, 1)), output="real")
+    with pytest.raises(NonFiniteError, match="core contains NaN"):
+        ssmctl.hankel_profile(bad)
 
 
 # --- window gain ---------------------------------------------------------------------------------------------
@@ -150,6 +221,14 @@ def test_window_gain_is_the_largest_singular_value_of_the_window():
         ssmctl.window_gain(phi, 5, 5)
     with pytest.raises(ShapeError, match="full Φ has no channel axis"):
         ssmctl.window_gain(full, 0, 4, channel=0)
+    with pytest.raises(ShapeError, match="start must be an integer"):
+        ssmctl.window_gain(phi, "a", 4)
+    bad = P.copy()
+    bad[0, 0, 9, 8] = np.nan
+    with pytest.raises(NonFiniteError, match="NaN or Inf in rows 7..18"):
+        ssmctl.window_gain(bad, 7, 19)
+    with pytest.raises(NonFiniteError, match="NaN"):
+        ssmctl.hankel_profile(bad, cuts=[9])
 
 
 # --- Taylor error --------------------------------------------------------------------------------------------
@@ -184,6 +263,7 @@ def test_taylor_error_falls_with_order_and_matches_a_direct_computation():
     ("qlstm", dict(d_model=4)), ("qlstm", dict(d_model=4, variant="standard")),
     ("rglru", dict(d_model=8, lru_width=8, num_heads=2)), ("mamba", dict(d_model=8, d_state=4)),
     ("lru", dict(d_model=4, d_state=3)), ("s4d", dict(d_model=4, d_state=4)), ("s5", dict(d_model=4, d_state=8, blocks=2)),
+    ("s4", dict(d_model=4, d_state=8)), ("mamba2", dict(d_model=16, d_state=8, headdim=8)),
 ])
 def test_transitions_of_ssms_and_rnns_lie_inside_the_unit_interval(family, kw):
     layer = _layer(family, **kw)
@@ -272,6 +352,8 @@ def test_linear_attention_with_linear_features_is_an_ssd():
     # unequal dt biases break it: Δ_i differs per channel, so B_i does
     other = ssmctl.analysis.dsf_measures._ssd_core(match.x_proj, match.dt_bias + np.arange(d), 0.0, u)
     assert np.abs(np.asarray(ssmctl.materialize(other)) - np.asarray(ssmctl.materialize(match.attention))).max() > 0.1
+    decaying = ssmctl.analysis.dsf_measures._ssd_core(match.x_proj, match.dt_bias, -0.5, u)  # a ≠ 0: Λ ≠ I
+    assert np.abs(np.asarray(ssmctl.materialize(decaying)) - np.asarray(ssmctl.materialize(match.attention))).max() > 0.1
 
 
 def test_no_ssd_matches_linear_attention_with_elu_features():
@@ -293,6 +375,10 @@ def test_no_ssd_matches_linear_attention_with_elu_features():
     P = np.asarray(ssmctl.materialize(layer, u0))
     assert (P[:, :, 10, :10] == 0).all()
     assert (np.einsum("bn,bjn->bj", elu1(np.zeros((BATCH, N))), elu1(u0[:, :10] @ w_k.T)) > 0).all()
+    with pytest.raises(ShapeError, match=r"need target \(batch, L, L\)"):
+        ssmctl.ssd_bilinear_fit(target[:, :5], u)
+    with pytest.raises(ShapeError, match=r"need w_q, w_k \(N, d\)"):
+        ssmctl.linear_attention_as_ssd(w_q, w_k[:, :2], u)
 
 
 # --- explainability -----------------------------------------------------------------------------------------
@@ -300,6 +386,9 @@ def test_no_ssd_matches_linear_attention_with_elu_features():
 @pytest.mark.parametrize("family, kw", [
     ("attention", dict(variant="softmax", d_model=8, num_heads=2)), ("s6", dict(d_model=8, d_state=4)),
     ("qlstm", dict(d_model=4)), ("rglru", dict(d_model=8, lru_width=8, num_heads=2)), ("lru", dict(d_model=4, d_state=3)),
+    ("attention", dict(variant="normalized", d_model=8, num_heads=2)), ("attention", dict(variant="linear", d_model=8)),
+    ("mamba2", dict(d_model=16, d_state=8, headdim=8)), ("s4d", dict(d_model=4, d_state=4)),
+    ("s5", dict(d_model=4, d_state=8, blocks=2)),
 ])
 def test_attention_map_aggregates_abs_phi_over_channels(family, kw):
     layer = _layer(family, **kw)
