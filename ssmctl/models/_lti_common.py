@@ -19,6 +19,7 @@ __all__ = [
     "check_dt_range",
     "check_choice",
     "fetch_param",
+    "with_extras",
     "log_uniform",
     "truncated_normal",
     "complex_normal",
@@ -130,6 +131,47 @@ def fetch_param(
             f"{where}: parameter {key!r} has {int(bad.sum())} non-finite value(s) (first at index {first})"
         )
     return arr
+
+
+def with_extras(
+    family: str, index: int, params: Mapping[str, Any], own: Mapping[str, Any], consumed: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A layer's parameters: its family's own (fetched and checked) and the block's other tensors, kept as given.
+
+    The other tensors (e.g. state-spaces/s4's ``output_linear.*`` beside the kernel) are kept for the user
+    once they are known to be finite, so a loaded layer never holds NaN/Inf.
+
+    Parameters
+    ----------
+    family : str
+        Family name, for messages.
+    index : int
+        Layer index, for messages.
+    params : mapping
+        Every tensor of the block as given to ``layer_from_params``.
+    own : mapping
+        The family's parameters, already checked by :func:`fetch_param`; they win over ``params``.
+    consumed : tuple of str
+        Keys of ``params`` the family read into its config (e.g. a buffer), dropped from the parameters.
+
+    Returns
+    -------
+    dict
+        The other tensors in the order of ``params``, then ``own``.
+
+    Raises
+    ------
+    NonFiniteError
+        NaN or Inf in one of the other tensors (the key is named).
+    """
+    extras = {k: v for k, v in params.items() if k not in own and k not in consumed}
+    for key, value in extras.items():
+        arr = _to_numpy(value)
+        if np.issubdtype(arr.dtype, np.inexact):
+            bad = ~np.isfinite(arr)
+            if bad.any():
+                raise NonFiniteError(f"{family} layer {index}: tensor {key!r} has {int(bad.sum())} NaN/Inf entries")
+    return {**extras, **own}
 
 
 def log_uniform(rng: np.random.Generator, shape: tuple[int, ...], lo: float, hi: float) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import SsmctlError
 from ..systems.lti import DiagonalLTI
-from ._lti_common import check_positive_int, fetch_param, resolve_config, system_meta
+from ._lti_common import check_positive_int, fetch_param, resolve_config, system_meta, with_extras
 from .base import Family, Layer, Model, register
 
 __all__ = ["FAMILY", "init", "layer_from_params", "system", "eigenvalues_of", "ring_init"]
@@ -152,7 +152,7 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
     -------
     Layer
     """
-    out = dict(params)
+    out: dict[str, Any] = {}
     nu = fetch_param(NAME, index, params, "nu_log", (None,), "(N,)")
     N = nu.shape[0]
     out["nu_log"] = nu
@@ -165,7 +165,7 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
     for key in ("C_re", "C_im"):
         out[key] = fetch_param(NAME, index, params, key, (H, N), "(H, N)")
     out["D"] = fetch_param(NAME, index, params, "D", (H,), "(H,)")
-    return Layer(NAME, index, out, {**dict(config), "d_state": N, "d_model": H})
+    return Layer(NAME, index, with_extras(NAME, index, params, out), {**dict(config), "d_state": N, "d_model": H})
 
 
 def eigenvalues_of(layer: Layer) -> np.ndarray:

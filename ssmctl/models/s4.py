@@ -49,6 +49,7 @@ from ._lti_common import (
     real_view,
     resolve_config,
     system_meta,
+    with_extras,
 )
 from .base import Family, Layer, Model, register
 
@@ -248,7 +249,7 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
     cfg.update({"l_kernel": 0, **dict(config)})
     for key in ("dt_transform", "real_transform", "imag_transform"):
         check_choice(NAME, key, cfg[key], TRANSFORMS)
-    out = dict(params)
+    out: dict[str, Any] = {}
     if "kernel.l_kernel" in params:
         lk = fetch_param(NAME, index, params, "kernel.l_kernel", (), "()")
         if "l_kernel" in config and int(config["l_kernel"]) != int(lk):
@@ -279,7 +280,6 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
     P = fetch_param(NAME, index, params, "kernel.P", (None, S, K, 2), "(r, S, N/2, 2)")
     out["kernel.P"] = P
     out["D"] = fetch_param(NAME, index, params, "D", (c, H), "(c, H)")
-    out.pop("kernel.l_kernel", None)
     cfg.update(
         {
             "d_state": 2 * K,
@@ -290,7 +290,7 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
             "discretization": "bilinear",
         }
     )
-    return Layer(NAME, index, out, cfg)
+    return Layer(NAME, index, with_extras(NAME, index, params, out, consumed=("kernel.l_kernel",)), cfg)
 
 
 def step_sizes(layer: Layer) -> np.ndarray:

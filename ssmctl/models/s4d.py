@@ -42,6 +42,7 @@ from ._lti_common import (
     real_view,
     resolve_config,
     system_meta,
+    with_extras,
 )
 from .base import Family, Layer, Model, register
 
@@ -201,7 +202,7 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
     if cfg["variant"] is not None:
         check_choice(NAME, "variant", cfg["variant"], VARIANTS)
     is_real = bool(cfg["is_real"])
-    out = dict(params)
+    out: dict[str, Any] = {}
     log_dt = fetch_param(NAME, index, params, "kernel.log_dt", (None,), "(H,)")
     H = log_dt.shape[0]
     log_A_real = fetch_param(NAME, index, params, "kernel.log_A_real", (H, None), "(H, N)" if is_real else "(H, N/2)")
@@ -214,7 +215,7 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
         out["kernel.C"] = fetch_param(NAME, index, params, "kernel.C", (H, K, 2), "(H, N/2, 2)")
     out["D"] = fetch_param(NAME, index, params, "D", (H,), "(H,)")
     layer_cfg = {**cfg, "d_state": K if is_real else 2 * K, "layout": "minimal"}
-    return _layer(out, layer_cfg, index)
+    return _layer(with_extras(NAME, index, params, out), layer_cfg, index)
 
 
 def continuous(layer: Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -37,6 +37,7 @@ from ._lti_common import (
     resolve_config,
     system_meta,
     truncated_normal,
+    with_extras,
 )
 from .base import Family, Layer, Model, register
 
@@ -211,7 +212,7 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
             f"{NAME} layer {index}: bidirectional S5 (C1/C2) runs a backward scan too and is not a causal "
             "system; ssmctl models unidirectional S5 only"
         )
-    out = dict(params)
+    out: dict[str, Any] = {}
     lre = fetch_param(NAME, index, params, "Lambda_re", (None,), "(P,)")
     Ps = lre.shape[0]
     out["Lambda_re"] = lre
@@ -223,7 +224,7 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
     out["D"] = fetch_param(NAME, index, params, "D", (H,), "(H,)")
     out["log_step"] = fetch_param(NAME, index, params, "log_step", (Ps, 1), "(P, 1)")
     cfg["d_state"] = 2 * Ps if cfg["conj_sym"] else Ps
-    return Layer(NAME, index, out, cfg)
+    return Layer(NAME, index, with_extras(NAME, index, params, out), cfg)
 
 
 def system(layer: Layer) -> DiagonalLTI:
