@@ -23,7 +23,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from ..errors import CheckpointError
 from .settings import checked_mapping
 
-__all__ = ["Checkpoint", "TensorStore", "read_checkpoint", "read_tensor_file", "pickle_globals", "plain", "INERT_GLOBALS", "DICT_GLOBALS", "HARMLESS_GLOBALS"]
+__all__ = ["Checkpoint", "TensorStore", "read_checkpoint", "read_tensor_file", "read_pickle", "pickle_globals", "plain", "INERT_GLOBALS", "DICT_GLOBALS", "HARMLESS_GLOBALS"]
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 SAFETENSORS_SUFFIX = ".safetensors"
@@ -348,6 +348,27 @@ def _load_pickle(path: str) -> Any:
         raise CheckpointError(
             f"cannot read {path}: the file is corrupt or truncated ({type(exc).__name__}{': ' + detail if detail else ''})"
         ) from None
+
+
+def read_pickle(path: str) -> Any:
+    """What a ``torch.save`` file holds, read with the weights-only unpickler (nothing in it is executed).
+
+    Parameters
+    ----------
+    path : str
+        A ``.pt`` / ``.pth`` / ``.bin`` / ``.ckpt`` file.
+
+    Returns
+    -------
+    object
+        Tensors, plain containers and numbers (inert stand-ins for the allow-listed hyperparameter classes).
+
+    Raises
+    ------
+    CheckpointError
+        A corrupt or truncated file, or one that needs code outside the allow-list.
+    """
+    return _load_pickle(path)
 
 
 _STRING_OPS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"})

@@ -206,16 +206,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         Exit status: the command's (0 on success), or 2 after printing an :class:`SsmctlError` to stderr as
-        ``ssmctl COMMAND: error: MESSAGE``. Usage errors exit through argparse (``SystemExit(2)``).
+        ``ssmctl COMMAND: error: MESSAGE``, or 141 without a word when the reader of stdout went away
+        (``| head``). Usage errors exit through argparse (``SystemExit(2)``).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         prepare_outputs(args)
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that stopped early (`| head`) shows here, not as a message at exit
+        return status
     except SsmctlError as exc:
         print(f"ssmctl {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+#: Exit status when the reader of the output went away (``ssmctl inspect ... | head``): 128 + SIGPIPE, what
+#: a shell reports for a Unix tool that SIGPIPE ended. Nothing is printed.
+EXIT_BROKEN_PIPE = 141
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail on the closed pipe again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout replaced by an object without a file descriptor
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,11 +1,11 @@
 """``ssmctl simulate``: eigenvalues, step sizes and memory of an input-dependent model over a long input.
 
-    ssmctl simulate PATH (--tokens FILE.npy | --random-tokens L) [--layers 0,3-5] [--device auto|cpu|cuda]
+    ssmctl simulate PATH (--tokens FILE | --random-tokens L) [--layers 0,3-5] [--device auto|cpu|cuda]
                          [--chunk C] [--json] [--plot FILE]
 
 PATH is a checkpoint ``ssmctl.load`` reads (e.g. a transformers ``save_pretrained`` folder of Mamba, Mamba-2 or
-RecurrentGemma). FILE.npy holds
-token ids (integers, (L,) or (batch, L)) or embeddings / a signal (floats, (L, d_model) or (batch, L, d_model)).
+RecurrentGemma). FILE (``.npy``, or a ``.pt`` / ``.pth`` tensor) holds token ids (integers, (L,) or (batch, L))
+or embeddings / a signal (floats, (L, d_model) or (batch, L, d_model)).
 
 :func:`register` adds it to the main parser's subcommands (``ssmctl/cli/app.py``).
 """
@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 
 from .common import add_eps_option, add_hint_options, add_output_options, emit, hints_from_args, write_plot
+from ..checkpoints.reader import PICKLE_SUFFIXES, read_pickle
 from ..errors import CheckpointError, SsmctlError
 from ..analysis.spectrum import format_modulus
 from ..report import format_table
 from ..engine.driver import partial_note
 from ..engine.scan import SCAN_BACKENDS
 
-__all__ = ["register", "cmd_simulate", "load_model", "parse_layers"]
+__all__ = ["register", "cmd_simulate", "load_model", "parse_layers", "read_inputs"]
 
 
 def parse_layers(text: str | None) -> list[int] | None:
@@ -97,17 +98,74 @@ def load_model(path: str, hints: dict[str, Any] | None = None) -> Any:
     return load(path, **(hints or {}))
 
 
+_EXPECTED_INPUT = ("one array of token ids (integers, (L,) or (batch, L)) or embeddings / a signal (floats, "
+                   "(L, d_model) or (batch, L, d_model))")
+
+
+def read_inputs(path: str) -> np.ndarray:
+    """The input array in a ``--tokens`` file: ``.npy``, or a ``torch.save`` file (``.pt``, ``.pth``) of one tensor.
+
+    ``.pt`` files are read with the weights-only unpickler (nothing in them runs); a list of numbers is taken
+    as an array.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+
+    Returns
+    -------
+    ndarray
+        Integer token ids or float embeddings (bool, integer or float dtype; the shape is checked by
+        :func:`ssmctl.simulate`).
+
+    Raises
+    ------
+    SsmctlError
+        A missing file, one that is neither a ``.npy`` array nor a readable ``torch.save`` file, an ``.npz``
+        archive, a file holding something other than one numeric array (a dict, a string, ...).
+    """
+    where = f"--tokens {path}"
+    if not os.path.isfile(path):
+        raise SsmctlError(f"{where}: no such file")
+    if path.endswith(PICKLE_SUFFIXES):
+        import torch
+
+        obj = read_pickle(path)
+        if isinstance(obj, torch.Tensor):
+            t = obj.detach().cpu()
+            arr = (t.float() if t.dtype in (torch.float16, torch.bfloat16) else t).numpy()
+        elif isinstance(obj, (list, tuple)):
+            try:
+                arr = np.asarray(obj)
+            except ValueError:  # ragged nesting
+                arr = np.asarray(None)
+            if arr.dtype.kind not in "biuf":
+                raise SsmctlError(f"{where}: holds a {type(obj).__name__} that is not a rectangular array of "
+                                  f"numbers; expected {_EXPECTED_INPUT}")
+        else:
+            keys = f" with keys {sorted(map(str, obj))[:8]}" if isinstance(obj, dict) else ""
+            raise SsmctlError(f"{where}: holds a {type(obj).__name__}{keys}; expected {_EXPECTED_INPUT}")
+    else:
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise SsmctlError(f"{where}: not a numpy .npy array nor a .pt tensor ({type(exc).__name__}: {exc})") from None
+        if isinstance(arr, np.lib.npyio.NpzFile):
+            names = list(arr.files)
+            arr.close()
+            raise SsmctlError(f"{where}: an .npz archive (arrays {names[:8]}); expected {_EXPECTED_INPUT} "
+                              "saved with np.save, or a .pt tensor")
+    if arr.dtype.kind not in "biuf":
+        raise SsmctlError(f"{where}: holds {arr.dtype} data of shape {arr.shape}; expected {_EXPECTED_INPUT}")
+    return arr
+
+
 def _inputs(args: argparse.Namespace, model: Any) -> np.ndarray:
     if (args.tokens is None) == (args.random_tokens is None):
-        raise SsmctlError("give exactly one input: --tokens FILE.npy or --random-tokens L")
+        raise SsmctlError("give exactly one input: --tokens FILE or --random-tokens L")
     if args.tokens is not None:
-        if not os.path.isfile(args.tokens):
-            raise SsmctlError(f"--tokens {args.tokens}: no such file")
-        try:
-            arr = np.load(args.tokens, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise SsmctlError(f"--tokens {args.tokens}: not a numpy .npy array ({exc})") from None
-        return arr
+        return read_inputs(args.tokens)
     L = args.random_tokens
     if L < 1:
         raise SsmctlError(f"--random-tokens must be a positive length, got {L}")
@@ -228,7 +286,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                               description=__doc__.split("\n\n")[0])
     p.add_argument("path", help="checkpoint folder or file (anything ssmctl.load reads)")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--tokens", metavar="FILE.npy", help="token ids (int) or embeddings / signal (float)")
+    src.add_argument("--tokens", metavar="FILE",
+                     help="input file (.npy array, or .pt/.pth tensor): token ids (int) or embeddings / signal (float)")
     src.add_argument("--random-tokens", metavar="L", type=int, help="L uniformly random token ids")
     p.add_argument("--seed", type=int, default=0, help="seed of --random-tokens")
     p.add_argument("--layers", help="layers to report, e.g. '0,3-5' (default all)")

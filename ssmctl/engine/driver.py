@@ -366,9 +366,16 @@ def _finite_max(x: np.ndarray) -> float:
 def _as_tensor(x: Any) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x.detach()
-    arr = np.asarray(x)
-    if arr.dtype == object:
-        raise SsmctlError("inputs must be a numeric array: token ids (integers) or embeddings (floats)")
+    try:
+        arr = np.asarray(x)
+    except ValueError:  # ragged nested lists
+        arr = np.asarray(None)
+    if arr.dtype.kind not in "biufc":
+        raise SsmctlError(
+            f"inputs must be a numeric array: token ids (integers) or embeddings (floats), got {arr.dtype}"
+        )
+    if arr.dtype.kind in "iu" and arr.dtype not in (np.int32, np.int64):
+        arr = arr.astype(np.int64)  # torch has no tensors of every numpy integer type
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
@@ -426,6 +433,17 @@ class _Inputs:
                 raise SsmctlError(f"unsupported float dtype {x.dtype}")
             self.values = x
             self.batch, self.length = x.shape[:2]
+
+    def nonfinite(self, b: int, t: int) -> str:
+        """Why the layer input at token ``t`` of batch ``b`` is not finite: an embedding row, or the input itself."""
+        if self.embedding is None:
+            return f"the input has NaN/Inf at token {t} (batch {b})"
+        row = int(self.ids[b, t])
+        if bool(torch.isfinite(self.embedding[row]).all()):  # a finite row times the scale overflowed
+            return f"embedding row {row} (token {t}, batch {b}) times the embedding scale {self.scale:g} overflows"
+        bad = int((~torch.isfinite(self.embedding[row])).sum())
+        return (f"embedding row {row} (the id of token {t}, batch {b}) has {bad} NaN/Inf entries: the model's "
+                f"embedding matrix is not finite there; the token ids are valid")
 
     def to(self, device: torch.device) -> "_Inputs":
         if self.embedding is not None:
@@ -642,7 +660,7 @@ class _Run:
                 u = src.chunk(t0, t1, dev)
                 if self.eager and not bool(torch.isfinite(u).all()):
                     b, t = _first_bad_token(u)
-                    raise NonFiniteError(f"the input has NaN/Inf at token {t0 + t} (batch {b})")
+                    raise NonFiniteError(src.nonfinite(b, t0 + t))
                 finite = [torch.isfinite(u).all()] if not self.eager else []
                 for i, runner in enumerate(runners):
                     before = {k: v.clone() for k, v in states[i].items()} if self.eager else None
