@@ -356,6 +356,11 @@ def _model_nonfinite(model: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _check_eps(eps: float) -> None:
+    """A bad eps fails once, before any work, not as "not analysed" in every row (memory_horizon checks it)."""
+    memory_horizon(np.zeros(0), eps=eps)
+
+
 def _rows(src: _Source, eps: float) -> tuple[list[dict[str, Any]], dict[int, np.ndarray]]:
     rows: list[dict[str, Any]] = []
     eigs: dict[int, np.ndarray] = {}
@@ -418,11 +423,14 @@ def inspect_report(source: Any, *, eps: float = EPS, eigenvalues: bool = False,
 
     Raises
     ------
+    SsmctlError
+        ``eps`` outside (0, 1).
     NonFiniteError
         When no layer can be analysed because of NaN/Inf weights (the tensors are named).
     CheckpointError, ShapeError
         As :func:`ssmctl.checkpoints.load.scan`, for a path it cannot read.
     """
+    _check_eps(eps)
     src = _Source(source, hints)
     rows, eigs = _rows(src, eps)
     analysed = [r for r in rows if r["kind"] in ("LTI", "LTV") and r.get("abs_max") is not None]
@@ -555,6 +563,7 @@ def compare_report(a: Any, b: Any = "init", *, eps: float = EPS, seed: int = 0, 
     CheckpointError, ShapeError
         As :func:`ssmctl.checkpoints.load.scan`, for a path it cannot read.
     """
+    _check_eps(eps)
     sa = _Source(a, hints)
     sb = _init_source(sa, seed) if isinstance(b, str) and b == "init" else _Source(b, hints)
     if sa.family != sb.family:

@@ -11,8 +11,92 @@ from typing import Any, Callable, Mapping
 from ..plot.io import FIGURE_FORMATS, check_figure_path, check_folder, save_figure
 from ..report import dumps
 
-__all__ = ["add_output_options", "add_eps_option", "add_hint_options", "hints_from_args", "prepare_outputs", "emit",
-           "write_plot"]
+__all__ = [
+    "Parser", "add_output_options", "add_eps_option", "add_hint_options", "add_seed_option", "hints_from_args",
+    "positive_int", "seed_value", "prepare_outputs", "emit", "write_plot",
+]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser with usage errors on one line (``ssmctl simulate: error: argument --chunk: ...``)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Print ``PROG: error: MESSAGE (see PROG --help)`` on stderr and exit with status 2.
+
+        Parameters
+        ----------
+        message : str
+            argparse's description of the problem.
+        """
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """An option value that must be an integer >= 1 (argparse ``type``).
+
+    Parameters
+    ----------
+    text : str
+        The value as typed.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Not an integer, or < 1.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def seed_value(text: str) -> int:
+    """A random seed: an integer in [0, 2**63) (argparse ``type``).
+
+    Parameters
+    ----------
+    text : str
+        The value as typed.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Not an integer, negative, or too large for torch's generators.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**63), got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**63), got {value}")
+    return value
+
+
+def add_seed_option(p: argparse.ArgumentParser, what: str, default: int | None = 0) -> None:
+    """Add ``--seed`` (a non-negative integer), saying what it seeds.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser.
+    what : str
+        What the seed draws, for the help text (e.g. "the fresh init when B is 'init'").
+    default : int or None, default 0
+        The default seed (None: the family's own default).
+    """
+    shown = "the family's" if default is None else default
+    p.add_argument("--seed", type=seed_value, default=default, help=f"seed of {what} (default: {shown})")
 
 
 def add_output_options(p: argparse.ArgumentParser, *, plot: str | None = None,
@@ -43,7 +127,8 @@ def add_eps_option(p: argparse.ArgumentParser) -> None:
     p : argparse.ArgumentParser
         The subcommand's parser.
     """
-    p.add_argument("--eps", type=float, default=1e-2, help="memory-horizon threshold (default 1e-2)")
+    p.add_argument("--eps", type=float, default=1e-2,
+                   help="memory-horizon threshold in (0, 1): steps until |λ|^k = EPS (default 1e-2)")
 
 
 def add_hint_options(p: argparse.ArgumentParser) -> None:

@@ -21,7 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from .common import add_eps_option, add_hint_options, add_output_options, emit, hints_from_args, write_plot
+from .common import (
+    add_eps_option, add_hint_options, add_output_options, add_seed_option, emit, hints_from_args, positive_int,
+    write_plot,
+)
 from ..checkpoints.reader import PICKLE_SUFFIXES, read_pickle
 from ..errors import CheckpointError, SsmctlError
 from ..analysis.spectrum import format_modulus
@@ -167,8 +170,6 @@ def _inputs(args: argparse.Namespace, model: Any) -> np.ndarray:
     if args.tokens is not None:
         return read_inputs(args.tokens)
     L = args.random_tokens
-    if L < 1:
-        raise SsmctlError(f"--random-tokens must be a positive length, got {L}")
     emb = model.extras.get("embedding")
     rng = np.random.default_rng(args.seed)
     if emb is None:  # no embedding (a fresh init): a unit-RMS Gaussian signal at the first layer's input
@@ -249,8 +250,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             f"{args.path}: {partial}; pass --partial to simulate the SSM layers back to back anyway"
         )
     if args.threads is not None:
-        if args.threads < 1:
-            raise SsmctlError(f"--threads must be a positive integer, got {args.threads}")
         import torch
 
         # On a busy machine torch's OpenMP threads wait on the occupied cores; fewer threads avoid that.
@@ -282,21 +281,31 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     argparse.ArgumentParser
         The ``simulate`` subparser.
     """
-    p = subparsers.add_parser("simulate", help="token-by-token eigenvalues, step sizes and memory of an LTV model",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser(
+        "simulate", help="token-by-token eigenvalues, step sizes and memory of an LTV model",
+        description="Eigenvalues, step sizes and memory of an input-dependent model (Mamba, Mamba-2, RG-LRU) "
+        "over a long input, token by token. Give the input as --tokens FILE or --random-tokens L.",
+    )
     p.add_argument("path", help="checkpoint folder or file (anything ssmctl.load reads)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--tokens", metavar="FILE",
-                     help="input file (.npy array, or .pt/.pth tensor): token ids (int) or embeddings / signal (float)")
-    src.add_argument("--random-tokens", metavar="L", type=int, help="L uniformly random token ids")
-    p.add_argument("--seed", type=int, default=0, help="seed of --random-tokens")
-    p.add_argument("--layers", help="layers to report, e.g. '0,3-5' (default all)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--chunk", type=int, help="tokens per chunk (default: automatic)")
+                     help="input file (.npy array, or .pt/.pth tensor): token ids (int, (L,) or (batch, L)) or "
+                     "embeddings / a signal (float, (L, d_model) or (batch, L, d_model))")
+    src.add_argument("--random-tokens", metavar="L", type=positive_int,
+                     help="L uniformly random token ids (a unit-RMS Gaussian signal for models without embedding)")
+    add_seed_option(p, "--random-tokens")
+    p.add_argument("--layers", help="layers to report, e.g. '0,3-5' or '-1' for the last (default: all)")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when torch sees it, else cpu), cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--chunk", type=positive_int, metavar="C",
+                   help="tokens per chunk, >= 1; results do not depend on it (default: 512 on CPU, sized to "
+                   "GPU memory on CUDA)")
     p.add_argument("--scan", choices=SCAN_BACKENDS, default="auto",
-                   help="selective scan: the compiled CPU kernel (native), the fused GPU kernel (triton), the tensor "
-                        "form (any device), Mamba-2's matrix form (ssd, any device), or auto")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
+                   help="selective scan: native (the compiled CPU kernel), triton (the fused GPU kernel), tensor "
+                   "(any device), ssd (Mamba-2's matrix form, any device), or auto (default: SSD for Mamba-2 and "
+                   "triton for the others on a GPU, native on the CPU, where they can run; else tensor)")
+    p.add_argument("--threads", type=positive_int, metavar="T",
+                   help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
     add_eps_option(p)
     add_output_options(p, plot="the per-layer figure", json_help="strict JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")

@@ -23,7 +23,7 @@ import torch
 
 from .stats import LayerStats, LTVStats
 from ..analysis.spectrum import marginal_note
-from ..errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSystemError
+from ..errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSystemError, option
 from ..models.base import Model
 from ..analysis.progress import Progress
 from ..report import SCHEMA_VERSION, format_modulus
@@ -68,12 +68,12 @@ def resolve_device(device: Any = "auto") -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SsmctlError(
             f"device {name!r} was asked for but torch sees no CUDA device (torch.cuda.is_available() is False; "
-            f"torch {torch.__version__}); use device='cpu' or 'auto'"
+            f"torch {torch.__version__}); use {option('device', 'cpu')} or {option('device', 'auto')}"
         )
     try:
         return torch.device(name)
     except (RuntimeError, TypeError):
-        raise SsmctlError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from None
+        raise SsmctlError(f"unknown {option('device')} {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
 
 
 def partial_note(model: Model) -> str | None:
@@ -542,18 +542,18 @@ def simulate(
     if scan not in SCAN_BACKENDS:  # before any work, not at the first chunk's scan
         raise SsmctlError(f"unknown scan {scan!r}; known: {', '.join(map(repr, SCAN_BACKENDS))}")
     if scan == "native" and (dev.type != "cpu" or not native_available()):
-        raise SsmctlError(f"scan='native' runs on the CPU only and needs the compiled kernel (device {dev}; "
-                          f"{native_status()}); use scan='auto' or 'tensor'")
+        raise SsmctlError(f"{option('scan', 'native')} runs on the CPU only and needs the compiled kernel (device "
+                          f"{dev}; {native_status()}); use {option('scan', 'auto')} or {option('scan', 'tensor')}")
     if scan == "triton" and not triton_available(dev):
-        raise SsmctlError(f"scan='triton' runs on a CUDA device with triton installed (device {dev}; "
-                          f"{triton_status()}); use scan='auto' or 'tensor'")
+        raise SsmctlError(f"{option('scan', 'triton')} runs on a CUDA device with triton installed (device {dev}; "
+                          f"{triton_status()}); use {option('scan', 'auto')} or {option('scan', 'tensor')}")
     n_layers = len(model.layers)
     if layers is None:
         chosen = list(range(n_layers))
     else:
         chosen = sorted({int(i) + (n_layers if int(i) < 0 else 0) for i in layers})
         if not chosen or chosen[0] < 0 or chosen[-1] >= n_layers:
-            raise SsmctlError(f"layers {list(layers)} outside the model's {n_layers} layers (0..{n_layers - 1})")
+            raise SsmctlError(f"{option('layers')} {list(layers)} outside the model's {n_layers} layers (0..{n_layers - 1})")
     for layer in model.layers[: chosen[-1] + 1]:
         if layer.family not in RUNNERS:
             raise UnsupportedSystemError(
@@ -561,8 +561,9 @@ def simulate(
                 f"{', '.join(RUNNERS)}"
             )
         if scan == "ssd" and layer.family != "mamba2":
-            raise SsmctlError(f"scan='ssd' is Mamba-2's matrix form (one decay per head); layer {layer.index} is "
-                              f"{layer.family!r}: use scan='auto', 'native' or 'tensor'")
+            raise SsmctlError(f"{option('scan', 'ssd')} is Mamba-2's matrix form (one decay per head); layer "
+                              f"{layer.index} is {layer.family!r}: use {option('scan', 'auto')}, "
+                              f"{option('scan', 'native')} or {option('scan', 'tensor')}")
     d_model = int(model.layers[0].config["d_model"])
     src = _Inputs(model, inputs, d_model).to(dev)
     L, batch = src.length, src.batch
@@ -579,7 +580,7 @@ def simulate(
         chunk = default_chunk(dev, per_token)
     chunk = int(chunk)
     if chunk < 1:
-        raise SsmctlError(f"chunk must be a positive integer, got {chunk}")
+        raise SsmctlError(f"{option('chunk')} must be a positive integer, got {chunk}")
     if block < 1:
         raise SsmctlError(f"block must be a positive integer, got {block}")
 

@@ -157,7 +157,9 @@ def test_errors(folder, tmp_path, capsys):
     assert "empty input" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert main(["simulate", path, "--random-tokens", "5", "--device", "cuda"]) == 2
-        assert "no CUDA device" in capsys.readouterr().err
+        assert "no CUDA device" in (err := capsys.readouterr().err) and "use --device cpu or --device auto" in err
+    assert main(["simulate", path, "--random-tokens", "5", "--layers", "7"]) == 2
+    assert "error: --layers [7] outside the model's 3 layers (0..2)" in capsys.readouterr().err
     with pytest.raises(SsmctlError, match="cannot read 'x'"):
         parse_layers("0,x")
     assert parse_layers("0,2,5-7,-1") == [0, 2, 5, 6, 7, -1] and parse_layers(None) is None
@@ -218,8 +220,9 @@ def test_threads_option(folder, capsys):
         assert main(["simulate", path, "--random-tokens", "16", "--threads", "1", "--json"]) == 0
         assert torch.get_num_threads() == 1
         capsys.readouterr()
-        assert main(["simulate", path, "--random-tokens", "16", "--threads", "0"]) == 2
-        assert "--threads must be a positive integer, got 0" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            main(["simulate", path, "--random-tokens", "16", "--threads", "0"])
+        assert "argument --threads: must be a positive integer, got 0" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
 

@@ -321,7 +321,7 @@ def test_device_choice():
     assert default_chunk(torch.device("cpu"), 512 * 16) == 512
     assert default_chunk(torch.device("cuda"), 512 * 16) == 8192
     assert default_slab(torch.device("cpu"), 512 * 16) == 64 and default_slab(torch.device("cuda"), 1) is None
-    with pytest.raises(SsmctlError, match="unknown device 'tpu:9'; use 'auto', 'cpu' or 'cuda'"):
+    with pytest.raises(SsmctlError, match="unknown device 'tpu:9'; use 'auto', 'cpu', 'cuda' or 'cuda:N'"):
         resolve_device("tpu:9")
 
 
@@ -343,8 +343,10 @@ def test_cuda_matches_transformers_and_the_cpu(hf_mamba, our_mamba, ids, scan):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when no GPU is present")
 def test_cuda_asked_for_but_absent(our_mamba, ids):
-    with pytest.raises(SsmctlError, match="CUDA.*no CUDA device|no CUDA device"):
+    with pytest.raises(SsmctlError, match=r"no CUDA device.*; use device='cpu' or device='auto'$"):
         simulate(our_mamba, ids, device="cuda")
+    with pytest.raises(SsmctlError, match=r"^layers \[7\] outside the model's 3 layers"):
+        simulate(our_mamba, ids, layers=[7], device="cpu")
 
 
 def test_bad_inputs(our_mamba, ids):
