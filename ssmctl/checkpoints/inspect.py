@@ -483,20 +483,29 @@ def inspect_text(report: dict[str, Any]) -> str:
         other sub-layers, warnings and notes.
     """
     rows = []
+    others: dict[tuple[str, str, str], list[int]] = {}  # (family, module name with {i}, note) → layer indices
     for r in report["layers"]:
         row = dict(r)
-        row["warn"] = "; ".join(r.get("warnings", [])) or (r.get("note") or "")
+        row["warn"] = "; ".join(r.get("warnings", []))
         for key in ("abs_min", "abs_median", "abs_max", "spectral_radius"):
             if isinstance(r.get(key), float):  # never rounded into 1 (margin = 1 − radius keeps its digits too)
                 row[key] = format_modulus(r[key])
         if r["kind"] not in ("LTI", "LTV"):
-            row["family"] = r.get("name", r["family"])
+            # The family column says what the layer is; its module path and note go below the table, so that
+            # a hybrid's table keeps short columns.
+            row["kind"] = "-"
+            name = r.get("name", "").replace(f".{r['index']}.", ".{i}.", 1)
+            others.setdefault((r["family"], name, r.get("note") or ""), []).append(r["index"])
         rows.append(row)
     cols = [c for c, _ in _INSPECT_COLUMNS]
     heads = [h for _, h in _INSPECT_COLUMNS]
     lines = [f"{report['path']}: {report['family'] or 'no SSM layers'} ({', '.join(report['layouts']) or 'attention only'})", ""]
-    lines.append(format_table(rows, cols, heads))
+    lines.append(format_table(rows, cols, heads, left=("family", "kind", "at", "warn")))
     lines.append("")
+    for (family, name, note), indices in others.items():
+        where = name.replace("{i}", str(indices[0])) if len(indices) == 1 else name
+        what = f"{family} layer{'s' if len(indices) > 1 else ''} {', '.join(map(str, indices))}"
+        lines.append(f"{what} ({where}): {note}" if name else f"{what}: {note}")
     lines.append(f"memory horizon: tokens until |λ|^k = {report['eps']:g}; margin = 1 − radius")
     for fam, meaning in report["at"].items():
         lines.append(f"{fam}: LTV, eigenvalues input-free at {meaning}; A is the continuous-time A (Ā = exp(Δ·A))")
