@@ -22,7 +22,8 @@ import numpy as np
 
 from ..errors import SsmctlError
 from ..systems.lti import DiagonalLTI
-from ._lti_common import check_positive_int, fetch_param, resolve_config, system_meta, with_extras
+from ._hyper import check_positive_int, resolve_config
+from ._lti_common import fetch_param, system_meta, with_extras
 from .base import Family, Layer, Model, register
 
 __all__ = ["FAMILY", "init", "layer_from_params", "system", "eigenvalues_of", "ring_init"]
@@ -114,9 +115,7 @@ def init(**hyper: Any) -> Model:
     Model
     """
     cfg = resolve_config(NAME, DEFAULTS, PRESETS, hyper)
-    H = check_positive_int(NAME, "d_model", cfg["d_model"])
-    N = check_positive_int(NAME, "d_state", cfg["d_state"])
-    n_layers = check_positive_int(NAME, "n_layers", cfg["n_layers"])
+    H, N, n_layers = check_positive_int(NAME, d_model=cfg["d_model"], d_state=cfg["d_state"], n_layers=cfg["n_layers"])
     r_min, r_max, max_phase = _check_ring(cfg["r_min"], cfg["r_max"], cfg["max_phase"])
     rng = np.random.default_rng(cfg["seed"])
     layers = []

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from ..errors import unknown_name
 from ..systems.ltv import LTVSystem
 from . import _torch_ops as ops
+from ._hyper import check_dt_range, check_positive_int, resolve_config
 from .base import Family, Layer, Model, register
 from .dsf_block import BlockFactors
 
@@ -86,7 +87,7 @@ _INNER_NORMS = ("dt", "b", "c")
 def _dt_rank(dt_rank: Any, d_model: int) -> int:
     if dt_rank == "auto":
         return math.ceil(d_model / 16)
-    ops.check_positive_int(NAME, dt_rank=dt_rank)
+    check_positive_int(NAME, dt_rank=dt_rank)
     return int(dt_rank)
 
 
@@ -469,14 +470,14 @@ def init(**hyper: Any) -> Model:
     SsmctlError
         A size that is not a positive integer, or an invalid Δ range.
     """
-    config = ops.merge_hyper(NAME, DEFAULTS, PRESETS, hyper)
-    ops.check_positive_int(
+    config = resolve_config(NAME, DEFAULTS, PRESETS, hyper)
+    check_positive_int(
         NAME, d_model=config["d_model"], n_layers=config["n_layers"], d_state=config["d_state"],
         d_conv=config["d_conv"],
     )
     config["d_inner"] = ops.expanded_width(NAME, config["expand"], config["d_model"])
     config["dt_rank"] = _dt_rank(config["dt_rank"], config["d_model"])
-    ops.check_dt_range(NAME, config["dt_min"], config["dt_max"], config["dt_init_floor"])
+    check_dt_range(NAME, config["dt_min"], config["dt_max"], config["dt_init_floor"])
     if config["dt_init"] not in DT_INITS:
         raise unknown_name(f"{NAME} dt_init", config["dt_init"], DT_INITS)
     return ops.init_model(NAME, config, _init_layer)

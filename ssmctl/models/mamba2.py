@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from ..errors import ShapeError, SsmctlError, UnsupportedSystemError, unknown_name
 from ..systems.ltv import LTVSystem
 from . import _torch_ops as ops
+from ._hyper import check_dt_range, check_positive_int, resolve_config
 from .base import Family, Layer, Model, register
 from .dsf_block import BlockFactors
 
@@ -195,7 +196,7 @@ def config_from_params(params: dict[str, Any], **known: Any) -> dict[str, Any]:
 def _derive_sizes(config: dict[str, Any], conv_dim: int | None = None) -> None:
     """Fill headdim and d_state from the other sizes, refusing impossible combinations."""
     d_inner, H, g = config["d_inner"], config["nheads"], config["ngroups"]
-    ops.check_positive_int(NAME, d_inner=d_inner, nheads=H, ngroups=g)
+    check_positive_int(NAME, d_inner=d_inner, nheads=H, ngroups=g)
     if d_inner % H:
         raise ShapeError(f"{NAME}: d_inner = {d_inner} is not divisible by nheads = {H}")
     config.setdefault("headdim", d_inner // H)
@@ -507,8 +508,8 @@ def init(**hyper: Any) -> Model:
     SsmctlError
         A size that is not a positive integer, an invalid ``A_init_range`` or Δ range.
     """
-    config = ops.merge_hyper(NAME, DEFAULTS, PRESETS, hyper)
-    ops.check_positive_int(
+    config = resolve_config(NAME, DEFAULTS, PRESETS, hyper)
+    check_positive_int(
         NAME, d_model=config["d_model"], n_layers=config["n_layers"], d_state=config["d_state"],
         d_conv=config["d_conv"], headdim=config["headdim"], ngroups=config["ngroups"],
     )
@@ -524,7 +525,7 @@ def init(**hyper: Any) -> Model:
     lo, hi = (float(v) for v in config["A_init_range"])
     if not 0 < lo <= hi:
         raise SsmctlError(f"{NAME}: A_init_range must satisfy 0 < low <= high, got {config['A_init_range']!r}")
-    ops.check_dt_range(NAME, config["dt_min"], config["dt_max"], config["dt_init_floor"])
+    check_dt_range(NAME, config["dt_min"], config["dt_max"], config["dt_init_floor"])
     return ops.init_model(NAME, config, _init_layer)
 
 

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from ..errors import ShapeError, SsmctlError, unknown_name
 from ..systems.ltv import LTVSystem
 from . import _torch_ops as ops
+from ._hyper import check_positive_int, resolve_config
 from .base import Family, Layer, Model, register
 from .dsf_block import BlockFactors
 
@@ -171,7 +172,7 @@ def config_from_params(params: dict[str, Any], **known: Any) -> dict[str, Any]:
 
 
 def _check_heads(lru_width: int, num_heads: int) -> None:
-    ops.check_positive_int(NAME, lru_width=lru_width, num_heads=num_heads)
+    check_positive_int(NAME, lru_width=lru_width, num_heads=num_heads)
     if lru_width % num_heads:
         raise ShapeError(f"{NAME}: lru_width = {lru_width} is not divisible by num_heads = {num_heads}")
 
@@ -555,10 +556,10 @@ def init(**hyper: Any) -> Model:
         A size that is not a positive integer, a non-positive ``c``, variance scale or ``eps``, or an invalid
         ring of a.
     """
-    config = ops.merge_hyper(NAME, DEFAULTS, PRESETS, hyper)
+    config = resolve_config(NAME, DEFAULTS, PRESETS, hyper)
     if config["lru_width"] is None:
         config["lru_width"] = config["d_model"]
-    ops.check_positive_int(
+    check_positive_int(
         NAME, d_model=config["d_model"], n_layers=config["n_layers"], d_conv=config["d_conv"],
     )
     _check_heads(config["lru_width"], config["num_heads"])

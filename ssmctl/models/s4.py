@@ -38,16 +38,14 @@ from scipy.special import expit
 from ..errors import ShapeError, SsmctlError, UnsupportedSystemError
 from ..systems.lti import DenseLTI
 from . import hippo
+from ._hyper import check_dt_range, check_positive_int, resolve_config
 from ._lti_common import (
     check_choice,
-    check_dt_range,
-    check_positive_int,
     complex_normal,
     complex_of,
     fetch_param,
     log_uniform,
     real_view,
-    resolve_config,
     system_meta,
     with_extras,
 )
@@ -173,12 +171,11 @@ def init(**hyper: Any) -> Model:
         Layers with SSMKernelDPLR names and shapes (float64), C raw (``l_kernel`` = 0).
     """
     cfg = resolve_config(NAME, DEFAULTS, PRESETS, hyper)
-    H = check_positive_int(NAME, "d_model", cfg["d_model"])
-    N = check_positive_int(NAME, "d_state", cfg["d_state"])
-    n_layers = check_positive_int(NAME, "n_layers", cfg["n_layers"])
-    rank = check_positive_int(NAME, "rank", cfg["rank"])
-    c = check_positive_int(NAME, "channels", cfg["channels"])
-    S = H if cfg["n_ssm"] is None else check_positive_int(NAME, "n_ssm", cfg["n_ssm"])
+    H, N, n_layers, rank, c = check_positive_int(
+        NAME, d_model=cfg["d_model"], d_state=cfg["d_state"], n_layers=cfg["n_layers"], rank=cfg["rank"],
+        channels=cfg["channels"],
+    )
+    (S,) = (H,) if cfg["n_ssm"] is None else check_positive_int(NAME, n_ssm=cfg["n_ssm"])
     if H % S:
         raise SsmctlError(f"{NAME}: n_ssm ({S}) must divide d_model ({H})")
     if N % 2:

@@ -31,16 +31,14 @@ from ..errors import SsmctlError
 from ..systems.discretize import from_continuous
 from ..systems.lti import DiagonalLTI
 from . import hippo
+from ._hyper import check_dt_range, check_positive_int, resolve_config
 from ._lti_common import (
     check_choice,
-    check_dt_range,
-    check_positive_int,
     complex_normal,
     complex_of,
     fetch_param,
     log_uniform,
     real_view,
-    resolve_config,
     system_meta,
     with_extras,
 )
@@ -123,9 +121,7 @@ def init(**hyper: Any) -> Model:
         ``source="init"``; each layer's params use the minimal S4D names and shapes (float64).
     """
     cfg = resolve_config(NAME, DEFAULTS, PRESETS, hyper)
-    H = check_positive_int(NAME, "d_model", cfg["d_model"])
-    N = check_positive_int(NAME, "d_state", cfg["d_state"])
-    n_layers = check_positive_int(NAME, "n_layers", cfg["n_layers"])
+    H, N, n_layers = check_positive_int(NAME, d_model=cfg["d_model"], d_state=cfg["d_state"], n_layers=cfg["n_layers"])
     dt_min, dt_max = check_dt_range(NAME, cfg["dt_min"], cfg["dt_max"])
     _check_config(cfg)
     is_real = bool(cfg["is_real"])

@@ -26,15 +26,13 @@ from ..errors import SsmctlError
 from ..systems.discretize import from_continuous
 from ..systems.lti import DiagonalLTI
 from . import hippo
+from ._hyper import check_dt_range, check_positive_int, resolve_config
 from ._lti_common import (
     check_choice,
-    check_dt_range,
-    check_positive_int,
     complex_of,
     fetch_param,
     log_uniform,
     real_view,
-    resolve_config,
     system_meta,
     truncated_normal,
     with_extras,
@@ -94,8 +92,7 @@ def init_eigenbasis(d_state: int, blocks: int, conj_sym: bool = True) -> tuple[n
     V_block : complex128, shape (P/J, P_s/J)
         One block's eigenvectors; V = blkdiag(V_block, …) (P, P_s) and V^{-1} = blkdiag(V_block*, …).
     """
-    P = check_positive_int(NAME, "d_state", d_state)
-    J = check_positive_int(NAME, "blocks", blocks)
+    P, J = check_positive_int(NAME, d_state=d_state, blocks=blocks)
     if P % J:
         raise SsmctlError(f"{NAME}: d_state ({P}) must be divisible by blocks ({J})")
     size = P // J
@@ -143,8 +140,7 @@ def init(**hyper: Any) -> Model:
     Model
     """
     cfg = resolve_config(NAME, DEFAULTS, PRESETS, hyper)
-    H = check_positive_int(NAME, "d_model", cfg["d_model"])
-    n_layers = check_positive_int(NAME, "n_layers", cfg["n_layers"])
+    H, n_layers = check_positive_int(NAME, d_model=cfg["d_model"], n_layers=cfg["n_layers"])
     dt_min, dt_max = check_dt_range(NAME, cfg["dt_min"], cfg["dt_max"])
     _check_config(cfg)
     conj_sym = bool(cfg["conj_sym"])
