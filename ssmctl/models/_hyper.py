@@ -42,6 +42,8 @@ def resolve_config(
     ------
     UnknownNameError
         A keyword the family does not know, or an unknown preset.
+    SsmctlError
+        A ``seed`` that is not an integer in [0, 2**63).
     """
     hyper = dict(hyper)
     preset = hyper.pop("preset", None)
@@ -58,6 +60,10 @@ def resolve_config(
         cfg.update(presets[preset])
     cfg.update(hyper)
     cfg["preset"] = preset
+    seed = cfg.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        # numpy's and torch's generators take these (a negative seed was a ValueError from inside numpy)
+        raise SsmctlError(f"{family}: seed must be an integer in [0, 2**63), got {seed!r}")
     return cfg
 
 

@@ -33,3 +33,12 @@ def test_step_size_range(family):
         ssmctl.init(family, dt_min=0.5, dt_max=0.1, n_layers=1)
     with pytest.raises(SsmctlError, match=rf"^{family}: dt_max must be a finite number, got 'x'$"):
         ssmctl.init(family, dt_max="x", n_layers=1)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("bad", [-1, 1.5, "x", 2**70, True])
+def test_seeds(family, bad):
+    """A negative, fractional or huge seed was a ValueError/TypeError from numpy or torch in some families."""
+    with pytest.raises(SsmctlError, match=rf"^{family}: seed must be an integer in \[0, 2\*\*63\), got "):
+        ssmctl.init(family, seed=bad, n_layers=1)
+    assert ssmctl.init(family, seed=2**63 - 1, n_layers=1).layers
