@@ -26,6 +26,8 @@ __all__ = [
     "init_dt_bias",
     "init_model",
     "layer_input",
+    "linear_weight",
+    "drawn_layer",
     "residual_output_ref",
     "rms_norm",
     "shape_of",
@@ -73,6 +75,26 @@ def torch_default_uniform(shape: tuple[int, ...], fan_in: int, gen: torch.Genera
     """U[±1/√fan_in]: the default init of ``nn.Linear`` and ``nn.Conv1d`` weights (kaiming_uniform with
     a = √5) and biases, which mamba_ssm keeps for its projections and convolution."""
     return uniform(shape, -fan_in**-0.5, fan_in**-0.5, gen)
+
+
+def linear_weight(out_features: int, in_features: int, gen: torch.Generator) -> torch.Tensor:
+    """An ``nn.Linear(in_features, out_features)`` weight at torch's default init, shape (out, in)."""
+    return torch_default_uniform((out_features, in_features), in_features, gen)
+
+
+def drawn_layer(
+    build: Callable[[dict[str, Any], dict[str, Any], int], Layer],
+    params: dict[str, torch.Tensor],
+    config: Mapping[str, Any],
+    keys: tuple[str, ...],
+    index: int,
+    a_init: str,
+) -> Layer:
+    """A freshly drawn layer, built and checked by the family's ``layer_from_params`` as a checkpoint's block
+    would be (with the ``keys`` of ``config`` it reads), and labelled with the A init it was drawn with."""
+    layer = build(params, {key: config[key] for key in keys if key in config}, index)
+    layer.config["a_init"] = a_init
+    return layer
 
 
 def init_model(

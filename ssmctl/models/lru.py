@@ -24,7 +24,7 @@ from ..errors import SsmctlError
 from ..systems.lti import DiagonalLTI
 from ._hyper import check_positive_int, resolve_config
 from ._lti_common import fetch_param, system_meta, with_extras
-from .base import Family, Layer, Model, register
+from .base import Layer, Model, register_module
 
 __all__ = ["FAMILY", "init", "layer_from_params", "system", "eigenvalues_of", "ring_init"]
 
@@ -216,31 +216,25 @@ def system(layer: Layer) -> DiagonalLTI:
     )
 
 
-FAMILY = register(
-    Family(
-        name=NAME,
-        paper=(
-            "Orvieto, Smith, Gu, Fernando, Gulcehre, Pascanu, De (2023): "
-            "Resurrecting Recurrent Neural Networks for Long Sequences"
-        ),
-        kind="LTI",
-        parametrization="LTI",
-        discretization="None",
-        structure="MIMO",
-        implementation="Parallel Scan",
-        scaffolding="MLP / H3",
-        defaults=dict(DEFAULTS),
-        init=init,
-        notes=(
-            "Reference code (NicolasZucchet/minimal-LRU): exponential parametrization λ = exp(−exp(ν) + i·exp(θ)); "
-            "γ normalization is a separate trainable parameter gamma_log initialized to log √(1 − |λ|²) and not "
-            "recomputed from λ afterwards. Code defaults r_min 0, r_max 1, max_phase 6.28; the paper's "
-            "long-range ring (r ∈ [0.9, 0.999], max_phase π/10) is the preset 'long_range' (unverified against "
-            "code). Output y = Re(Ch) + D⊙u, then GELU and a GLU (scaffolding, not modelled as a system)."
-        ),
-        variants=(),
-        presets={k: dict(v) for k, v in PRESETS.items()},
-        system=system,
-        layer_from_params=layer_from_params,
-    )
+FAMILY = register_module(
+    __name__,
+    name=NAME,
+    paper=(
+        "Orvieto, Smith, Gu, Fernando, Gulcehre, Pascanu, De (2023): "
+        "Resurrecting Recurrent Neural Networks for Long Sequences"
+    ),
+    kind="LTI",
+    parametrization="LTI",
+    discretization="None",
+    structure="MIMO",
+    implementation="Parallel Scan",
+    scaffolding="MLP / H3",
+    notes=(
+        "Reference code (NicolasZucchet/minimal-LRU): exponential parametrization λ = exp(−exp(ν) + i·exp(θ)); "
+        "γ normalization is a separate trainable parameter gamma_log initialized to log √(1 − |λ|²) and not "
+        "recomputed from λ afterwards. Code defaults r_min 0, r_max 1, max_phase 6.28; the paper's "
+        "long-range ring (r ∈ [0.9, 0.999], max_phase π/10) is the preset 'long_range' (unverified against "
+        "code). Output y = Re(Ch) + D⊙u, then GELU and a GLU (scaffolding, not modelled as a system)."
+    ),
+    variants=(),
 )

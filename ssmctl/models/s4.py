@@ -49,7 +49,7 @@ from ._lti_common import (
     system_meta,
     with_extras,
 )
-from .base import Family, Layer, Model, register
+from .base import Layer, Model, register_module
 
 __all__ = [
     "FAMILY",
@@ -438,32 +438,26 @@ def exact_discrete_eigenvalues(layer: Layer, rtol: float = 1e-3) -> np.ndarray:
     return (1.0 + x / 2.0) / (1.0 - x / 2.0)
 
 
-FAMILY = register(
-    Family(
-        name=NAME,
-        paper="Gu, Goel, Ré (2022): Efficiently Modeling Long Sequences with Structured State Spaces",
-        kind="LTI",
-        parametrization="LTI",
-        discretization="Bilinear",
-        structure="SISO",
-        implementation="Convolution and Recurrence",
-        scaffolding="MLP / H3",
-        defaults=dict(DEFAULTS),
-        init=init,
-        notes=(
-            "Reference code (state-spaces/s4 SSMKernelDPLR): A = diag(Λ) − PP* from HiPPO-LegS (conjugate half "
-            "stored, Im Λ < 0), A = −exp(A_real) − i·A_imag. configs/model/layer/s4.yaml sets "
-            "dt_transform softplus and n_ssm 1 (A, B, P shared over channels); the SSMKernel class defaults are "
-            "exp and n_ssm = H (preset 'kernel_class'). The kernel excludes D and is computed by Cauchy + "
-            "Woodbury at roots of unity on C̃ = C(I − Ā^l): the first forward pass overwrites the stored C with C̃ "
-            "and sets l_kernel (system() undoes it). That float32 kernel is only ~1e-4..1e-3 accurate at N=256, "
-            "L=4096; ssmctl works in float64. The dense DPLR matrix is extremely non-normal: its LAPACK "
-            "eigenvalues are wrong by O(N); the exact init spectrum is −1..−N (exact_continuous_eigenvalues), "
-            "bilinear λ̄ < 0 once Δ(n+1) > 2. Table I's SISO: one system per channel (SIMO for channels > 1)."
-        ),
-        variants=("legs",),
-        presets={k: dict(v) for k, v in PRESETS.items()},
-        system=system,
-        layer_from_params=layer_from_params,
-    )
+FAMILY = register_module(
+    __name__,
+    name=NAME,
+    paper="Gu, Goel, Ré (2022): Efficiently Modeling Long Sequences with Structured State Spaces",
+    kind="LTI",
+    parametrization="LTI",
+    discretization="Bilinear",
+    structure="SISO",
+    implementation="Convolution and Recurrence",
+    scaffolding="MLP / H3",
+    notes=(
+        "Reference code (state-spaces/s4 SSMKernelDPLR): A = diag(Λ) − PP* from HiPPO-LegS (conjugate half "
+        "stored, Im Λ < 0), A = −exp(A_real) − i·A_imag. configs/model/layer/s4.yaml sets "
+        "dt_transform softplus and n_ssm 1 (A, B, P shared over channels); the SSMKernel class defaults are "
+        "exp and n_ssm = H (preset 'kernel_class'). The kernel excludes D and is computed by Cauchy + "
+        "Woodbury at roots of unity on C̃ = C(I − Ā^l): the first forward pass overwrites the stored C with C̃ "
+        "and sets l_kernel (system() undoes it). That float32 kernel is only ~1e-4..1e-3 accurate at N=256, "
+        "L=4096; ssmctl works in float64. The dense DPLR matrix is extremely non-normal: its LAPACK "
+        "eigenvalues are wrong by O(N); the exact init spectrum is −1..−N (exact_continuous_eigenvalues), "
+        "bilinear λ̄ < 0 once Δ(n+1) > 2. Table I's SISO: one system per channel (SIMO for channels > 1)."
+    ),
+    variants=("legs",),
 )

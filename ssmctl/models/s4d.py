@@ -42,7 +42,7 @@ from ._lti_common import (
     system_meta,
     with_extras,
 )
-from .base import Family, Layer, Model, register
+from .base import Layer, Model, register_module
 
 __all__ = ["FAMILY", "VARIANTS", "DISCRETIZATIONS", "init", "init_A", "layer_from_params", "system"]
 
@@ -257,32 +257,26 @@ def system(layer: Layer) -> DiagonalLTI:
     )
 
 
-FAMILY = register(
-    Family(
-        name=NAME,
-        paper="Gu, Gupta, Goel, Ré (2022): On the Parameterization and Initialization of Diagonal State Space Models",
-        kind="LTI",
-        parametrization="LTI",
-        discretization="Exact",
-        structure="SISO",
-        implementation="Convolution and Recurrence",
-        scaffolding="MLP / H3",
-        defaults=dict(DEFAULTS),
-        init=init,
-        notes=(
-            "Reference code (state-spaces/s4 minimal s4d.py): A = −exp(log_A_real) + i·A_imag (Im ≥ 0); "
-            "dplr.py/SSMKernelDiag use A = −real − i·imag (Im ≤ 0) — same kernel under 2·Re, never mix. "
-            "B = 1 is folded into C (no B parameter). 'Exact' is ZOH, the default; bilinear is optional "
-            "(SSMKernelDiag disc='bilinear'; 'dss' not modelled). Minimal code initializes S4D-Lin; the repo's "
-            "s4d.yaml uses S4D-Inv (preset 's4d_yaml'). S4D-Real: is_real=False keeps N/2 real modes −1..−N/2 in "
-            "the 2·Re path; is_real=True (preset 'real_states') N real modes −1..−N. SSMKernelDiag's inv_transform "
-            "clamps stored A_imag to ≥ 1e-4, so its S4D-Real (and Lin's n=0 mode) carry Im = −1e-4, not 0; the "
-            "minimal layout stores 0. Output y = 2·Re(Ch) + D u "
-            "per channel, then GELU and a Conv1d+GLU output mixer (scaffolding not modelled as a system)."
-        ),
-        variants=VARIANTS,
-        presets={k: dict(v) for k, v in PRESETS.items()},
-        system=system,
-        layer_from_params=layer_from_params,
-    )
+FAMILY = register_module(
+    __name__,
+    name=NAME,
+    paper="Gu, Gupta, Goel, Ré (2022): On the Parameterization and Initialization of Diagonal State Space Models",
+    kind="LTI",
+    parametrization="LTI",
+    discretization="Exact",
+    structure="SISO",
+    implementation="Convolution and Recurrence",
+    scaffolding="MLP / H3",
+    notes=(
+        "Reference code (state-spaces/s4 minimal s4d.py): A = −exp(log_A_real) + i·A_imag (Im ≥ 0); "
+        "dplr.py/SSMKernelDiag use A = −real − i·imag (Im ≤ 0) — same kernel under 2·Re, never mix. "
+        "B = 1 is folded into C (no B parameter). 'Exact' is ZOH, the default; bilinear is optional "
+        "(SSMKernelDiag disc='bilinear'; 'dss' not modelled). Minimal code initializes S4D-Lin; the repo's "
+        "s4d.yaml uses S4D-Inv (preset 's4d_yaml'). S4D-Real: is_real=False keeps N/2 real modes −1..−N/2 in "
+        "the 2·Re path; is_real=True (preset 'real_states') N real modes −1..−N. SSMKernelDiag's inv_transform "
+        "clamps stored A_imag to ≥ 1e-4, so its S4D-Real (and Lin's n=0 mode) carry Im = −1e-4, not 0; the "
+        "minimal layout stores 0. Output y = 2·Re(Ch) + D u "
+        "per channel, then GELU and a Conv1d+GLU output mixer (scaffolding not modelled as a system)."
+    ),
+    variants=VARIANTS,
 )

@@ -37,7 +37,7 @@ from ._lti_common import (
     truncated_normal,
     with_extras,
 )
-from .base import Family, Layer, Model, register
+from .base import Layer, Model, register_module
 
 __all__ = ["FAMILY", "DISCRETIZATIONS", "C_INITS", "init", "init_eigenbasis", "layer_from_params", "system"]
 
@@ -260,29 +260,23 @@ def system(layer: Layer) -> DiagonalLTI:
     )
 
 
-FAMILY = register(
-    Family(
-        name=NAME,
-        paper="Smith, Warrington, Linderman (2023): Simplified State Space Layers for Sequence Modeling",
-        kind="LTI",
-        parametrization="LTI",
-        discretization="Exact / Bilinear",
-        structure="MIMO",
-        implementation="Parallel Scan",
-        scaffolding="MLP / H3",
-        defaults=dict(DEFAULTS),
-        init=init,
-        notes=(
-            "Reference code (lindermanlab/S5): ZOH by default, bilinear optional; per-state Δ (log_step (P,1)). "
-            "conj_sym (default) stores P/2 modes with output 2·Re(C̃x) + D⊙u. Block-diagonal HiPPO-N init: J "
-            "blocks share identical eigenvalues (default 16 distinct values × 8, Re = −½). B is drawn "
-            "lecun_normal on (P, H) — fan_in P, not H — then B̃ = V^{-1}B; C_init trunc_standard_normal (default) "
-            "is lecun_normal per row; clip_eigs clips Re Λ to ≤ −1e-4. The repo's LRA scripts are bidirectional "
-            "(a second, backward scan with C2): not causal, not modelled; presets keep their other settings."
-        ),
-        variants=(),
-        presets={k: dict(v) for k, v in PRESETS.items()},
-        system=system,
-        layer_from_params=layer_from_params,
-    )
+FAMILY = register_module(
+    __name__,
+    name=NAME,
+    paper="Smith, Warrington, Linderman (2023): Simplified State Space Layers for Sequence Modeling",
+    kind="LTI",
+    parametrization="LTI",
+    discretization="Exact / Bilinear",
+    structure="MIMO",
+    implementation="Parallel Scan",
+    scaffolding="MLP / H3",
+    notes=(
+        "Reference code (lindermanlab/S5): ZOH by default, bilinear optional; per-state Δ (log_step (P,1)). "
+        "conj_sym (default) stores P/2 modes with output 2·Re(C̃x) + D⊙u. Block-diagonal HiPPO-N init: J "
+        "blocks share identical eigenvalues (default 16 distinct values × 8, Re = −½). B is drawn "
+        "lecun_normal on (P, H) — fan_in P, not H — then B̃ = V^{-1}B; C_init trunc_standard_normal (default) "
+        "is lecun_normal per row; clip_eigs clips Re Λ to ≤ −1e-4. The repo's LRA scripts are bidirectional "
+        "(a second, backward scan with C2): not causal, not modelled; presets keep their other settings."
+    ),
+    variants=(),
 )
