@@ -31,6 +31,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _int_option(text: str, lo: int, hi: float, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if not lo <= value < hi:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An option value that must be an integer >= 1 (argparse ``type``).
 
@@ -48,17 +58,11 @@ def positive_int(text: str) -> int:
     argparse.ArgumentTypeError
         Not an integer, or < 1.
     """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+    return _int_option(text, 1, float("inf"), "a positive integer")
 
 
 def seed_value(text: str) -> int:
-    """A random seed: an integer in [0, 2**63) (argparse ``type``).
+    """A random seed: an integer in [0, 2**63), what every family's init takes (argparse ``type``).
 
     Parameters
     ----------
@@ -72,15 +76,9 @@ def seed_value(text: str) -> int:
     Raises
     ------
     argparse.ArgumentTypeError
-        Not an integer, negative, or too large for torch's generators.
+        Not an integer, negative, or too large.
     """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**63), got {text!r}") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**63), got {value}")
-    return value
+    return _int_option(text, 0, 2**63, "an integer in [0, 2**63)")
 
 
 def add_seed_option(p: argparse.ArgumentParser, what: str, default: int | None = 0) -> None:
