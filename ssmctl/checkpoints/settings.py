@@ -3,7 +3,8 @@
 ``config.json`` (transformers, mamba_ssm) and a Lightning checkpoint's ``hyper_parameters`` are written by
 other code and may be edited by hand: a size that is a string, an eps that is a list, a step-size limit that
 is not a pair. Every value the loaders read from them goes through :func:`checked`, which names the entry and
-what it should be; nothing downstream sees an unchecked value.
+what it should be, and so does a hint of the same setting (``ssmctl.load(path, ngroups=...)``,
+:func:`ssmctl.checkpoints.hints.check_hints`); nothing downstream sees an unchecked value.
 
 Kinds (:data:`KINDS`): sizes are positive integers (``16.0`` is read as 16; booleans are refused), ``eps`` a
 finite number ≥ 0, flags JSON booleans, names strings (their choices are checked by the family), ``dt_limit``
