@@ -142,7 +142,8 @@ def add_hint_options(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("hints", "settings a checkpoint may not record (used only where it does not)")
     for hint in HINTS.values():
         group.add_argument(hint.flag, dest=f"hint_{hint.name}", choices=hint.choices,
-                           type=None if hint.choices else hint.type, help=hint.help)
+                           type=None if hint.choices else hint.type, help=hint.help,
+                           metavar=None if hint.choices else hint.name.upper())
 
 
 def hints_from_args(args: argparse.Namespace) -> dict[str, Any]:

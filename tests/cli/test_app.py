@@ -155,6 +155,7 @@ def test_every_option_of_every_command_is_described_without_markup():
         text = p.format_help()
         assert not re.search(r"``|:(func|class|mod|meth|data):`", text), f"{name}: docstring markup in --help"
         assert p.description, f"{name} has no description"
+        assert "HINT_" not in text and "D_MODEL" not in text, f"{name}: a metavar made from a dest name"
         for action in p._actions:
             if action.dest == "help":
                 continue
