@@ -577,9 +577,7 @@ def _count_hint(known: Mapping[str, Any], name: str, why: str) -> int:
     flag = "--" + name.replace("_", "-")
     if value is None:
         raise MissingHintError(f"{why}: pass {name}= to ssmctl.load (CLI: {flag}), a positive integer")
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise CheckpointError(f"hint {name} ({flag}) must be a positive integer, got {value!r}")
-    return value
+    return checked(name, value, f"hint {name} ({flag})")
 
 
 def _attention_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, Any]) -> dict[str, Any]:
