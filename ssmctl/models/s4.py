@@ -346,6 +346,11 @@ def system(layer: Layer) -> DenseLTI:
     DenseLTI
         Ā (H, N, N), B̄ (H, N, 1), C (H, c, N), D (H, c, 1), real; ``exact_eigenvalues`` (H, N) from
         :func:`exact_discrete_eigenvalues` while the layer is at its HiPPO-LegS init, else None.
+
+    Raises
+    ------
+    UnsupportedSystemError
+        A singular bilinear step (I − ΔA/2 not invertible) or, with ``l_kernel`` > 0, a singular I − Ā^l.
     """
     A, B, C, D = _continuous_real(layer)
     S, N = A.shape[0], A.shape[-1]
@@ -357,13 +362,25 @@ def system(layer: Layer) -> DenseLTI:
     eye = np.eye(N)
     dA = dt * A[which]
     left = eye - dA / 2.0
-    Ad = np.linalg.solve(left, eye + dA / 2.0)
-    Bd = np.linalg.solve(left, dt * B[which][:, :, None])
+    try:
+        Ad = np.linalg.solve(left, eye + dA / 2.0)
+        Bd = np.linalg.solve(left, dt * B[which][:, :, None])
+    except np.linalg.LinAlgError:  # a stored Δ, A pair with Δλ = 2 for some mode (damaged or diverged weights)
+        raise UnsupportedSystemError(
+            f"{NAME} layer {layer.index}: the bilinear discretization is singular (I − ΔA/2 has no inverse: "
+            "a mode with Δλ = 2)"
+        ) from None
     l = int(layer.config.get("l_kernel", 0))
     if l > 0:
         # C̃ = C(I − Ā^l)  ⇒  Cᵀ = (I − Ā^l)^{-ᵀ} C̃ᵀ.
         M = eye - np.linalg.matrix_power(Ad, l)
-        C = np.linalg.solve(M.transpose(0, 2, 1), C.transpose(0, 2, 1)).transpose(0, 2, 1)
+        try:
+            C = np.linalg.solve(M.transpose(0, 2, 1), C.transpose(0, 2, 1)).transpose(0, 2, 1)
+        except np.linalg.LinAlgError:  # Ā^l has an eigenvalue 1: C̃ does not determine C
+            raise UnsupportedSystemError(
+                f"{NAME} layer {layer.index}: C cannot be recovered from the stored C̃ = C(I − Ā^l) with "
+                f"l_kernel = {l}: I − Ā^l is singular"
+            ) from None
     try:  # the closed-form spectrum while A and P are still HiPPO-LegS; LAPACK's is off by O(N) there
         exact = exact_discrete_eigenvalues(layer)
     except UnsupportedSystemError:
