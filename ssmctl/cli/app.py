@@ -19,7 +19,8 @@ import numpy as np
 
 from .. import __version__
 from .common import (
-    Parser, add_eps_option, add_output_options, add_seed_option, emit, positive_int, prepare_outputs, write_plot,
+    Parser, add_eps_option, add_output_options, add_seed_option, emit, positive_int, prepare_outputs, variant_keywords,
+    write_plot, family_choices,
 )
 from ..errors import SsmctlError, cli_spelling
 from ..report import SCHEMA_VERSION, format_table
@@ -127,26 +128,10 @@ def eig_text(report: dict[str, Any]) -> str:
     return f"{format_table([report], cols, heads)}\n\nmemory horizon in tokens at ε = {report['eps']:g}{ltv}"
 
 
-def _variant_hyper(family: str, variant: str | None) -> dict[str, Any]:
-    """``--variant V`` as the family's init keyword: ``variant`` (S4D), ``a_init`` (Mamba-2, RG-LRU)."""
-    from ..errors import unknown_name
-    from ..models import get_family
-
-    if variant is None:
-        return {}
-    record = get_family(family)
-    if not record.variants:
-        raise SsmctlError(f"{family} has one initialization; --variant does not apply (see ssmctl eig --help)")
-    if variant not in record.variants:
-        raise unknown_name(f"{family} variant (--variant)", variant, record.variants)
-    key = next((k for k in ("variant", "a_init") if k in record.defaults), None)
-    return {key: variant} if key else {}  # one variant only (S4's legs): nothing to choose
-
-
 def cmd_eig(args: argparse.Namespace) -> int:
     hyper = {k: v for k, v in dict(preset=args.preset, d_model=args.d_model, d_state=args.d_state,
                                    seed=args.seed).items() if v is not None}
-    hyper.update(_variant_hyper(args.family, args.variant))
+    hyper.update(variant_keywords(args.family, args.variant))
     report, layer = eig_report(args.family, eps=args.eps, **hyper)
     if args.plot:
         import matplotlib.pyplot as plt
@@ -166,19 +151,6 @@ def cmd_figures(args: argparse.Namespace) -> int:
     for path in write_all(args.outdir):
         print(f"wrote {path}")
     return 0
-
-
-def _family_choices() -> str:
-    """The families with their variants and presets, for ``eig --help``."""
-    from ..models import families, get_family
-
-    lines = ["families (variants; presets):"]
-    for name in families():
-        record = get_family(name)
-        variants = ", ".join(record.variants) or "-"
-        presets = ", ".join(record.presets) or "-"
-        lines.append(f"  {name:<7} {record.kind}  variants: {variants}; presets: {presets}")
-    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eig", help="eigenvalue statistics of one fresh layer of FAMILY",
                        description="Eigenvalue moduli and memory horizons of one freshly initialized layer\n"
                        "of FAMILY (LTV families: over a unit-RMS Gaussian input).",
-                       epilog=_family_choices(), formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=family_choices(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("family", metavar="FAMILY", help=f"model family: {', '.join(families())}")
     p.add_argument("--variant", help="initialization variant of FAMILY (see the list below)")
     p.add_argument("--preset", help="named settings of FAMILY, e.g. a paper's (see the list below)")

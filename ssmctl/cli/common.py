@@ -13,7 +13,7 @@ from ..report import dumps
 
 __all__ = [
     "Parser", "add_output_options", "add_eps_option", "add_hint_options", "add_seed_option", "hints_from_args",
-    "positive_int", "seed_value", "prepare_outputs", "emit", "write_plot",
+    "positive_int", "seed_value", "prepare_outputs", "emit", "write_plot", "variant_keywords", "family_choices",
 ]
 
 
@@ -227,3 +227,55 @@ def write_plot(fig: Any, path: str) -> None:
     """
     save_figure(fig, path)
     print(f"wrote {path}", file=sys.stderr)
+
+
+def variant_keywords(family: str, variant: str | None) -> dict[str, Any]:
+    """``--variant V`` as the family's init keyword: ``variant`` (S4D, the DSF mixers) or ``a_init`` (Mamba-2, RG-LRU).
+
+    Parameters
+    ----------
+    family : str
+        A registered family.
+    variant : str or None
+        The value of ``--variant``.
+
+    Returns
+    -------
+    dict
+        Keywords for ``ssmctl.init``; empty without a variant or when the family has a single one (S4's legs).
+
+    Raises
+    ------
+    SsmctlError
+        A family with one initialization, or a variant it does not have (the known ones are listed).
+    """
+    from ..errors import SsmctlError, unknown_name
+    from ..models import get_family
+
+    if variant is None:
+        return {}
+    record = get_family(family)
+    if not record.variants:
+        raise SsmctlError(f"{family} has one initialization; --variant does not apply (see ssmctl eig --help)")
+    if variant not in record.variants:
+        raise unknown_name(f"{family} variant (--variant)", variant, record.variants)
+    key = next((k for k in ("variant", "a_init") if k in record.defaults), None)
+    return {key: variant} if key else {}
+
+
+def family_choices() -> str:
+    """The families with their kind, variants and presets, one line each (the epilog of ``eig --help``).
+
+    Returns
+    -------
+    str
+    """
+    from ..models import families, get_family
+
+    lines = ["families (variants; presets):"]
+    for name in families():
+        record = get_family(name)
+        variants = ", ".join(record.variants) or "-"
+        presets = ", ".join(record.presets) or "-"
+        lines.append(f"  {name:<9} {record.kind}  variants: {variants}; presets: {presets}")
+    return "\n".join(lines)

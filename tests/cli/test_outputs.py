@@ -100,6 +100,7 @@ def test_every_command_exits_quietly_when_its_reader_goes_away(mamba_folder, tmp
         "inspect": ["inspect", mamba_folder, "--json"],
         "compare": ["compare", mamba_folder, "init"],
         "simulate": ["simulate", mamba_folder, "--random-tokens", "8", "--json"],
+        "analyze": ["analyze", "s4d", "--d-model", "2", "--d-state", "4", "--n-layers", "1"],
     }
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert set(argvs) == set(sub.choices)
