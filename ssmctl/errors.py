@@ -6,6 +6,10 @@ callers can catch one type. Messages say what is wrong and what to do about it.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from typing import Iterator
+
 __all__ = [
     "SsmctlError",
     "ShapeError",
@@ -17,6 +21,8 @@ __all__ = [
     "MissingHintError",
     "SsmctlWarning",
     "require_hint",
+    "option",
+    "cli_spelling",
 ]
 
 
@@ -100,3 +106,43 @@ def require_hint(hints: "dict[str, object] | None", name: str, choices: "list[st
 def unknown_name(kind: str, name: object, known: "list[str] | tuple[str, ...]") -> UnknownNameError:
     """Build the error for an unknown option, listing the known ones."""
     return UnknownNameError(f"unknown {kind} {name!r}; known: {', '.join(sorted(map(str, known)))}")
+
+
+_CLI_SPELLING: contextvars.ContextVar[bool] = contextvars.ContextVar("ssmctl_cli_spelling", default=False)
+_NO_VALUE = object()
+
+
+def option(name: str, value: object = _NO_VALUE) -> str:
+    """How a message names an option: ``device='cpu'`` for Python callers, ``--device cpu`` under the CLI.
+
+    Parameters
+    ----------
+    name : str
+        The keyword (``"device"``); its flag is ``--`` + the name with ``-`` for ``_``.
+    value : object, optional
+        A value to show with it.
+
+    Returns
+    -------
+    str
+        ``name`` / ``name=value!r`` in Python code; ``--flag`` / ``--flag value`` inside :func:`cli_spelling`.
+    """
+    if _CLI_SPELLING.get():
+        flag = "--" + name.replace("_", "-")
+        return flag if value is _NO_VALUE else f"{flag} {value}"
+    return name if value is _NO_VALUE else f"{name}={value!r}"
+
+
+@contextlib.contextmanager
+def cli_spelling() -> Iterator[None]:
+    """Within this block :func:`option` spells options as command-line flags (the CLI runs its commands here).
+
+    Returns
+    -------
+    context manager
+    """
+    token = _CLI_SPELLING.set(True)
+    try:
+        yield
+    finally:
+        _CLI_SPELLING.reset(token)

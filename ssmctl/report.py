@@ -101,7 +101,8 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers: Sequence[str] | None = None) -> str:
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers: Sequence[str] | None = None,
+                 left: Sequence[str] = ()) -> str:
     """A fixed-width text table of ``rows`` (dicts) over ``columns``.
 
     Parameters
@@ -112,20 +113,24 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers
         The keys to show, in order.
     headers : sequence of str, optional
         Column titles (default the keys).
+    left : sequence of str, default ()
+        Columns of text to left-align (names, notes); the others (numbers) are right-aligned.
 
     Returns
     -------
     str
-        A header line, a dashed rule and one line per row, every cell formatted with :func:`fmt` and
-        right-aligned, columns separated by two spaces; no trailing newline.
+        A header line, a dashed rule and one line per row, every cell formatted with :func:`fmt` and aligned,
+        columns separated by two spaces; no trailing spaces, no trailing newline.
     """
     headers = list(headers or columns)
     cells = [[fmt(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths))
-    out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
-    return "\n".join(out)
+    just = [str.ljust if c in left else str.rjust for c in columns]
+
+    def line(texts: Sequence[str]) -> str:
+        return "  ".join(j(t, w) for j, t, w in zip(just, texts, widths)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
 def format_modulus(r: float, digits: int = 4) -> str:

@@ -24,3 +24,14 @@ def test_fmt_and_table():
     assert table.splitlines()[0].split() == ["A", "B"]
     assert table.splitlines()[2].split() == ["1", "2.5"]
     assert to_jsonable(np.bool_(True)) is True
+
+
+def test_table_left_aligns_text_columns_and_strips_trailing_spaces():
+    rows = [{"i": 0, "name": "mamba", "x": 0.5, "note": ""}, {"i": 12, "name": "attention", "x": None, "note": "n"}]
+    table = format_table(rows, ["i", "name", "x", "note"], ["layer", "family", "x", "warnings"], left=("name", "note"))
+    assert table.splitlines() == [
+        "layer  family       x  warnings",
+        "-----  ---------  ---  --------",
+        "    0  mamba      0.5",
+        "   12  attention    -  n",
+    ]

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.linalg
 
 from ..report import format_modulus
-from ..errors import SsmctlError, SsmctlWarning, UnsupportedSystemError
+from ..errors import SsmctlError, SsmctlWarning, UnsupportedSystemError, option
 from ..systems.control import standard_form
 from ..systems.lti import DenseLTI, DiagonalLTI, _as_array, as_system
 
@@ -148,7 +148,7 @@ def memory_horizon(sys_or_eigs: Any, eps: float = 1e-2) -> np.ndarray:
         Real-valued steps; ``inf`` for |λ| ≥ 1, 0 for λ = 0.
     """
     if not 0.0 < eps < 1.0:
-        raise SsmctlError(f"eps must lie in (0, 1), got {eps}")
+        raise SsmctlError(f"{option('eps')} must lie in (0, 1), got {eps}")
     r = _moduli(sys_or_eigs)
     with np.errstate(divide="ignore"):
         log_r = np.log(r)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from ..errors import CheckpointError, MissingHintError, require_hint, unknown_name
+from .settings import KINDS, checked
 
 __all__ = ["Hint", "HINTS", "check_hints", "recorded_or_hint"]
 
@@ -81,7 +82,8 @@ def check_hints(hints: Mapping[str, Any] | None) -> dict[str, Any]:
     UnknownNameError
         An unknown hint (the message lists the known ones) or a value outside its choices.
     CheckpointError
-        A value its ``type`` cannot convert.
+        A value its ``type`` cannot convert, or of the wrong type or range (:func:`~.settings.checked`:
+        ``ngroups=2.7``, ``ngroups=True``, ``ngroups=0``).
     """
     out: dict[str, Any] = {}
     for name, value in (hints or {}).items():
@@ -93,11 +95,13 @@ def check_hints(hints: Mapping[str, Any] | None) -> dict[str, Any]:
         if spec.choices is not None:
             if value not in spec.choices:
                 raise unknown_name(f"{name} ({spec.flag})", value, spec.choices)
-        else:
+        elif isinstance(value, str):  # as typed on a command line
             try:
                 value = spec.type(value)
             except (TypeError, ValueError):
                 raise CheckpointError(f"hint {name} ({spec.flag}): cannot read {value!r} as {spec.type.__name__}") from None
+        if name in KINDS:  # the same type and range check as the value read from a config
+            value = checked(name, value, f"hint {name} ({spec.flag})")
         out[name] = value
     return out
 

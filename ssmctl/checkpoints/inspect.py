@@ -356,6 +356,11 @@ def _model_nonfinite(model: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _check_eps(eps: float) -> None:
+    """A bad eps fails once, before any work, not as "not analysed" in every row (memory_horizon checks it)."""
+    memory_horizon(np.zeros(0), eps=eps)
+
+
 def _rows(src: _Source, eps: float) -> tuple[list[dict[str, Any]], dict[int, np.ndarray]]:
     rows: list[dict[str, Any]] = []
     eigs: dict[int, np.ndarray] = {}
@@ -418,11 +423,14 @@ def inspect_report(source: Any, *, eps: float = EPS, eigenvalues: bool = False,
 
     Raises
     ------
+    SsmctlError
+        ``eps`` outside (0, 1).
     NonFiniteError
         When no layer can be analysed because of NaN/Inf weights (the tensors are named).
     CheckpointError, ShapeError
         As :func:`ssmctl.checkpoints.load.scan`, for a path it cannot read.
     """
+    _check_eps(eps)
     src = _Source(source, hints)
     rows, eigs = _rows(src, eps)
     analysed = [r for r in rows if r["kind"] in ("LTI", "LTV") and r.get("abs_max") is not None]
@@ -475,20 +483,29 @@ def inspect_text(report: dict[str, Any]) -> str:
         other sub-layers, warnings and notes.
     """
     rows = []
+    others: dict[tuple[str, str, str], list[int]] = {}  # (family, module name with {i}, note) → layer indices
     for r in report["layers"]:
         row = dict(r)
-        row["warn"] = "; ".join(r.get("warnings", [])) or (r.get("note") or "")
+        row["warn"] = "; ".join(r.get("warnings", []))
         for key in ("abs_min", "abs_median", "abs_max", "spectral_radius"):
             if isinstance(r.get(key), float):  # never rounded into 1 (margin = 1 − radius keeps its digits too)
                 row[key] = format_modulus(r[key])
         if r["kind"] not in ("LTI", "LTV"):
-            row["family"] = r.get("name", r["family"])
+            # The family column says what the layer is; its module path and note go below the table, so that
+            # a hybrid's table keeps short columns.
+            row["kind"] = "-"
+            name = r.get("name", "").replace(f".{r['index']}.", ".{i}.", 1)
+            others.setdefault((r["family"], name, r.get("note") or ""), []).append(r["index"])
         rows.append(row)
     cols = [c for c, _ in _INSPECT_COLUMNS]
     heads = [h for _, h in _INSPECT_COLUMNS]
     lines = [f"{report['path']}: {report['family'] or 'no SSM layers'} ({', '.join(report['layouts']) or 'attention only'})", ""]
-    lines.append(format_table(rows, cols, heads))
+    lines.append(format_table(rows, cols, heads, left=("family", "kind", "at", "warn")))
     lines.append("")
+    for (family, name, note), indices in others.items():
+        where = name.replace("{i}", str(indices[0])) if len(indices) == 1 else name
+        what = f"{family} layer{'s' if len(indices) > 1 else ''} {', '.join(map(str, indices))}"
+        lines.append(f"{what} ({where}): {note}" if name else f"{what}: {note}")
     lines.append(f"memory horizon: tokens until |λ|^k = {report['eps']:g}; margin = 1 − radius")
     for fam, meaning in report["at"].items():
         lines.append(f"{fam}: LTV, eigenvalues input-free at {meaning}; A is the continuous-time A (Ā = exp(Δ·A))")
@@ -555,6 +572,7 @@ def compare_report(a: Any, b: Any = "init", *, eps: float = EPS, seed: int = 0, 
     CheckpointError, ShapeError
         As :func:`ssmctl.checkpoints.load.scan`, for a path it cannot read.
     """
+    _check_eps(eps)
     sa = _Source(a, hints)
     sb = _init_source(sa, seed) if isinstance(b, str) and b == "init" else _Source(b, hints)
     if sa.family != sb.family:

@@ -73,6 +73,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import CheckpointError, MissingHintError, require_hint
+from .settings import checked, checked_mapping
 
 __all__ = [
     "Layout",
@@ -576,9 +577,7 @@ def _count_hint(known: Mapping[str, Any], name: str, why: str) -> int:
     flag = "--" + name.replace("_", "-")
     if value is None:
         raise MissingHintError(f"{why}: pass {name}= to ssmctl.load (CLI: {flag}), a positive integer")
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise CheckpointError(f"hint {name} ({flag}) must be a positive integer, got {value!r}")
-    return value
+    return checked(name, value, f"hint {name} ({flag})")
 
 
 def _attention_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, Any]) -> dict[str, Any]:
@@ -857,13 +856,6 @@ def known_layouts() -> list[str]:
 
 
 # --- config.json → the settings tensors cannot tell ----------------------------------------------------
-def _first(cfg: Mapping[str, Any], *names: str) -> Any:
-    for n in names:
-        if cfg.get(n) is not None:
-            return cfg[n]
-    return None
-
-
 def hf_known(family: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """Family settings stated by a ``config.json`` (transformers or mamba_ssm); only what is there.
 
@@ -882,11 +874,18 @@ def hf_known(family: str, config: Mapping[str, Any]) -> dict[str, Any]:
     -------
     dict
         Family config names → values, for the names whose config entry exists and is not None or
-        ``"auto"`` (the first of each name's aliases wins); ``dt_limit`` as a tuple of floats.
+        ``"auto"`` (the first of each name's aliases wins), checked by
+        :func:`~ssmctl.checkpoints.settings.checked`: sizes as int, ``dt_limit`` as a tuple of floats.
+
+    Raises
+    ------
+    CheckpointError
+        A value of the wrong type or out of range (the entry is named), or an ``ssm_cfg`` that is not an object.
     """
     if not config:
         return {}
-    merged = {**config, **(config.get("ssm_cfg") or {})}  # mamba_ssm nests the mixer settings in ssm_cfg
+    ssm_cfg = checked_mapping(config.get("ssm_cfg") or {}, "config.json entry 'ssm_cfg'")
+    merged = {**config, **ssm_cfg}  # mamba_ssm nests the mixer settings in ssm_cfg
     hybrid = config.get("model_type") not in (None, "mamba", "mamba2", "falcon_mamba", "recurrent_gemma")
     names: dict[str, tuple[str, ...]] = {
         "d_model": ("hidden_size", "d_model"),
@@ -914,18 +913,12 @@ def hf_known(family: str, config: Mapping[str, Any]) -> dict[str, Any]:
         names.update(lru_width=("lru_width",), num_heads=("num_attention_heads",), d_conv=("conv1d_width",))
     out: dict[str, Any] = {}
     for key, candidates in names.items():
-        value = _first(merged, *candidates)
-        if value is None or value == "auto":
+        name = next((n for n in candidates if merged.get(n) is not None), None)
+        if name is None or (isinstance(merged[name], str) and merged[name] == "auto"):
             continue
-        out[key] = tuple(_as_float(v) for v in value) if key == "dt_limit" else value
+        where = "config.json ssm_cfg" if name in ssm_cfg else "config.json"
+        out[key] = checked(key, merged[name], f"{where} entry {name!r} ({key})")
     return out
-
-
-def _as_float(value: Any) -> float:
-    """A config number; transformers ≥ 5 writes non-finite floats as {"__float__": "Infinity"}."""
-    if isinstance(value, Mapping) and "__float__" in value:
-        return float(value["__float__"])
-    return float(value)
 
 
 # --- detection -------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from ..errors import (
 )
 from .reader import Checkpoint, plain, read_checkpoint
 from .hints import check_hints, recorded_or_hint
+from .settings import checked
 from .layouts import Block, Detection, Layout, detect, hf_known
 from ..models.base import Layer, Model, get_family
 
@@ -308,6 +309,11 @@ def lightning_known(extras: Mapping[str, Any]) -> dict[str, Any]:
     dict
         Family config names (``dt_transform``, ``real_transform``, ``imag_transform``, ``discretization``,
         ``is_real``) → the values found; empty without ``hyper_parameters``. None values are skipped.
+
+    Raises
+    ------
+    CheckpointError
+        A setting of the wrong type (e.g. a number where a transform name belongs).
     """
     hp = extras.get("hyper_parameters")
     if hp is None:
@@ -319,7 +325,9 @@ def lightning_known(extras: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(node, dict):
             for k, v in node.items():
                 if k in _LIGHTNING_SETTINGS and not isinstance(v, (dict, list)) and v is not None:
-                    found.setdefault(_LIGHTNING_SETTINGS[k], v)
+                    name = _LIGHTNING_SETTINGS[k]
+                    if name not in found:
+                        found[name] = checked(name, v, f"hyper_parameters entry {k!r}")
                 walk(v)
         elif isinstance(node, list):
             for v in node:
@@ -408,7 +416,10 @@ def scan(path: str | os.PathLike[str], **hints: Any) -> Plan:
     first = detection.blocks[0]
     layout = first.layout
     shapes = {name: tuple(shape_of(key)) for name, key in first.keys.items()}
-    known = {**lightning_known(ckpt.extras), **hf_known(layout.family, ckpt.config)}
+    try:
+        known = {**lightning_known(ckpt.extras), **hf_known(layout.family, ckpt.config)}
+    except CheckpointError as exc:  # a config value of the wrong type or range: name the checkpoint too
+        raise CheckpointError(f"{ckpt.path}: {exc}") from None
     needing: dict[str, Layout] = {}
     for block in detection.blocks:
         for name in block.layout.hints:

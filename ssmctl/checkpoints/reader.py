@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
 from ..errors import CheckpointError
+from .settings import checked_mapping
 
-__all__ = ["Checkpoint", "TensorStore", "read_checkpoint", "read_tensor_file", "pickle_globals", "plain", "INERT_GLOBALS", "DICT_GLOBALS", "HARMLESS_GLOBALS"]
+__all__ = ["Checkpoint", "TensorStore", "read_checkpoint", "read_tensor_file", "read_pickle", "pickle_globals", "plain", "INERT_GLOBALS", "DICT_GLOBALS", "HARMLESS_GLOBALS"]
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 SAFETENSORS_SUFFIX = ".safetensors"
@@ -340,8 +341,34 @@ def _load_pickle(path: str) -> Any:
             "from a checkpoint; re-save its state_dict with safetensors (safetensors.torch.save_file) or as a "
             "plain tensor dict (torch.save(model.state_dict(), ...))"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read {path}: the file is corrupt or truncated ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # noqa: BLE001 — a damaged pickle fails anywhere inside the unpickler
+        # (KeyError on a memo id, IndexError, struct.error, RuntimeError from the zip reader, ...): the
+        # weights-only unpickler has checked every opcode, so whatever it raised says the bytes are damaged.
+        detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise CheckpointError(
+            f"cannot read {path}: the file is corrupt or truncated ({type(exc).__name__}{': ' + detail if detail else ''})"
+        ) from None
+
+
+def read_pickle(path: str) -> Any:
+    """What a ``torch.save`` file holds, read with the weights-only unpickler (nothing in it is executed).
+
+    Parameters
+    ----------
+    path : str
+        A ``.pt`` / ``.pth`` / ``.bin`` / ``.ckpt`` file.
+
+    Returns
+    -------
+    object
+        Tensors, plain containers and numbers (inert stand-ins for the allow-listed hyperparameter classes).
+
+    Raises
+    ------
+    CheckpointError
+        A corrupt or truncated file, or one that needs code outside the allow-list.
+    """
+    return _load_pickle(path)
 
 
 _STRING_OPS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"})
@@ -460,6 +487,8 @@ def _unwrap_state_dict(obj: Any, path: str) -> tuple[dict[str, Any], dict[str, A
     import torch
 
     if isinstance(obj, dict):
+        if any(not isinstance(k, str) for k in obj):
+            obj = {k: v for k, v in obj.items() if isinstance(k, str) or not isinstance(v, torch.Tensor)}
         for key in ("state_dict", "model_state_dict", "model", "module"):
             inner = obj.get(key)
             if isinstance(inner, dict) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
@@ -507,12 +536,20 @@ def read_tensor_file(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     )
 
 
+def _read_json(path: str) -> Any:
+    """A JSON file's content; a CheckpointError naming the file when it is not valid UTF-8 JSON."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CheckpointError(f"cannot parse {path}: {type(exc).__name__}: {exc}") from None
+
+
 def _read_index(folder: str, index_name: str) -> list[str]:
-    with open(os.path.join(folder, index_name), encoding="utf-8") as fh:
-        try:
-            weight_map = json.load(fh)["weight_map"]
-        except (json.JSONDecodeError, KeyError) as exc:
-            raise CheckpointError(f"cannot read {index_name} in {folder}: {exc}") from None
+    index = checked_mapping(_read_json(os.path.join(folder, index_name)), f"{index_name} in {folder}")
+    weight_map = index.get("weight_map")
+    if not isinstance(weight_map, dict) or not all(isinstance(f, str) for f in weight_map.values()):
+        raise CheckpointError(f"cannot read {index_name} in {folder}: 'weight_map' must map tensor names to file names")
     files = sorted(set(weight_map.values()))
     missing = [f for f in files if not os.path.exists(os.path.join(folder, f))]
     if missing:
@@ -558,11 +595,7 @@ def read_checkpoint(path: str | os.PathLike[str], *, lazy: bool = False) -> Chec
         config: dict[str, Any] = {}
         cfg_path = os.path.join(path, "config.json")
         if os.path.exists(cfg_path):
-            with open(cfg_path, encoding="utf-8") as fh:
-                try:
-                    config = json.load(fh)
-                except json.JSONDecodeError as exc:
-                    raise CheckpointError(f"cannot parse {cfg_path}: {exc}") from None
+            config = dict(checked_mapping(_read_json(cfg_path), cfg_path))
     else:
         files, config = [path], {}
     extras: dict[str, Any] = {}

@@ -12,6 +12,7 @@ The numbers come from :func:`ssmctl.analysis.summary.layer_report`, as the rich 
 from __future__ import annotations
 
 import argparse
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,10 @@ from ..analysis.progress import Progress, set_enabled
 from ..analysis.summary import COLUMNS, EPS, HANKEL_TOL, STEPS, layer_report
 from ..errors import SsmctlError
 from ..report import SCHEMA_VERSION, fmt, format_modulus, format_table
-from .common import add_eps_option, add_output_options, emit, model_from_target, write_plot
+from .common import (
+    add_eps_option, add_output_options, add_seed_option, emit, family_choices, model_from_target, positive_int,
+    write_plot,
+)
 
 __all__ = ["register", "cmd_analyze", "analyze_report", "analyze_text", "analyze_figure"]
 
@@ -240,20 +244,26 @@ def register(subparsers: Any) -> None:
         What ``ArgumentParser.add_subparsers`` returned.
     """
     p = subparsers.add_parser(
-        "analyze",
+        "analyze", epilog=family_choices(), formatter_class=argparse.RawDescriptionHelpFormatter,
         help="H2, H-infinity, DC gain, margins and Hankel values of every layer (checkpoint or fresh init)",
-        description="Per layer and channel: spectral radius and margin, memory horizon, H2 and H-infinity norms, "
-        "DC gain, gain/phase/stability margins and how many states each channel uses (Hankel singular values), "
-        "with each number's maximum over the layer's channels. " + _OPERATING_POINT + ".",
+        description=textwrap.fill(  # wrapped here: the raw formatter keeps the family list's lines
+            "Per layer and channel: spectral radius and margin, memory horizon, H2 and H-infinity norms, "
+            "DC gain, gain/phase/stability margins and how many states each channel uses (Hankel singular values), "
+            "with each number's maximum over the layer's channels. " + _OPERATING_POINT + ".", 78),
     )
     p.add_argument("target", metavar="PATH|FAMILY",
                    help="checkpoint file or folder (as for inspect), or a family name for a fresh init")
-    p.add_argument("--layer", type=int, help="only this layer (its index as inspect prints it), per channel")
+    p.add_argument("--layer", type=int, metavar="I", help="only this layer (its index as inspect prints it), per channel")
     add_output_options(p, plot="the Hankel-value decay of each layer")
     add_eps_option(p)
-    p.add_argument("--hankel-tol", type=float, default=HANKEL_TOL,
+    p.add_argument("--hankel-tol", type=float, default=HANKEL_TOL, metavar="TOL",
                    help=f"a state counts as used when its Hankel value exceeds TOL·σ_1 (default {HANKEL_TOL:g})")
-    for name, kind in (("--d-model", int), ("--d-state", int), ("--n-layers", int), ("--variant", str),
-                       ("--preset", str), ("--seed", int)):
-        p.add_argument(name, type=kind, help="fresh init only: the family's hyperparameter (default its own)")
+    fresh = p.add_argument_group("fresh init", "with a FAMILY instead of a PATH (the families, variants and presets "
+                                 "are listed below)")
+    fresh.add_argument("--d-model", type=positive_int, metavar="H", help="model width (default: the family's)")
+    fresh.add_argument("--d-state", type=positive_int, metavar="N", help="state size (default: the family's)")
+    fresh.add_argument("--n-layers", type=positive_int, metavar="L", help="number of layers (default: the family's)")
+    fresh.add_argument("--variant", help="initialization variant of FAMILY")
+    fresh.add_argument("--preset", help="named settings of FAMILY, e.g. a paper's")
+    add_seed_option(fresh, "the initialization", default=None)
     p.set_defaults(func=cmd_analyze)

@@ -18,8 +18,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import __version__
-from .common import add_output_options, emit, prepare_outputs, write_plot
-from ..errors import SsmctlError
+from .common import (
+    Parser, add_eps_option, add_output_options, add_seed_option, emit, positive_int, prepare_outputs, variant_keywords,
+    write_plot, family_choices,
+)
+from ..errors import SsmctlError, cli_spelling
 from ..report import SCHEMA_VERSION, format_table
 
 __all__ = ["main", "build_parser"]
@@ -41,12 +44,13 @@ def demo_system(channels: int = 8, d_state: int = 32, seed: int = 0):
     return sys_, dt
 
 
-def demo_report(channels: int = 8, d_state: int = 32, seed: int = 0, hsv_rtol: float = 1e-3) -> dict[str, Any]:
+def demo_report(channels: int = 8, d_state: int = 32, seed: int = 0, hsv_rtol: float = 1e-3,
+                eps: float = 1e-2) -> dict[str, Any]:
     from ..analysis.spectrum import memory_horizon
     from ..analysis.summary import channel_table
 
     sys_, dt = demo_system(channels, d_state, seed)
-    k = memory_horizon(sys_)
+    k = memory_horizon(sys_, eps=eps)
     # The numbers `ssmctl analyze` prints, from the same table.
     t = channel_table(sys_, columns=("h2", "hinf", "dc_gain", "hankel_states"), hankel_tol=hsv_rtol)
     rows = []
@@ -67,7 +71,7 @@ def demo_report(channels: int = 8, d_state: int = 32, seed: int = 0, hsv_rtol: f
     return {
         "schema": SCHEMA_VERSION,
         "system": "S4D-Lin example: A_n = -1/2 + i*pi*n, ZOH, conj_pair output, B = 1, C ~ CN(0, 1), D ~ N(0, 1)",
-        "eps": 1e-2,
+        "eps": eps,
         "units": {"memory_horizon": "tokens", "dt": "continuous time per token"},
         "hsv_rtol": hsv_rtol,
         "channels": rows,
@@ -78,15 +82,15 @@ def demo_text(report: dict[str, Any]) -> str:
     cols = ["channel", "dt", "n_states", "spectral_radius", "memory_horizon_median", "h2_norm", "hinf_norm", "dc_gain", "states_used"]
     heads = ["ch", "Δ", "states", "radius", "memory (tok)", "H2", "H∞", "DC gain", f"HSV>{report['hsv_rtol']:g}·σ1"]
     return (f"{report['system']}\n\n{format_table(report['channels'], cols, heads)}\n\n"
-            "memory horizon: tokens until |λ|^k = 1e-2 (median over modes)")
+            f"memory horizon: tokens until |λ|^k = {report['eps']:g} (median over modes)")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    return emit(args, demo_report(args.channels, args.d_state, args.seed), demo_text)
+    return emit(args, demo_report(args.channels, args.d_state, args.seed, eps=args.eps), demo_text)
 
 
 # --- eig -------------------------------------------------------------------------------------------------
-def eig_report(family: str, **hyper: Any) -> tuple[dict[str, Any], Any]:
+def eig_report(family: str, eps: float = 1e-2, **hyper: Any) -> tuple[dict[str, Any], Any]:
     from ..analysis.cloud import CLOUD_INPUT, eigenvalue_cloud
     from ..analysis.spectrum import memory_horizon
     from ..models import get_family, init
@@ -96,7 +100,7 @@ def eig_report(family: str, **hyper: Any) -> tuple[dict[str, Any], Any]:
     layer = model.layers[0]
     lam = eigenvalue_cloud(layer)
     r = np.abs(lam)
-    k = memory_horizon(lam)
+    k = memory_horizon(lam, eps=eps)
     report = {
         "schema": SCHEMA_VERSION,
         "family": family,
@@ -106,7 +110,7 @@ def eig_report(family: str, **hyper: Any) -> tuple[dict[str, Any], Any]:
         "abs_min": float(r.min()),
         "abs_median": float(np.median(r)),
         "abs_max": float(r.max()),
-        "eps": 1e-2,
+        "eps": eps,
         "memory_horizon_median": float(np.median(k)),
         "memory_horizon_max": float(k.max()),
         "memory_horizon_inf_count": int(np.isinf(k).sum()),
@@ -121,12 +125,14 @@ def eig_text(report: dict[str, Any]) -> str:
     cols = ["family", "kind", "n_eigenvalues", "abs_min", "abs_median", "abs_max", "memory_horizon_median", "memory_horizon_max"]
     heads = ["family", "kind", "n", "|λ| min", "|λ| median", "|λ| max", "memory median", "memory max"]
     ltv = "; LTV: over a unit-RMS Gaussian input batch" if report["kind"] == "LTV" else ""
-    return f"{format_table([report], cols, heads)}\n\nmemory horizon in tokens at ε = 1e-2{ltv}"
+    return f"{format_table([report], cols, heads)}\n\nmemory horizon in tokens at ε = {report['eps']:g}{ltv}"
 
 
 def cmd_eig(args: argparse.Namespace) -> int:
-    hyper = {k: v for k, v in dict(variant=args.variant, preset=args.preset, d_model=args.d_model, d_state=args.d_state, seed=args.seed).items() if v is not None}
-    report, layer = eig_report(args.family, **hyper)
+    hyper = {k: v for k, v in dict(preset=args.preset, d_model=args.d_model, d_state=args.d_state,
+                                   seed=args.seed).items() if v is not None}
+    hyper.update(variant_keywords(args.family, args.variant))
+    report, layer = eig_report(args.family, eps=args.eps, **hyper)
     if args.plot:
         import matplotlib.pyplot as plt
 
@@ -155,28 +161,39 @@ def build_parser() -> argparse.ArgumentParser:
     argparse.ArgumentParser
         Each subcommand sets ``func``, the function that runs it on the parsed Namespace.
     """
-    parser = argparse.ArgumentParser(prog="ssmctl", description="Deep state-space models seen as linear systems.")
+    parser = Parser(prog="ssmctl", description="Deep state-space models seen as linear systems.")
     parser.add_argument("--version", action="version", version=f"ssmctl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("figures", help="eigenvalue figure and tables of every family's initialization")
-    p.add_argument("--outdir", default="figures", help="folder to write into (created when missing)")
+    p = sub.add_parser("figures", help="eigenvalue figure and tables of every family's initialization",
+                       description="Write the eigenvalue figure and the tables of every family's fresh "
+                       "initialization into OUTDIR.")
+    p.add_argument("--outdir", default="figures", help="folder to write into (created when missing; default figures)")
     p.set_defaults(func=cmd_figures)
 
-    p = sub.add_parser("eig", help="eigenvalue statistics of one fresh layer of FAMILY")
-    p.add_argument("family")
-    p.add_argument("--variant")
-    p.add_argument("--preset")
-    p.add_argument("--d-model", type=int)
-    p.add_argument("--d-state", type=int)
-    p.add_argument("--seed", type=int)
+    from ..models import families
+
+    p = sub.add_parser("eig", help="eigenvalue statistics of one fresh layer of FAMILY",
+                       description="Eigenvalue moduli and memory horizons of one freshly initialized layer\n"
+                       "of FAMILY (LTV families: over a unit-RMS Gaussian input).",
+                       epilog=family_choices(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("family", metavar="FAMILY", help=f"model family: {', '.join(families())}")
+    p.add_argument("--variant", help="initialization variant of FAMILY (see the list below)")
+    p.add_argument("--preset", help="named settings of FAMILY, e.g. a paper's (see the list below)")
+    p.add_argument("--d-model", type=positive_int, metavar="H", help="model width (default: the family's)")
+    p.add_argument("--d-state", type=positive_int, metavar="N", help="state size (default: the family's)")
+    add_seed_option(p, "the initialization", default=None)
+    add_eps_option(p)
     add_output_options(p, plot="the eigenvalues (unit disk, or the near-1 view when they crowd the unit circle)")
     p.set_defaults(func=cmd_eig)
 
-    p = sub.add_parser("demo", help="analyse a built-in S4D-style example layer")
-    p.add_argument("--channels", type=int, default=8)
-    p.add_argument("--d-state", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("demo", help="analyse a built-in S4D-style example layer",
+                       description="Full LTI analysis (radius, memory horizon, H2, H∞, DC gain, Hankel values) "
+                       "of a built-in S4D-Lin layer: A_n = −1/2 + iπn, ZOH, log-uniform Δ in [1e-3, 1e-1].")
+    p.add_argument("--channels", type=positive_int, default=8, help="number of channels (default 8)")
+    p.add_argument("--d-state", type=positive_int, default=32, metavar="N", help="modes per channel (default 32)")
+    add_seed_option(p, "Δ, C and D")
+    add_eps_option(p)
     add_output_options(p)
     p.set_defaults(func=cmd_demo)
 
@@ -210,16 +227,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         Exit status: the command's (0 on success), or 2 after printing an :class:`SsmctlError` to stderr as
-        ``ssmctl COMMAND: error: MESSAGE``. Usage errors exit through argparse (``SystemExit(2)``).
+        ``ssmctl COMMAND: error: MESSAGE``, or 141 without a word when the reader of stdout went away
+        (``| head``). Usage errors exit through argparse (``SystemExit(2)``).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         prepare_outputs(args)
-        return int(args.func(args) or 0)
+        with cli_spelling():  # messages name options as flags (--device cpu), not keywords (device='cpu')
+            status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that stopped early (`| head`) shows here, not as a message at exit
+        return status
     except SsmctlError as exc:
         print(f"ssmctl {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+#: Exit status when the reader of the output went away (``ssmctl inspect ... | head``): 128 + SIGPIPE, what
+#: a shell reports for a Unix tool that SIGPIPE ended. Nothing is printed.
+EXIT_BROKEN_PIPE = 141
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail on the closed pipe again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout replaced by an object without a file descriptor
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

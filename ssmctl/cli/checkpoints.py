@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import add_eps_option, add_hint_options, add_output_options, emit, hints_from_args, write_plot
+from .common import add_eps_option, add_hint_options, add_output_options, add_seed_option, emit, hints_from_args, write_plot
 
 __all__ = ["register", "cmd_inspect", "cmd_compare"]
 
@@ -96,6 +96,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("b", help="second checkpoint (e.g. before training) or 'init'")
     add_output_options(p, plot="histograms and unit-disk overlays")
     add_eps_option(p)
-    p.add_argument("--seed", type=int, default=0, help="seed of the fresh init when B is 'init'")
+    add_seed_option(p, "the fresh init when B is 'init'")
     add_hint_options(p)
     p.set_defaults(func=cmd_compare)

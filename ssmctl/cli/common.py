@@ -12,8 +12,90 @@ from ..plot.io import FIGURE_FORMATS, check_figure_path, check_folder, save_figu
 from ..errors import SsmctlError
 from ..report import dumps
 
-__all__ = ["add_output_options", "add_eps_option", "add_hint_options", "hints_from_args", "prepare_outputs", "emit",
-           "write_plot", "model_from_target"]
+__all__ = [
+    "Parser", "add_output_options", "add_eps_option", "add_hint_options", "add_seed_option", "hints_from_args",
+    "positive_int", "seed_value", "prepare_outputs", "emit", "write_plot", "model_from_target", "variant_keywords", "family_choices",
+]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser with usage errors on one line (``ssmctl simulate: error: argument --chunk: ...``)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Print ``PROG: error: MESSAGE (see PROG --help)`` on stderr and exit with status 2.
+
+        Parameters
+        ----------
+        message : str
+            argparse's description of the problem.
+        """
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_option(text: str, lo: int, hi: float, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if not lo <= value < hi:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An option value that must be an integer >= 1 (argparse ``type``).
+
+    Parameters
+    ----------
+    text : str
+        The value as typed.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Not an integer, or < 1.
+    """
+    return _int_option(text, 1, float("inf"), "a positive integer")
+
+
+def seed_value(text: str) -> int:
+    """A random seed: an integer in [0, 2**63), what every family's init takes (argparse ``type``).
+
+    Parameters
+    ----------
+    text : str
+        The value as typed.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Not an integer, negative, or too large.
+    """
+    return _int_option(text, 0, 2**63, "an integer in [0, 2**63)")
+
+
+def add_seed_option(p: argparse.ArgumentParser, what: str, default: int | None = 0) -> None:
+    """Add ``--seed`` (a non-negative integer), saying what it seeds.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser.
+    what : str
+        What the seed draws, for the help text (e.g. "the fresh init when B is 'init'").
+    default : int or None, default 0
+        The default seed (None: the family's own default).
+    """
+    shown = "the family's" if default is None else default
+    p.add_argument("--seed", type=seed_value, default=default, help=f"seed of {what} (default: {shown})")
 
 
 def add_output_options(p: argparse.ArgumentParser, *, plot: str | None = None,
@@ -44,7 +126,8 @@ def add_eps_option(p: argparse.ArgumentParser) -> None:
     p : argparse.ArgumentParser
         The subcommand's parser.
     """
-    p.add_argument("--eps", type=float, default=1e-2, help="memory-horizon threshold (default 1e-2)")
+    p.add_argument("--eps", type=float, default=1e-2,
+                   help="memory-horizon threshold in (0, 1): steps until |λ|^k = EPS (default 1e-2)")
 
 
 def add_hint_options(p: argparse.ArgumentParser, choices: Mapping[str, tuple[str, ...]] | None = None) -> None:
@@ -64,7 +147,8 @@ def add_hint_options(p: argparse.ArgumentParser, choices: Mapping[str, tuple[str
     for hint in HINTS.values():
         allowed = (choices or {}).get(hint.name, hint.choices)
         group.add_argument(hint.flag, dest=f"hint_{hint.name}", choices=allowed,
-                           type=None if allowed else hint.type, help=hint.help)
+                           type=None if allowed else hint.type, help=hint.help,
+                           metavar=None if allowed else hint.name.upper())
 
 
 def hints_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -187,5 +271,58 @@ def model_from_target(target: str, *, hints: Mapping[str, Any] | None = None,
             raise SsmctlError(f"{flags} set the sizes of a fresh init; {target!r} is a checkpoint, whose sizes are its own")
         return load(target, **dict(hints or {}))
     if target in families():
+        hyper.update(variant_keywords(target, hyper.pop("variant", None)))
         return init(target, **hyper)
     raise SsmctlError(f"{target!r} is neither a file or folder nor a family name; families: {', '.join(families())}")
+
+
+def variant_keywords(family: str, variant: str | None) -> dict[str, Any]:
+    """``--variant V`` as the family's init keyword: ``variant`` (S4D, the DSF mixers) or ``a_init`` (Mamba-2, RG-LRU).
+
+    Parameters
+    ----------
+    family : str
+        A registered family.
+    variant : str or None
+        The value of ``--variant``.
+
+    Returns
+    -------
+    dict
+        Keywords for ``ssmctl.init``; empty without a variant or when the family has a single one (S4's legs).
+
+    Raises
+    ------
+    SsmctlError
+        A family with one initialization, or a variant it does not have (the known ones are listed).
+    """
+    from ..errors import SsmctlError, unknown_name
+    from ..models import get_family
+
+    if variant is None:
+        return {}
+    record = get_family(family)
+    if not record.variants:
+        raise SsmctlError(f"{family} has one initialization; --variant does not apply (see ssmctl eig --help)")
+    if variant not in record.variants:
+        raise unknown_name(f"{family} variant (--variant)", variant, record.variants)
+    key = next((k for k in ("variant", "a_init") if k in record.defaults), None)
+    return {key: variant} if key else {}
+
+
+def family_choices() -> str:
+    """The families with their kind, variants and presets, one line each (the epilog of ``eig --help``).
+
+    Returns
+    -------
+    str
+    """
+    from ..models import families, get_family
+
+    lines = ["families (variants; presets):"]
+    for name in families():
+        record = get_family(name)
+        variants = ", ".join(record.variants) or "-"
+        presets = ", ".join(record.presets) or "-"
+        lines.append(f"  {name:<9} {record.kind}  variants: {variants}; presets: {presets}")
+    return "\n".join(lines)

@@ -1,6 +1,6 @@
 """``ssmctl dsf``: the Dynamical Systems Framework view of every layer of a checkpoint or a fresh model.
 
-    ssmctl dsf PATH|FAMILY [--variant V] [--eta E] [--num-heads H] [--layer I] [--tokens FILE.npy | --random-tokens L]
+    ssmctl dsf PATH|FAMILY [--variant V] [--eta E] [--num-heads H] [--layer I] [--tokens FILE | --random-tokens L]
                            [--scope core|block] [--json] [--plot FILE]
 
 PATH is a checkpoint ``ssmctl.load`` reads; FAMILY (when no such path exists) a fresh ``ssmctl.init(FAMILY)``
@@ -19,7 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from .common import add_hint_options, add_output_options, emit, hints_from_args, model_from_target, write_plot
+from .common import (
+    add_hint_options, add_output_options, add_seed_option, emit, hints_from_args, model_from_target, positive_int,
+    write_plot,
+)
 from .simulate import _inputs
 from ..errors import SsmctlError, UnsupportedSystemError
 from ..report import SCHEMA_VERSION, format_table
@@ -235,13 +238,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     from ..models import families
 
     p = subparsers.add_parser("dsf", help="the DSF view per layer: Λ_i, Hankel rank of Φ across cuts, ℓ2 gain",
-                              description=__doc__.split("\n\n")[2])
+                              description=__doc__.split("\n\n")[2].replace("``", ""))
     p.add_argument("target", metavar="PATH|FAMILY", help="a checkpoint (anything ssmctl.load reads) or a family name")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--tokens", metavar="FILE.npy", help="token ids (int) or embeddings / signal (float)")
-    src.add_argument("--random-tokens", metavar="L", type=int,
+    src.add_argument("--tokens", metavar="FILE", help="token ids (int) or embeddings / signal (float): .npy, or a .pt tensor")
+    src.add_argument("--random-tokens", metavar="L", type=positive_int,
                      help=f"L random token ids (a unit Gaussian signal without an embedding); default {DEFAULT_TOKENS}")
-    p.add_argument("--seed", type=int, default=0, help="seed of --random-tokens")
+    add_seed_option(p, "--random-tokens")
     p.add_argument("--layer", help="layers to report, e.g. '0' or '0,2-3' (default all)")
     p.add_argument("--scope", choices=SCOPES, default="core",
                    help="core: the DSF core on its own inputs; block: the whole mixer on the layer's input")

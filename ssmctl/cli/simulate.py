@@ -1,11 +1,11 @@
 """``ssmctl simulate``: eigenvalues, step sizes and memory of an input-dependent model over a long input.
 
-    ssmctl simulate PATH (--tokens FILE.npy | --random-tokens L) [--layers 0,3-5] [--device auto|cpu|cuda]
+    ssmctl simulate PATH (--tokens FILE | --random-tokens L) [--layers 0,3-5] [--device auto|cpu|cuda]
                          [--chunk C] [--json] [--plot FILE]
 
 PATH is a checkpoint ``ssmctl.load`` reads (e.g. a transformers ``save_pretrained`` folder of Mamba, Mamba-2 or
-RecurrentGemma). FILE.npy holds
-token ids (integers, (L,) or (batch, L)) or embeddings / a signal (floats, (L, d_model) or (batch, L, d_model)).
+RecurrentGemma). FILE (``.npy``, or a ``.pt`` / ``.pth`` tensor) holds token ids (integers, (L,) or (batch, L))
+or embeddings / a signal (floats, (L, d_model) or (batch, L, d_model)).
 
 :func:`register` adds it to the main parser's subcommands (``ssmctl/cli/app.py``).
 """
@@ -21,14 +21,18 @@ from typing import Any
 
 import numpy as np
 
-from .common import add_eps_option, add_hint_options, add_output_options, emit, hints_from_args, write_plot
+from .common import (
+    add_eps_option, add_hint_options, add_output_options, add_seed_option, emit, hints_from_args, positive_int,
+    write_plot,
+)
+from ..checkpoints.reader import PICKLE_SUFFIXES, read_pickle
 from ..errors import CheckpointError, SsmctlError
 from ..analysis.spectrum import format_modulus
 from ..report import format_table
 from ..engine.driver import partial_note
 from ..engine.scan import SCAN_BACKENDS
 
-__all__ = ["register", "cmd_simulate", "load_model", "parse_layers"]
+__all__ = ["register", "cmd_simulate", "load_model", "parse_layers", "read_inputs"]
 
 
 def parse_layers(text: str | None) -> list[int] | None:
@@ -97,20 +101,75 @@ def load_model(path: str, hints: dict[str, Any] | None = None) -> Any:
     return load(path, **(hints or {}))
 
 
+_EXPECTED_INPUT = ("one array of token ids (integers, (L,) or (batch, L)) or embeddings / a signal (floats, "
+                   "(L, d_model) or (batch, L, d_model))")
+
+
+def read_inputs(path: str) -> np.ndarray:
+    """The input array in a ``--tokens`` file: ``.npy``, or a ``torch.save`` file (``.pt``, ``.pth``) of one tensor.
+
+    ``.pt`` files are read with the weights-only unpickler (nothing in them runs); a list of numbers is taken
+    as an array.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+
+    Returns
+    -------
+    ndarray
+        Integer token ids or float embeddings (bool, integer or float dtype; the shape is checked by
+        :func:`ssmctl.simulate`).
+
+    Raises
+    ------
+    SsmctlError
+        A missing file, one that is neither a ``.npy`` array nor a readable ``torch.save`` file, an ``.npz``
+        archive, a file holding something other than one numeric array (a dict, a string, ...).
+    """
+    where = f"--tokens {path}"
+    if not os.path.isfile(path):
+        raise SsmctlError(f"{where}: no such file")
+    if path.endswith(PICKLE_SUFFIXES):
+        import torch
+
+        obj = read_pickle(path)
+        if isinstance(obj, torch.Tensor):
+            t = obj.detach().cpu()
+            arr = (t.float() if t.dtype in (torch.float16, torch.bfloat16) else t).numpy()
+        elif isinstance(obj, (list, tuple)):
+            try:
+                arr = np.asarray(obj)
+            except ValueError:  # ragged nesting
+                arr = np.asarray(None)
+            if arr.dtype.kind not in "biuf":
+                raise SsmctlError(f"{where}: holds a {type(obj).__name__} that is not a rectangular array of "
+                                  f"numbers; expected {_EXPECTED_INPUT}")
+        else:
+            keys = f" with keys {sorted(map(str, obj))[:8]}" if isinstance(obj, dict) else ""
+            raise SsmctlError(f"{where}: holds a {type(obj).__name__}{keys}; expected {_EXPECTED_INPUT}")
+    else:
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise SsmctlError(f"{where}: not a numpy .npy array nor a .pt tensor ({type(exc).__name__}: {exc})") from None
+        if isinstance(arr, np.lib.npyio.NpzFile):
+            names = list(arr.files)
+            arr.close()
+            raise SsmctlError(f"{where}: an .npz archive (arrays {names[:8]}); expected {_EXPECTED_INPUT} "
+                              "saved with np.save, or a .pt tensor")
+    if arr.dtype.kind not in "biuf":
+        raise SsmctlError(f"{where}: holds {arr.dtype} data of shape {arr.shape}; expected {_EXPECTED_INPUT}")
+    return arr
+
+
 def _inputs(args: argparse.Namespace, model: Any, width: int | None = None) -> np.ndarray:
     if (args.tokens is None) == (args.random_tokens is None):
-        raise SsmctlError("give exactly one input: --tokens FILE.npy or --random-tokens L")
+        raise SsmctlError("give exactly one input: --tokens FILE or --random-tokens L")
     if args.tokens is not None:
-        if not os.path.isfile(args.tokens):
-            raise SsmctlError(f"--tokens {args.tokens}: no such file")
-        try:
-            arr = np.load(args.tokens, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise SsmctlError(f"--tokens {args.tokens}: not a numpy .npy array ({exc})") from None
-        return arr
+        return read_inputs(args.tokens)
     L = args.random_tokens
-    if L < 1:
-        raise SsmctlError(f"--random-tokens must be a positive length, got {L}")
     emb = model.extras.get("embedding")
     rng = np.random.default_rng(args.seed)
     if emb is None:  # no embedding (a fresh init): a unit-RMS Gaussian signal at the first layer's input
@@ -191,8 +250,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             f"{args.path}: {partial}; pass --partial to simulate the SSM layers back to back anyway"
         )
     if args.threads is not None:
-        if args.threads < 1:
-            raise SsmctlError(f"--threads must be a positive integer, got {args.threads}")
         import torch
 
         # On a busy machine torch's OpenMP threads wait on the occupied cores; fewer threads avoid that.
@@ -224,20 +281,31 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     argparse.ArgumentParser
         The ``simulate`` subparser.
     """
-    p = subparsers.add_parser("simulate", help="token-by-token eigenvalues, step sizes and memory of an LTV model",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser(
+        "simulate", help="token-by-token eigenvalues, step sizes and memory of an LTV model",
+        description="Eigenvalues, step sizes and memory of an input-dependent model (Mamba, Mamba-2, RG-LRU) "
+        "over a long input, token by token. Give the input as --tokens FILE or --random-tokens L.",
+    )
     p.add_argument("path", help="checkpoint folder or file (anything ssmctl.load reads)")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--tokens", metavar="FILE.npy", help="token ids (int) or embeddings / signal (float)")
-    src.add_argument("--random-tokens", metavar="L", type=int, help="L uniformly random token ids")
-    p.add_argument("--seed", type=int, default=0, help="seed of --random-tokens")
-    p.add_argument("--layers", help="layers to report, e.g. '0,3-5' (default all)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--chunk", type=int, help="tokens per chunk (default: automatic)")
+    src.add_argument("--tokens", metavar="FILE",
+                     help="input file (.npy array, or .pt/.pth tensor): token ids (int, (L,) or (batch, L)) or "
+                     "embeddings / a signal (float, (L, d_model) or (batch, L, d_model))")
+    src.add_argument("--random-tokens", metavar="L", type=positive_int,
+                     help="L uniformly random token ids (a unit-RMS Gaussian signal for models without embedding)")
+    add_seed_option(p, "--random-tokens")
+    p.add_argument("--layers", help="layers to report, e.g. '0,3-5' or '-1' for the last (default: all)")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when torch sees it, else cpu), cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--chunk", type=positive_int, metavar="C",
+                   help="tokens per chunk, >= 1; results do not depend on it (default: 512 on CPU, sized to "
+                   "GPU memory on CUDA)")
     p.add_argument("--scan", choices=SCAN_BACKENDS, default="auto",
-                   help="selective scan: the compiled CPU kernel (native), the fused GPU kernel (triton), the tensor "
-                        "form (any device), Mamba-2's matrix form (ssd, any device), or auto")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
+                   help="selective scan: native (the compiled CPU kernel), triton (the fused GPU kernel), tensor "
+                   "(any device), ssd (Mamba-2's matrix form, any device), or auto (default: SSD for Mamba-2 and "
+                   "triton for the others on a GPU, native on the CPU, where they can run; else tensor)")
+    p.add_argument("--threads", type=positive_int, metavar="T",
+                   help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
     add_eps_option(p)
     add_output_options(p, plot="the per-layer figure", json_help="strict JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")

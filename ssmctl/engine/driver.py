@@ -23,7 +23,7 @@ import torch
 
 from .stats import LayerStats, LTVStats
 from ..analysis.spectrum import marginal_note
-from ..errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSystemError
+from ..errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSystemError, option
 from ..models.base import Model
 from ..analysis.progress import Progress
 from ..report import SCHEMA_VERSION, format_modulus
@@ -68,12 +68,12 @@ def resolve_device(device: Any = "auto") -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SsmctlError(
             f"device {name!r} was asked for but torch sees no CUDA device (torch.cuda.is_available() is False; "
-            f"torch {torch.__version__}); use device='cpu' or 'auto'"
+            f"torch {torch.__version__}); use {option('device', 'cpu')} or {option('device', 'auto')}"
         )
     try:
         return torch.device(name)
     except (RuntimeError, TypeError):
-        raise SsmctlError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from None
+        raise SsmctlError(f"unknown {option('device')} {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
 
 
 def partial_note(model: Model) -> str | None:
@@ -366,9 +366,16 @@ def _finite_max(x: np.ndarray) -> float:
 def _as_tensor(x: Any) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x.detach()
-    arr = np.asarray(x)
-    if arr.dtype == object:
-        raise SsmctlError("inputs must be a numeric array: token ids (integers) or embeddings (floats)")
+    try:
+        arr = np.asarray(x)
+    except ValueError:  # ragged nested lists
+        arr = np.asarray(None)
+    if arr.dtype.kind not in "biufc":
+        raise SsmctlError(
+            f"inputs must be a numeric array: token ids (integers) or embeddings (floats), got {arr.dtype}"
+        )
+    if arr.dtype.kind in "iu" and arr.dtype not in (np.int32, np.int64):
+        arr = arr.astype(np.int64)  # torch has no tensors of every numpy integer type
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
@@ -426,6 +433,17 @@ class _Inputs:
                 raise SsmctlError(f"unsupported float dtype {x.dtype}")
             self.values = x
             self.batch, self.length = x.shape[:2]
+
+    def nonfinite(self, b: int, t: int) -> str:
+        """Why the layer input at token ``t`` of batch ``b`` is not finite: an embedding row, or the input itself."""
+        if self.embedding is None:
+            return f"the input has NaN/Inf at token {t} (batch {b})"
+        row = int(self.ids[b, t])
+        if bool(torch.isfinite(self.embedding[row]).all()):  # a finite row times the scale overflowed
+            return f"embedding row {row} (token {t}, batch {b}) times the embedding scale {self.scale:g} overflows"
+        bad = int((~torch.isfinite(self.embedding[row])).sum())
+        return (f"embedding row {row} (the id of token {t}, batch {b}) has {bad} NaN/Inf entries: the model's "
+                f"embedding matrix is not finite there; the token ids are valid")
 
     def to(self, device: torch.device) -> "_Inputs":
         if self.embedding is not None:
@@ -524,18 +542,18 @@ def simulate(
     if scan not in SCAN_BACKENDS:  # before any work, not at the first chunk's scan
         raise SsmctlError(f"unknown scan {scan!r}; known: {', '.join(map(repr, SCAN_BACKENDS))}")
     if scan == "native" and (dev.type != "cpu" or not native_available()):
-        raise SsmctlError(f"scan='native' runs on the CPU only and needs the compiled kernel (device {dev}; "
-                          f"{native_status()}); use scan='auto' or 'tensor'")
+        raise SsmctlError(f"{option('scan', 'native')} runs on the CPU only and needs the compiled kernel (device "
+                          f"{dev}; {native_status()}); use {option('scan', 'auto')} or {option('scan', 'tensor')}")
     if scan == "triton" and not triton_available(dev):
-        raise SsmctlError(f"scan='triton' runs on a CUDA device with triton installed (device {dev}; "
-                          f"{triton_status()}); use scan='auto' or 'tensor'")
+        raise SsmctlError(f"{option('scan', 'triton')} runs on a CUDA device with triton installed (device {dev}; "
+                          f"{triton_status()}); use {option('scan', 'auto')} or {option('scan', 'tensor')}")
     n_layers = len(model.layers)
     if layers is None:
         chosen = list(range(n_layers))
     else:
         chosen = sorted({int(i) + (n_layers if int(i) < 0 else 0) for i in layers})
         if not chosen or chosen[0] < 0 or chosen[-1] >= n_layers:
-            raise SsmctlError(f"layers {list(layers)} outside the model's {n_layers} layers (0..{n_layers - 1})")
+            raise SsmctlError(f"{option('layers')} {list(layers)} outside the model's {n_layers} layers (0..{n_layers - 1})")
     for layer in model.layers[: chosen[-1] + 1]:
         if layer.family not in RUNNERS:
             raise UnsupportedSystemError(
@@ -543,8 +561,9 @@ def simulate(
                 f"{', '.join(RUNNERS)}"
             )
         if scan == "ssd" and layer.family != "mamba2":
-            raise SsmctlError(f"scan='ssd' is Mamba-2's matrix form (one decay per head); layer {layer.index} is "
-                              f"{layer.family!r}: use scan='auto', 'native' or 'tensor'")
+            raise SsmctlError(f"{option('scan', 'ssd')} is Mamba-2's matrix form (one decay per head); layer "
+                              f"{layer.index} is {layer.family!r}: use {option('scan', 'auto')}, "
+                              f"{option('scan', 'native')} or {option('scan', 'tensor')}")
     d_model = int(model.layers[0].config["d_model"])
     src = _Inputs(model, inputs, d_model).to(dev)
     L, batch = src.length, src.batch
@@ -561,7 +580,7 @@ def simulate(
         chunk = default_chunk(dev, per_token)
     chunk = int(chunk)
     if chunk < 1:
-        raise SsmctlError(f"chunk must be a positive integer, got {chunk}")
+        raise SsmctlError(f"{option('chunk')} must be a positive integer, got {chunk}")
     if block < 1:
         raise SsmctlError(f"block must be a positive integer, got {block}")
 
@@ -642,7 +661,7 @@ class _Run:
                 u = src.chunk(t0, t1, dev)
                 if self.eager and not bool(torch.isfinite(u).all()):
                     b, t = _first_bad_token(u)
-                    raise NonFiniteError(f"the input has NaN/Inf at token {t0 + t} (batch {b})")
+                    raise NonFiniteError(src.nonfinite(b, t0 + t))
                 finite = [torch.isfinite(u).all()] if not self.eager else []
                 for i, runner in enumerate(runners):
                     before = {k: v.clone() for k, v in states[i].items()} if self.eager else None

@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import NonFiniteError, ShapeError, SsmctlError
+from ..errors import NonFiniteError, ShapeError, SsmctlError, option
 from ..report import fmt, format_modulus
 from ..systems import _display
 from ._tensor_cache import lru_get
@@ -258,7 +258,7 @@ class LTVStats:
         if not torch.isfinite(a).all() or bool((a < 0).any()):
             raise SsmctlError("LTVStats: decay constants a must be finite and non-negative")
         if not 0.0 < eps < 1.0:
-            raise SsmctlError(f"eps must lie in (0, 1), got {eps}")
+            raise SsmctlError(f"{option('eps')} must lie in (0, 1), got {eps}")
         if length < 1:
             raise ShapeError(f"length must be positive, got {length}")
         if lag_samples < 1:

@@ -1,4 +1,4 @@
-"""Helpers the LTI families (S4, S4D, S5, LRU) share: hyperparameters, parameter checks, random draws.
+"""Helpers the LTI families (S4, S4D, S5, LRU) share: parameter checks, random draws (hyperparameters: _hyper).
 
 Private: the public faces are each family's ``init`` and ``layer_from_params``.
 """
@@ -11,14 +11,12 @@ from typing import Any, Mapping
 import numpy as np
 from scipy import special
 
-from ..errors import CheckpointError, NonFiniteError, ShapeError, SsmctlError, UnknownNameError, unknown_name
+from ..errors import CheckpointError, NonFiniteError, ShapeError, unknown_name
 
 __all__ = [
-    "resolve_config",
-    "check_positive_int",
-    "check_dt_range",
     "check_choice",
     "fetch_param",
+    "with_extras",
     "log_uniform",
     "truncated_normal",
     "complex_normal",
@@ -26,49 +24,6 @@ __all__ = [
     "complex_of",
     "system_meta",
 ]
-
-
-def resolve_config(
-    family: str, defaults: Mapping[str, Any], presets: Mapping[str, Mapping[str, Any]], hyper: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Defaults, then the named preset, then explicit overrides; unknown names are refused with a listing."""
-    hyper = dict(hyper)
-    preset = hyper.pop("preset", None)
-    unknown = sorted(set(hyper) - set(defaults))
-    if unknown:
-        raise UnknownNameError(
-            f"{family}: unknown hyperparameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-            f"known: {', '.join(sorted(defaults))}, preset"
-        )
-    cfg = dict(defaults)
-    if preset is not None:
-        if preset not in presets:
-            raise unknown_name(f"{family} preset", preset, list(presets))
-        cfg.update(presets[preset])
-    cfg.update(hyper)
-    cfg["preset"] = preset
-    return cfg
-
-
-def check_positive_int(family: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise SsmctlError(f"{family}: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def check_dt_range(family: str, dt_min: Any, dt_max: Any) -> tuple[float, float]:
-    """Step-size range of the log-uniform Δ init: 0 < dt_min <= dt_max, both finite."""
-    try:
-        lo, hi = float(dt_min), float(dt_max)
-    except (TypeError, ValueError):
-        raise SsmctlError(f"{family}: dt_min and dt_max must be numbers, got {dt_min!r}, {dt_max!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise SsmctlError(f"{family}: dt_min and dt_max must be finite, got {lo}, {hi}")
-    if lo <= 0:
-        raise SsmctlError(f"{family}: dt_min must be > 0 (Δ is sampled log-uniformly), got {lo}")
-    if lo > hi:
-        raise SsmctlError(f"{family}: dt_min ({lo}) must not exceed dt_max ({hi})")
-    return lo, hi
 
 
 def check_choice(family: str, kind: str, value: Any, known: tuple[str, ...]) -> str:
@@ -130,6 +85,47 @@ def fetch_param(
             f"{where}: parameter {key!r} has {int(bad.sum())} non-finite value(s) (first at index {first})"
         )
     return arr
+
+
+def with_extras(
+    family: str, index: int, params: Mapping[str, Any], own: Mapping[str, Any], consumed: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A layer's parameters: its family's own (fetched and checked) and the block's other tensors, kept as given.
+
+    The other tensors (e.g. state-spaces/s4's ``output_linear.*`` beside the kernel) are kept for the user
+    once they are known to be finite, so a loaded layer never holds NaN/Inf.
+
+    Parameters
+    ----------
+    family : str
+        Family name, for messages.
+    index : int
+        Layer index, for messages.
+    params : mapping
+        Every tensor of the block as given to ``layer_from_params``.
+    own : mapping
+        The family's parameters, already checked by :func:`fetch_param`; they win over ``params``.
+    consumed : tuple of str
+        Keys of ``params`` the family read into its config (e.g. a buffer), dropped from the parameters.
+
+    Returns
+    -------
+    dict
+        The other tensors in the order of ``params``, then ``own``.
+
+    Raises
+    ------
+    NonFiniteError
+        NaN or Inf in one of the other tensors (the key is named).
+    """
+    extras = {k: v for k, v in params.items() if k not in own and k not in consumed}
+    for key, value in extras.items():
+        arr = _to_numpy(value)
+        if np.issubdtype(arr.dtype, np.inexact):
+            bad = ~np.isfinite(arr)
+            if bad.any():
+                raise NonFiniteError(f"{family} layer {index}: tensor {key!r} has {int(bad.sum())} NaN/Inf entries")
+    return {**extras, **own}
 
 
 def log_uniform(rng: np.random.Generator, shape: tuple[int, ...], lo: float, hi: float) -> np.ndarray:

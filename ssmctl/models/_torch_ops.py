@@ -2,8 +2,8 @@
 
 One copy each of what the three reference blocks have in common: RMSNorm, the causal depthwise
 convolution, torch's default layer init, the softplus-inverse step-size bias init, the float64 residual
-output of the reference twins, parameter checking against the expected checkpoint shapes, the
-hyperparameter merging (defaults ← preset ← user) with clear errors, and the seeded layer-by-layer init.
+output of the reference twins, parameter checking against the expected checkpoint shapes, and the seeded
+layer-by-layer init (hyperparameters are merged and checked by _hyper, as for every family).
 """
 
 from __future__ import annotations
@@ -15,20 +15,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import CheckpointError, NonFiniteError, ShapeError, SsmctlError, unknown_name
+from ..errors import CheckpointError, NonFiniteError, ShapeError, SsmctlError
 from .base import Layer, Model
 
 __all__ = [
     "as_float_tensor",
-    "check_positive_int",
-    "check_dt_range",
     "causal_depthwise_conv",
     "expanded_width",
     "generator",
     "init_dt_bias",
     "init_model",
     "layer_input",
-    "merge_hyper",
+    "linear_weight",
+    "drawn_layer",
     "residual_output_ref",
     "rms_norm",
     "shape_of",
@@ -53,50 +52,11 @@ def as_float_tensor(name: str, value: Any, dtype: torch.dtype = torch.float32) -
     return t.to(dtype)
 
 
-def check_positive_int(family: str, **values: Any) -> None:
-    """Raise a clear error unless every keyword is a positive integer."""
-    for name, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-            raise SsmctlError(f"{family}: {name} must be a positive integer, got {v!r}")
-
-
-def check_dt_range(family: str, dt_min: float, dt_max: float, dt_init_floor: float) -> None:
-    """Δ0 is drawn log-uniformly in [dt_min, dt_max], so both must be positive and ordered."""
-    if not (isinstance(dt_min, (int, float)) and dt_min > 0 and math.isfinite(dt_min)):
-        raise SsmctlError(f"{family}: dt_min must be a positive number, got {dt_min!r}")
-    if not (isinstance(dt_max, (int, float)) and math.isfinite(dt_max) and dt_max >= dt_min):
-        raise SsmctlError(f"{family}: dt_max must be a number >= dt_min = {dt_min}, got {dt_max!r}")
-    if not (isinstance(dt_init_floor, (int, float)) and dt_init_floor >= 0):
-        raise SsmctlError(f"{family}: dt_init_floor must be >= 0, got {dt_init_floor!r}")
-
-
 def expanded_width(family: str, expand: Any, d_model: int) -> int:
     """d_inner = expand · d_model, refusing an expansion that does not give a positive whole width."""
     if not isinstance(expand, (int, float)) or expand <= 0 or float(expand * d_model) % 1:
         raise SsmctlError(f"{family}: expand · d_model must be a positive integer, got expand = {expand!r}")
     return int(expand * d_model)
-
-
-def merge_hyper(
-    family: str,
-    defaults: Mapping[str, Any],
-    presets: Mapping[str, Mapping[str, Any]],
-    hyper: Mapping[str, Any],
-) -> dict[str, Any]:
-    """Defaults, then the named ``preset`` (if any), then the caller's keywords; unknown names are errors."""
-    hyper = dict(hyper)
-    preset = hyper.pop("preset", None)
-    config = dict(defaults)
-    if preset is not None:
-        if preset not in presets:
-            raise unknown_name(f"{family} preset", preset, list(presets))
-        config.update(presets[preset])
-    unknown = sorted(set(hyper) - set(defaults))
-    if unknown:
-        raise unknown_name(f"{family} hyperparameter", unknown[0], list(defaults) + ["preset"])
-    config.update(hyper)
-    config["preset"] = preset
-    return config
 
 
 def generator(seed: int) -> torch.Generator:
@@ -115,6 +75,26 @@ def torch_default_uniform(shape: tuple[int, ...], fan_in: int, gen: torch.Genera
     """U[±1/√fan_in]: the default init of ``nn.Linear`` and ``nn.Conv1d`` weights (kaiming_uniform with
     a = √5) and biases, which mamba_ssm keeps for its projections and convolution."""
     return uniform(shape, -fan_in**-0.5, fan_in**-0.5, gen)
+
+
+def linear_weight(out_features: int, in_features: int, gen: torch.Generator) -> torch.Tensor:
+    """An ``nn.Linear(in_features, out_features)`` weight at torch's default init, shape (out, in)."""
+    return torch_default_uniform((out_features, in_features), in_features, gen)
+
+
+def drawn_layer(
+    build: Callable[[dict[str, Any], dict[str, Any], int], Layer],
+    params: dict[str, torch.Tensor],
+    config: Mapping[str, Any],
+    keys: tuple[str, ...],
+    index: int,
+    a_init: str,
+) -> Layer:
+    """A freshly drawn layer, built and checked by the family's ``layer_from_params`` as a checkpoint's block
+    would be (with the ``keys`` of ``config`` it reads), and labelled with the A init it was drawn with."""
+    layer = build(params, {key: config[key] for key in keys if key in config}, index)
+    layer.config["a_init"] = a_init
+    return layer
 
 
 def init_model(

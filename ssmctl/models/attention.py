@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from ..errors import CheckpointError, ShapeError, SsmctlError, UnsupportedSystemError, unknown_name
 from ..systems.ltv import LTVSystem
 from . import _torch_ops as ops
-from .base import Family, Layer, Model, register
+from ._hyper import check_positive_int, resolve_config
+from .base import Layer, Model, register_module
 from .dsf_block import BlockFactors
 
 __all__ = [
@@ -117,7 +118,7 @@ def param_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
 
 
 def _check_sizes(config: dict[str, Any]) -> None:
-    ops.check_positive_int(NAME, d_model=config["d_model"], d_qk=config["d_qk"], num_heads=config["num_heads"])
+    check_positive_int(NAME, d_model=config["d_model"], d_qk=config["d_qk"], num_heads=config["num_heads"])
     for what in ("d_qk", "d_model"):
         if config[what] % config["num_heads"]:
             raise ShapeError(
@@ -561,10 +562,10 @@ def init(**hyper: Any) -> Model:
     SsmctlError
         A size that is not a positive integer, or d_qk/d_model not divisible by num_heads.
     """
-    config = ops.merge_hyper(NAME, DEFAULTS, PRESETS, hyper)
+    config = resolve_config(NAME, DEFAULTS, PRESETS, hyper)
     if config["d_qk"] is None:
         config["d_qk"] = config["d_model"]
-    ops.check_positive_int(NAME, n_layers=config["n_layers"])
+    check_positive_int(NAME, n_layers=config["n_layers"])
     _check_sizes(config)
     if config["weight_init"] not in WEIGHT_INITS:
         raise unknown_name(f"{NAME} weight_init", config["weight_init"], WEIGHT_INITS)
@@ -573,30 +574,20 @@ def init(**hyper: Any) -> Model:
     return ops.init_model(NAME, config, _init_layer)
 
 
-FAMILY = register(
-    Family(
-        name=NAME,
-        paper="Sieber et al. 2024 (DSF): softmax, linear (Katharopoulos et al. 2020) and normalized attention",
-        kind="LTV",
-        parametrization="LTV: Λ_i = η_(i−1)/η_i (scalar per head), B_i = φ(k_i)/η_i, C_i = ψ(q_i), D = 0",
-        discretization="none (discrete by construction)",
-        structure="one scalar transition per head; head_dim states per value channel",
-        implementation="O(L²) attention matrix (reference); DSF recurrence",
-        scaffolding="bare mixer: Wqk, Wv (, Wn) → causal attention → out_proj; all projections biased",
-        defaults=DEFAULTS,
-        init=init,
-        notes="Softmax has no finite DSF (n = ∞): dsf() offers order-p Taylor features. The authors' softmax "
-        "masks with −1e4 before exp; ssmctl masks exactly (−∞). Linear attention's Λ_i is positive but not "
-        "bounded by 1; normalized attention's α is signed and not row-normalized.",
-        variants=VARIANTS,
-        presets=PRESETS,
-        ltv=ltv,
-        layer_from_params=layer_from_params,
-        config_from_params=config_from_params,
-        dsf_block=dsf_block,
-        dsf_features=taylor_ltv,
-        dsf_log_transition=_log_transition,
-        attention_matrix=attention_matrix,
-    )
+FAMILY = register_module(
+    __name__,
+    name=NAME,
+    paper="Sieber et al. 2024 (DSF): softmax, linear (Katharopoulos et al. 2020) and normalized attention",
+    kind="LTV",
+    parametrization="LTV: Λ_i = η_(i−1)/η_i (scalar per head), B_i = φ(k_i)/η_i, C_i = ψ(q_i), D = 0",
+    discretization="none (discrete by construction)",
+    structure="one scalar transition per head; head_dim states per value channel",
+    implementation="O(L²) attention matrix (reference); DSF recurrence",
+    scaffolding="bare mixer: Wqk, Wv (, Wn) → causal attention → out_proj; all projections biased",
+    notes="Softmax has no finite DSF (n = ∞): dsf() offers order-p Taylor features. The authors' softmax "
+    "masks with −1e4 before exp; ssmctl masks exactly (−∞). Linear attention's Λ_i is positive but not "
+    "bounded by 1; normalized attention's α is signed and not row-normalized.",
+    variants=VARIANTS,
+    dsf_features=taylor_ltv,
+    dsf_log_transition=_log_transition,
 )
-

@@ -1,18 +1,20 @@
 """The model-side object model (docs/design.md): ``Family`` records, ``Layer`` and ``Model``.
 
-A family module (``models/<family>.py``) builds a :class:`Family` and calls :func:`register`. Layers hold
+A family module (``models/<family>.py``) registers its :class:`Family` with :func:`register_module` (or
+builds one and calls :func:`register`). Layers hold
 their parameters as numpy arrays or torch tensors and ask their family to turn them into systems.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 from ..errors import SsmctlError, UnsupportedSystemError, unknown_name
 from ..systems import _display
 
-__all__ = ["Family", "Layer", "Model", "register", "families", "get_family", "init"]
+__all__ = ["Family", "Layer", "Model", "register", "register_module", "HOOKS", "families", "get_family", "init"]
 
 _REGISTRY: dict[str, "Family"] = {}
 
@@ -246,6 +248,44 @@ def register(family: Family) -> Family:
         raise SsmctlError(f"family {family.name!r} registered twice")
     _REGISTRY[family.name] = family
     return family
+
+
+#: Functions a family module defines under these names become the hooks of its record (:func:`register_module`).
+HOOKS: tuple[str, ...] = (
+    "init", "system", "ltv", "frozen", "layer_from_params", "config_from_params", "bias_eigenvalues", "continuous_A",
+    "dsf_block", "attention_matrix",
+)
+
+
+def register_module(module: str, **record: Any) -> Family:
+    """Register the family that module ``module`` (``models/<family>.py``) defines, by its conventional names.
+
+    The record's ``defaults`` and ``presets`` are copies of the module's ``DEFAULTS`` and ``PRESETS``; each
+    function of :data:`HOOKS` the module defines becomes that hook. ``record`` gives the rest (name, paper,
+    kind, the Table I columns, notes, variants) and may name a hook explicitly.
+
+    Parameters
+    ----------
+    module : str
+        The family module's ``__name__``; it must be imported far enough to hold its DEFAULTS, PRESETS and
+        hook functions (call this at the end of the module).
+    **record
+        Fields of :class:`Family`.
+
+    Returns
+    -------
+    Family
+        The registered record.
+
+    Raises
+    ------
+    SsmctlError
+        When another record is already registered under that name.
+    """
+    namespace = vars(sys.modules[module])
+    found = {name: namespace[name] for name in HOOKS if callable(namespace.get(name))}
+    presets = {name: dict(settings) for name, settings in namespace["PRESETS"].items()}
+    return register(Family(defaults=dict(namespace["DEFAULTS"]), presets=presets, **{**found, **record}))
 
 
 def families() -> dict[str, Family]:

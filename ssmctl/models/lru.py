@@ -22,8 +22,9 @@ import numpy as np
 
 from ..errors import SsmctlError
 from ..systems.lti import DiagonalLTI
-from ._lti_common import check_positive_int, fetch_param, resolve_config, system_meta
-from .base import Family, Layer, Model, register
+from ._hyper import check_positive_int, resolve_config
+from ._lti_common import fetch_param, system_meta, with_extras
+from .base import Layer, Model, register_module
 
 __all__ = ["FAMILY", "init", "layer_from_params", "system", "eigenvalues_of", "ring_init"]
 
@@ -114,9 +115,7 @@ def init(**hyper: Any) -> Model:
     Model
     """
     cfg = resolve_config(NAME, DEFAULTS, PRESETS, hyper)
-    H = check_positive_int(NAME, "d_model", cfg["d_model"])
-    N = check_positive_int(NAME, "d_state", cfg["d_state"])
-    n_layers = check_positive_int(NAME, "n_layers", cfg["n_layers"])
+    H, N, n_layers = check_positive_int(NAME, d_model=cfg["d_model"], d_state=cfg["d_state"], n_layers=cfg["n_layers"])
     r_min, r_max, max_phase = _check_ring(cfg["r_min"], cfg["r_max"], cfg["max_phase"])
     rng = np.random.default_rng(cfg["seed"])
     layers = []
@@ -152,7 +151,7 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
     -------
     Layer
     """
-    out = dict(params)
+    out: dict[str, Any] = {}
     nu = fetch_param(NAME, index, params, "nu_log", (None,), "(N,)")
     N = nu.shape[0]
     out["nu_log"] = nu
@@ -165,7 +164,7 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
     for key in ("C_re", "C_im"):
         out[key] = fetch_param(NAME, index, params, key, (H, N), "(H, N)")
     out["D"] = fetch_param(NAME, index, params, "D", (H,), "(H,)")
-    return Layer(NAME, index, out, {**dict(config), "d_state": N, "d_model": H})
+    return Layer(NAME, index, with_extras(NAME, index, params, out), {**dict(config), "d_state": N, "d_model": H})
 
 
 def eigenvalues_of(layer: Layer) -> np.ndarray:
@@ -217,31 +216,25 @@ def system(layer: Layer) -> DiagonalLTI:
     )
 
 
-FAMILY = register(
-    Family(
-        name=NAME,
-        paper=(
-            "Orvieto, Smith, Gu, Fernando, Gulcehre, Pascanu, De (2023): "
-            "Resurrecting Recurrent Neural Networks for Long Sequences"
-        ),
-        kind="LTI",
-        parametrization="LTI",
-        discretization="None",
-        structure="MIMO",
-        implementation="Parallel Scan",
-        scaffolding="MLP / H3",
-        defaults=dict(DEFAULTS),
-        init=init,
-        notes=(
-            "Reference code (NicolasZucchet/minimal-LRU): exponential parametrization λ = exp(−exp(ν) + i·exp(θ)); "
-            "γ normalization is a separate trainable parameter gamma_log initialized to log √(1 − |λ|²) and not "
-            "recomputed from λ afterwards. Code defaults r_min 0, r_max 1, max_phase 6.28; the paper's "
-            "long-range ring (r ∈ [0.9, 0.999], max_phase π/10) is the preset 'long_range' (unverified against "
-            "code). Output y = Re(Ch) + D⊙u, then GELU and a GLU (scaffolding, not modelled as a system)."
-        ),
-        variants=(),
-        presets={k: dict(v) for k, v in PRESETS.items()},
-        system=system,
-        layer_from_params=layer_from_params,
-    )
+FAMILY = register_module(
+    __name__,
+    name=NAME,
+    paper=(
+        "Orvieto, Smith, Gu, Fernando, Gulcehre, Pascanu, De (2023): "
+        "Resurrecting Recurrent Neural Networks for Long Sequences"
+    ),
+    kind="LTI",
+    parametrization="LTI",
+    discretization="None",
+    structure="MIMO",
+    implementation="Parallel Scan",
+    scaffolding="MLP / H3",
+    notes=(
+        "Reference code (NicolasZucchet/minimal-LRU): exponential parametrization λ = exp(−exp(ν) + i·exp(θ)); "
+        "γ normalization is a separate trainable parameter gamma_log initialized to log √(1 − |λ|²) and not "
+        "recomputed from λ afterwards. Code defaults r_min 0, r_max 1, max_phase 6.28; the paper's "
+        "long-range ring (r ∈ [0.9, 0.999], max_phase π/10) is the preset 'long_range' (unverified against "
+        "code). Output y = Re(Ch) + D⊙u, then GELU and a GLU (scaffolding, not modelled as a system)."
+    ),
+    variants=(),
 )

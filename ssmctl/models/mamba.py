@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from ..errors import unknown_name
 from ..systems.ltv import LTVSystem
 from . import _torch_ops as ops
-from .base import Family, Layer, Model, register
+from ._hyper import check_dt_range, check_positive_int, resolve_config
+from .base import Layer, Model, register_module
 from .dsf_block import BlockFactors
 
 __all__ = [
@@ -86,7 +87,7 @@ _INNER_NORMS = ("dt", "b", "c")
 def _dt_rank(dt_rank: Any, d_model: int) -> int:
     if dt_rank == "auto":
         return math.ceil(d_model / 16)
-    ops.check_positive_int(NAME, dt_rank=dt_rank)
+    check_positive_int(NAME, dt_rank=dt_rank)
     return int(dt_rank)
 
 
@@ -400,9 +401,6 @@ def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Lay
     d_model, d_inner, N = config["d_model"], config["d_inner"], config["d_state"]
     r, k = config["dt_rank"], config["d_conv"]
 
-    def lin(out_f: int, in_f: int) -> torch.Tensor:
-        return ops.torch_default_uniform((out_f, in_f), in_f, gen)
-
     dt_std = r**-0.5 * config["dt_scale"]
     if config["dt_init"] == "constant":
         dt_w = torch.full((d_inner, r), dt_std)
@@ -414,14 +412,14 @@ def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Lay
         "norm.weight": torch.ones(d_model),
         "mixer.A_log": torch.log(torch.arange(1, N + 1, dtype=torch.float32)).repeat(d_inner, 1),
         "mixer.D": torch.ones(d_inner),
-        "mixer.in_proj.weight": lin(2 * d_inner, d_model),
+        "mixer.in_proj.weight": ops.linear_weight(2 * d_inner, d_model, gen),
         "mixer.conv1d.weight": ops.torch_default_uniform((d_inner, 1, k), k, gen),
-        "mixer.x_proj.weight": lin(r + 2 * N, d_inner),
+        "mixer.x_proj.weight": ops.linear_weight(r + 2 * N, d_inner, gen),
         "mixer.dt_proj.weight": dt_w,
         "mixer.dt_proj.bias": ops.init_dt_bias(
             d_inner, config["dt_min"], config["dt_max"], config["dt_init_floor"], gen
         ),
-        "mixer.out_proj.weight": lin(d_model, d_inner) * out_scale,
+        "mixer.out_proj.weight": ops.linear_weight(d_model, d_inner, gen) * out_scale,
     }
     if config["conv_bias"]:
         # nn.Conv1d's default bias init (mamba_ssm keeps it; transformers zeroes it).
@@ -429,9 +427,9 @@ def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Lay
     if config["bias"]:
         params["mixer.in_proj.bias"] = torch.zeros(2 * d_inner)
         params["mixer.out_proj.bias"] = torch.zeros(d_model)
-    layer = layer_from_params(params, {k: config[k] for k in _CONFIG_KEYS if k in config and k != "expand"}, index)
-    layer.config["a_init"] = "s4d-real"  # A = −(1..N) per channel, mamba_ssm's only convention
-    return layer
+    keys = tuple(k for k in _CONFIG_KEYS if k != "expand")
+    # A = −(1..N) per channel: mamba_ssm's only convention
+    return ops.drawn_layer(layer_from_params, params, config, keys, index, a_init="s4d-real")
 
 
 def init(**hyper: Any) -> Model:
@@ -469,47 +467,37 @@ def init(**hyper: Any) -> Model:
     SsmctlError
         A size that is not a positive integer, or an invalid Δ range.
     """
-    config = ops.merge_hyper(NAME, DEFAULTS, PRESETS, hyper)
-    ops.check_positive_int(
+    config = resolve_config(NAME, DEFAULTS, PRESETS, hyper)
+    check_positive_int(
         NAME, d_model=config["d_model"], n_layers=config["n_layers"], d_state=config["d_state"],
         d_conv=config["d_conv"],
     )
     config["d_inner"] = ops.expanded_width(NAME, config["expand"], config["d_model"])
     config["dt_rank"] = _dt_rank(config["dt_rank"], config["d_model"])
-    ops.check_dt_range(NAME, config["dt_min"], config["dt_max"], config["dt_init_floor"])
+    check_dt_range(NAME, config["dt_min"], config["dt_max"], config["dt_init_floor"])
     if config["dt_init"] not in DT_INITS:
         raise unknown_name(f"{NAME} dt_init", config["dt_init"], DT_INITS)
     return ops.init_model(NAME, config, _init_layer)
 
 
-FAMILY = register(
-    Family(
-        name=NAME,
-        paper="Gu & Dao 2023, Mamba: Linear-Time Sequence Modeling with Selective State Spaces (S6)",
-        kind="LTV",
-        parametrization="LTV: A = −exp(A_log) fixed diagonal (S4D-Real init −(1..N) per channel); "
-        "Δ_t = softplus(W_Δ x_t + b_Δ), B_t = W_B x_t, C_t = W_C x_t input-dependent",
-        discretization="Exact (Table I); Ā_t = exp(Δ_t A)",
-        structure="MIMO (Table I); in code d_inner SISO channels of N states sharing B_t, C_t",
-        implementation="Custom Parallel Scan (hardware-aware selective scan)",
-        scaffolding="Mamba: in_proj → causal depthwise conv → SiLU → SSM, gated by SiLU(z), out_proj; "
-        "pre-RMSNorm residual block",
-        defaults=DEFAULTS,
-        init=init,
-        notes="Reference code (mamba_ssm selective_scan_ref, transformers) discretizes B with Euler: "
-        "B̄_t = Δ_t B_t, not the exact (exp(Δ_t A) − 1)/A · B_t that Table I's 'Exact' suggests; only Ā_t "
-        "is exact. Table I's 'MIMO': the scan runs one SISO system per inner channel (d_inner of them, each "
-        "with its own Δ_t and A row) that share the input-dependent B_t and C_t. D is a per-channel skip. "
-        "d_model/n_layers defaults are ssmctl's small choice (mamba_ssm's Mamba module has no default width); "
-        "mixer settings are mamba_ssm's. The conv bias keeps nn.Conv1d's default init as in mamba_ssm "
-        "(transformers zeroes it).",
-        variants=(),
-        presets=PRESETS,
-        ltv=ltv,
-        dsf_block=dsf_block,
-        layer_from_params=layer_from_params,
-        config_from_params=config_from_params,
-        bias_eigenvalues=bias_eigenvalues,
-        continuous_A=continuous_A,
-    )
+FAMILY = register_module(
+    __name__,
+    name=NAME,
+    paper="Gu & Dao 2023, Mamba: Linear-Time Sequence Modeling with Selective State Spaces (S6)",
+    kind="LTV",
+    parametrization="LTV: A = −exp(A_log) fixed diagonal (S4D-Real init −(1..N) per channel); "
+    "Δ_t = softplus(W_Δ x_t + b_Δ), B_t = W_B x_t, C_t = W_C x_t input-dependent",
+    discretization="Exact (Table I); Ā_t = exp(Δ_t A)",
+    structure="MIMO (Table I); in code d_inner SISO channels of N states sharing B_t, C_t",
+    implementation="Custom Parallel Scan (hardware-aware selective scan)",
+    scaffolding="Mamba: in_proj → causal depthwise conv → SiLU → SSM, gated by SiLU(z), out_proj; "
+    "pre-RMSNorm residual block",
+    notes="Reference code (mamba_ssm selective_scan_ref, transformers) discretizes B with Euler: "
+    "B̄_t = Δ_t B_t, not the exact (exp(Δ_t A) − 1)/A · B_t that Table I's 'Exact' suggests; only Ā_t "
+    "is exact. Table I's 'MIMO': the scan runs one SISO system per inner channel (d_inner of them, each "
+    "with its own Δ_t and A row) that share the input-dependent B_t and C_t. D is a per-channel skip. "
+    "d_model/n_layers defaults are ssmctl's small choice (mamba_ssm's Mamba module has no default width); "
+    "mixer settings are mamba_ssm's. The conv bias keeps nn.Conv1d's default init as in mamba_ssm "
+    "(transformers zeroes it).",
+    variants=(),
 )

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from ..errors import ShapeError, SsmctlError, UnsupportedSystemError, unknown_name
 from ..systems.ltv import LTVSystem
 from . import _torch_ops as ops
-from .base import Family, Layer, Model, register
+from ._hyper import check_dt_range, check_positive_int, resolve_config
+from .base import Layer, Model, register_module
 from .dsf_block import BlockFactors
 
 __all__ = [
@@ -195,7 +196,7 @@ def config_from_params(params: dict[str, Any], **known: Any) -> dict[str, Any]:
 def _derive_sizes(config: dict[str, Any], conv_dim: int | None = None) -> None:
     """Fill headdim and d_state from the other sizes, refusing impossible combinations."""
     d_inner, H, g = config["d_inner"], config["nheads"], config["ngroups"]
-    ops.check_positive_int(NAME, d_inner=d_inner, nheads=H, ngroups=g)
+    check_positive_int(NAME, d_inner=d_inner, nheads=H, ngroups=g)
     if d_inner % H:
         raise ShapeError(f"{NAME}: d_inner = {d_inner} is not divisible by nheads = {H}")
     config.setdefault("headdim", d_inner // H)
@@ -439,9 +440,6 @@ def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Lay
     gN, k = config["ngroups"] * config["d_state"], config["d_conv"]
     conv_dim = d_inner + 2 * gN
 
-    def lin(out_f: int, in_f: int) -> torch.Tensor:
-        return ops.torch_default_uniform((out_f, in_f), in_f, gen)
-
     dt_bias = ops.init_dt_bias(H, config["dt_min"], config["dt_max"], config["dt_init_floor"], gen)
     if config["a_init"] == "mamba_ssm":
         lo, hi = config["A_init_range"]
@@ -454,19 +452,17 @@ def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Lay
         "mixer.dt_bias": dt_bias,
         "mixer.A_log": torch.log(A),
         "mixer.D": torch.ones(d_inner if config["D_has_hdim"] else H),
-        "mixer.in_proj.weight": lin(2 * d_inner + 2 * gN + H, d_model),
+        "mixer.in_proj.weight": ops.linear_weight(2 * d_inner + 2 * gN + H, d_model, gen),
         "mixer.conv1d.weight": ops.torch_default_uniform((conv_dim, 1, k), k, gen),
         "mixer.norm.weight": torch.ones(d_inner),
-        "mixer.out_proj.weight": lin(d_model, d_inner) * out_scale,
+        "mixer.out_proj.weight": ops.linear_weight(d_model, d_inner, gen) * out_scale,
     }
     if config["conv_bias"]:
         params["mixer.conv1d.bias"] = ops.torch_default_uniform((conv_dim,), k, gen)
     if config["bias"]:
         params["mixer.in_proj.bias"] = torch.zeros(2 * d_inner + 2 * gN + H)
         params["mixer.out_proj.bias"] = torch.zeros(d_model)
-    layer = layer_from_params(params, {key: config[key] for key in _CONFIG_KEYS}, index)
-    layer.config["a_init"] = config["a_init"]
-    return layer
+    return ops.drawn_layer(layer_from_params, params, config, _CONFIG_KEYS, index, a_init=config["a_init"])
 
 
 def init(**hyper: Any) -> Model:
@@ -507,8 +503,8 @@ def init(**hyper: Any) -> Model:
     SsmctlError
         A size that is not a positive integer, an invalid ``A_init_range`` or Δ range.
     """
-    config = ops.merge_hyper(NAME, DEFAULTS, PRESETS, hyper)
-    ops.check_positive_int(
+    config = resolve_config(NAME, DEFAULTS, PRESETS, hyper)
+    check_positive_int(
         NAME, d_model=config["d_model"], n_layers=config["n_layers"], d_state=config["d_state"],
         d_conv=config["d_conv"], headdim=config["headdim"], ngroups=config["ngroups"],
     )
@@ -524,39 +520,29 @@ def init(**hyper: Any) -> Model:
     lo, hi = (float(v) for v in config["A_init_range"])
     if not 0 < lo <= hi:
         raise SsmctlError(f"{NAME}: A_init_range must satisfy 0 < low <= high, got {config['A_init_range']!r}")
-    ops.check_dt_range(NAME, config["dt_min"], config["dt_max"], config["dt_init_floor"])
+    check_dt_range(NAME, config["dt_min"], config["dt_max"], config["dt_init_floor"])
     return ops.init_model(NAME, config, _init_layer)
 
 
-FAMILY = register(
-    Family(
-        name=NAME,
-        paper="Dao & Gu 2024, Transformers are SSMs: Generalized Models and Efficient Algorithms Through "
-        "Structured State Space Duality (Mamba-2 / SSD)",
-        kind="LTV",
-        parametrization="LTV: Ā_t = exp(Δ_t A_h)·I, one scalar A_h = −exp(A_log) per head; "
-        "Δ_t = softplus(δ_t + dt_bias), B_t, C_t input-dependent (from in_proj + conv), shared per group",
-        discretization="Exact on A (Ā_t = exp(Δ_t A)); not in Table I",
-        structure="MIMO per head: headdim channels × N states share one scalar decay; "
-        "B_t, C_t shared by the heads of a group",
-        implementation="Chunked SSD (matrix multiplications inside chunks, scan across chunk states)",
-        scaffolding="Mamba-2: parallel in_proj of z, x, B, C, Δ; conv on xBC; gated RMSNorm "
-        "(norm(y ⊙ SiLU(z))) before out_proj; pre-RMSNorm residual block",
-        defaults=DEFAULTS,
-        init=init,
-        notes="Mamba-2 is not in the overview's Table I; the columns follow its Section III vocabulary. "
-        "Reference code discretizes B with Euler (B̄_t = Δ_t B_t). The A init differs by source: mamba_ssm "
-        "draws A ~ U[1, 16] per head (a_init='mamba_ssm', the default), transformers' Mamba2 sets "
-        "A = 1..nheads (a_init='transformers'; the smallest per-head Ā then shrinks with nheads). "
-        "ngroups cannot be read from checkpoint shapes (only ngroups·d_state): loaders must pass it. "
-        "mamba_ssm's optional gated-MLP share (d_ssm < d_inner) is not supported.",
-        variants=A_INITS,
-        presets=PRESETS,
-        ltv=ltv,
-        dsf_block=dsf_block,
-        layer_from_params=layer_from_params,
-        config_from_params=config_from_params,
-        bias_eigenvalues=bias_eigenvalues,
-        continuous_A=continuous_A,
-    )
+FAMILY = register_module(
+    __name__,
+    name=NAME,
+    paper="Dao & Gu 2024, Transformers are SSMs: Generalized Models and Efficient Algorithms Through "
+    "Structured State Space Duality (Mamba-2 / SSD)",
+    kind="LTV",
+    parametrization="LTV: Ā_t = exp(Δ_t A_h)·I, one scalar A_h = −exp(A_log) per head; "
+    "Δ_t = softplus(δ_t + dt_bias), B_t, C_t input-dependent (from in_proj + conv), shared per group",
+    discretization="Exact on A (Ā_t = exp(Δ_t A)); not in Table I",
+    structure="MIMO per head: headdim channels × N states share one scalar decay; "
+    "B_t, C_t shared by the heads of a group",
+    implementation="Chunked SSD (matrix multiplications inside chunks, scan across chunk states)",
+    scaffolding="Mamba-2: parallel in_proj of z, x, B, C, Δ; conv on xBC; gated RMSNorm "
+    "(norm(y ⊙ SiLU(z))) before out_proj; pre-RMSNorm residual block",
+    notes="Mamba-2 is not in the overview's Table I; the columns follow its Section III vocabulary. "
+    "Reference code discretizes B with Euler (B̄_t = Δ_t B_t). The A init differs by source: mamba_ssm "
+    "draws A ~ U[1, 16] per head (a_init='mamba_ssm', the default), transformers' Mamba2 sets "
+    "A = 1..nheads (a_init='transformers'; the smallest per-head Ā then shrinks with nheads). "
+    "ngroups cannot be read from checkpoint shapes (only ngroups·d_state): loaders must pass it. "
+    "mamba_ssm's optional gated-MLP share (d_ssm < d_inner) is not supported.",
+    variants=A_INITS,
 )

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from ..errors import CheckpointError, unknown_name
 from ..systems.ltv import LTVSystem
 from . import _torch_ops as ops
-from .base import Family, Layer, Model, register
+from ._hyper import check_positive_int, resolve_config
+from .base import Layer, Model, register_module
 from .dsf_block import BlockFactors
 
 __all__ = [
@@ -318,8 +319,8 @@ def init(**hyper: Any) -> Model:
     SsmctlError
         A size that is not a positive integer.
     """
-    config = ops.merge_hyper(NAME, DEFAULTS, PRESETS, hyper)
-    ops.check_positive_int(
+    config = resolve_config(NAME, DEFAULTS, PRESETS, hyper)
+    check_positive_int(
         NAME, d_model=config["d_model"], kernel_size=config["kernel_size"], n_layers=config["n_layers"]
     )
     config["hidden"] = ops.expanded_width(NAME, config["expansion_factor"], config["d_model"])
@@ -330,27 +331,19 @@ def init(**hyper: Any) -> Model:
     return ops.init_model(NAME, config, _init_layer)
 
 
-FAMILY = register(
-    Family(
-        name=NAME,
-        paper="Sieber et al. 2024 (DSF): qLSTM and its reversed-sigmoid transition (eq. (23))",
-        kind="LTV",
-        parametrization="LTV: Λ_i = σ(W_f x_i + b_f) or σ(−(W_f x_i + b_f))^relu(α); B_i = σ(W_i x_i + b_i), "
-        "C_i = σ(W_o x_i + b_o), D = 0",
-        discretization="none (gated recurrence)",
-        structure="diagonal, one state per hidden channel (n = 1)",
-        implementation="linear scan (accelerated_scan in the reference)",
-        scaffolding="input projection (×2: gate and x) → causal depthwise conv → gated scan → gelu(gate) → "
-        "output projection",
-        defaults=DEFAULTS,
-        init=init,
-        notes="The paper's qLSTM reads its gates from u; the code (followed here) reads them from the conv "
-        "output x, with biases, and has no W_u in the recurrence. The variant is not in the state dict.",
-        variants=VARIANTS,
-        presets=PRESETS,
-        ltv=ltv,
-        layer_from_params=layer_from_params,
-        config_from_params=config_from_params,
-        dsf_block=dsf_block,
-    )
+FAMILY = register_module(
+    __name__,
+    name=NAME,
+    paper="Sieber et al. 2024 (DSF): qLSTM and its reversed-sigmoid transition (eq. (23))",
+    kind="LTV",
+    parametrization="LTV: Λ_i = σ(W_f x_i + b_f) or σ(−(W_f x_i + b_f))^relu(α); B_i = σ(W_i x_i + b_i), "
+    "C_i = σ(W_o x_i + b_o), D = 0",
+    discretization="none (gated recurrence)",
+    structure="diagonal, one state per hidden channel (n = 1)",
+    implementation="linear scan (accelerated_scan in the reference)",
+    scaffolding="input projection (×2: gate and x) → causal depthwise conv → gated scan → gelu(gate) → "
+    "output projection",
+    notes="The paper's qLSTM reads its gates from u; the code (followed here) reads them from the conv "
+    "output x, with biases, and has no W_u in the recurrence. The variant is not in the state dict.",
+    variants=VARIANTS,
 )

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from ..errors import ShapeError, SsmctlError, unknown_name
 from ..systems.ltv import LTVSystem
 from . import _torch_ops as ops
-from .base import Family, Layer, Model, register
+from ._hyper import check_positive_int, resolve_config
+from .base import Layer, Model, register_module
 from .dsf_block import BlockFactors
 
 __all__ = [
@@ -171,7 +172,7 @@ def config_from_params(params: dict[str, Any], **known: Any) -> dict[str, Any]:
 
 
 def _check_heads(lru_width: int, num_heads: int) -> None:
-    ops.check_positive_int(NAME, lru_width=lru_width, num_heads=num_heads)
+    check_positive_int(NAME, lru_width=lru_width, num_heads=num_heads)
     if lru_width % num_heads:
         raise ShapeError(f"{NAME}: lru_width = {lru_width} is not divisible by num_heads = {num_heads}")
 
@@ -514,9 +515,7 @@ def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Lay
         _LRU + "recurrent_gate_weight": normal((H, bw, bw), gate_std),
         _LRU + "recurrent_gate_bias": torch.zeros(H, bw),
     }
-    layer = layer_from_params(params, {key: config[key] for key in _CONFIG_KEYS if key in config}, index)
-    layer.config["a_init"] = config["a_init"]
-    return layer
+    return ops.drawn_layer(layer_from_params, params, config, _CONFIG_KEYS, index, a_init=config["a_init"])
 
 
 def init(**hyper: Any) -> Model:
@@ -555,10 +554,10 @@ def init(**hyper: Any) -> Model:
         A size that is not a positive integer, a non-positive ``c``, variance scale or ``eps``, or an invalid
         ring of a.
     """
-    config = ops.merge_hyper(NAME, DEFAULTS, PRESETS, hyper)
+    config = resolve_config(NAME, DEFAULTS, PRESETS, hyper)
     if config["lru_width"] is None:
         config["lru_width"] = config["d_model"]
-    ops.check_positive_int(
+    check_positive_int(
         NAME, d_model=config["d_model"], n_layers=config["n_layers"], d_conv=config["d_conv"],
     )
     _check_heads(config["lru_width"], config["num_heads"])
@@ -572,35 +571,25 @@ def init(**hyper: Any) -> Model:
     return ops.init_model(NAME, config, _init_layer)
 
 
-FAMILY = register(
-    Family(
-        name=NAME,
-        paper="De et al. 2024, Griffin: Mixing Gated Linear Recurrences with Local Attention (RG-LRU; Hawk)",
-        kind="LTV",
-        parametrization="LTV: Ā_t = a^(c·r_t), a = σ(Λ), r_t = σ(W_a x_t + b_a), c = 8; "
-        "B̄_t = √(1 − Ā_t²)·σ(W_x x_t + b_x); C = I, D = 0 (state feedback, no C/D)",
-        discretization="None (Ā_t parametrized directly)",
-        structure="MIMO (Table I): state = lru_width channels, each a scalar recurrence",
-        implementation="Custom Parallel Scan (linear scan in the torch reference)",
-        scaffolding="Mamba / Hawk / Griffin: linear_x → causal conv → RG-LRU, gated by GELU(linear_y), "
-        "linear_out; pre-RMSNorm residual block followed by a gated MLP block",
-        defaults=DEFAULTS,
-        init=init,
-        notes="Code stores recurrent_param = −Λ (a = σ(−recurrent_param) = exp(−softplus(recurrent_param))); "
-        "the gates are block-diagonal with num_heads blocks (ssm-benchmark's Hawk: dense, i.e. 1 block). "
-        "Table I's 'MIMO' is, in code, lru_width decoupled scalar channels (N = 1 each). recurrentgemma and "
-        "transformers reset the state at position 0 (input multiplier 1 there), ssm-benchmark does not and uses "
-        "√(1 − a² + 1e−6). Init conventions: recurrentgemma/transformers a ∈ [0.9, 0.999] (a^8 ∈ [0.43, 0.99]); "
-        "ssm-benchmark 'uniform'/'exp' put a^8 in [0.900, 0.999]. Gate weight variance: recurrentgemma 1/width_h, "
-        "transformers 0.01/width_h (preset 'transformers'). Only the temporal half of each residual block (and "
-        "no attention blocks of Griffin) is modelled.",
-        variants=A_INITS,
-        presets=PRESETS,
-        ltv=ltv,
-        dsf_block=dsf_block,
-        layer_from_params=layer_from_params,
-        config_from_params=config_from_params,
-        bias_eigenvalues=bias_eigenvalues,
-        continuous_A=continuous_A,
-    )
+FAMILY = register_module(
+    __name__,
+    name=NAME,
+    paper="De et al. 2024, Griffin: Mixing Gated Linear Recurrences with Local Attention (RG-LRU; Hawk)",
+    kind="LTV",
+    parametrization="LTV: Ā_t = a^(c·r_t), a = σ(Λ), r_t = σ(W_a x_t + b_a), c = 8; "
+    "B̄_t = √(1 − Ā_t²)·σ(W_x x_t + b_x); C = I, D = 0 (state feedback, no C/D)",
+    discretization="None (Ā_t parametrized directly)",
+    structure="MIMO (Table I): state = lru_width channels, each a scalar recurrence",
+    implementation="Custom Parallel Scan (linear scan in the torch reference)",
+    scaffolding="Mamba / Hawk / Griffin: linear_x → causal conv → RG-LRU, gated by GELU(linear_y), "
+    "linear_out; pre-RMSNorm residual block followed by a gated MLP block",
+    notes="Code stores recurrent_param = −Λ (a = σ(−recurrent_param) = exp(−softplus(recurrent_param))); "
+    "the gates are block-diagonal with num_heads blocks (ssm-benchmark's Hawk: dense, i.e. 1 block). "
+    "Table I's 'MIMO' is, in code, lru_width decoupled scalar channels (N = 1 each). recurrentgemma and "
+    "transformers reset the state at position 0 (input multiplier 1 there), ssm-benchmark does not and uses "
+    "√(1 − a² + 1e−6). Init conventions: recurrentgemma/transformers a ∈ [0.9, 0.999] (a^8 ∈ [0.43, 0.99]); "
+    "ssm-benchmark 'uniform'/'exp' put a^8 in [0.900, 0.999]. Gate weight variance: recurrentgemma 1/width_h, "
+    "transformers 0.01/width_h (preset 'transformers'). Only the temporal half of each residual block (and "
+    "no attention blocks of Griffin) is modelled.",
+    variants=A_INITS,
 )

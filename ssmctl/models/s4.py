@@ -38,19 +38,18 @@ from scipy.special import expit
 from ..errors import ShapeError, SsmctlError, UnsupportedSystemError
 from ..systems.lti import DenseLTI
 from . import hippo
+from ._hyper import check_dt_range, check_positive_int, resolve_config
 from ._lti_common import (
     check_choice,
-    check_dt_range,
-    check_positive_int,
     complex_normal,
     complex_of,
     fetch_param,
     log_uniform,
     real_view,
-    resolve_config,
     system_meta,
+    with_extras,
 )
-from .base import Family, Layer, Model, register
+from .base import Layer, Model, register_module
 
 __all__ = [
     "FAMILY",
@@ -172,12 +171,11 @@ def init(**hyper: Any) -> Model:
         Layers with SSMKernelDPLR names and shapes (float64), C raw (``l_kernel`` = 0).
     """
     cfg = resolve_config(NAME, DEFAULTS, PRESETS, hyper)
-    H = check_positive_int(NAME, "d_model", cfg["d_model"])
-    N = check_positive_int(NAME, "d_state", cfg["d_state"])
-    n_layers = check_positive_int(NAME, "n_layers", cfg["n_layers"])
-    rank = check_positive_int(NAME, "rank", cfg["rank"])
-    c = check_positive_int(NAME, "channels", cfg["channels"])
-    S = H if cfg["n_ssm"] is None else check_positive_int(NAME, "n_ssm", cfg["n_ssm"])
+    H, N, n_layers, rank, c = check_positive_int(
+        NAME, d_model=cfg["d_model"], d_state=cfg["d_state"], n_layers=cfg["n_layers"], rank=cfg["rank"],
+        channels=cfg["channels"],
+    )
+    (S,) = (H,) if cfg["n_ssm"] is None else check_positive_int(NAME, n_ssm=cfg["n_ssm"])
     if H % S:
         raise SsmctlError(f"{NAME}: n_ssm ({S}) must divide d_model ({H})")
     if N % 2:
@@ -248,7 +246,7 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
     cfg.update({"l_kernel": 0, **dict(config)})
     for key in ("dt_transform", "real_transform", "imag_transform"):
         check_choice(NAME, key, cfg[key], TRANSFORMS)
-    out = dict(params)
+    out: dict[str, Any] = {}
     if "kernel.l_kernel" in params:
         lk = fetch_param(NAME, index, params, "kernel.l_kernel", (), "()")
         if "l_kernel" in config and int(config["l_kernel"]) != int(lk):
@@ -279,7 +277,6 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
     P = fetch_param(NAME, index, params, "kernel.P", (None, S, K, 2), "(r, S, N/2, 2)")
     out["kernel.P"] = P
     out["D"] = fetch_param(NAME, index, params, "D", (c, H), "(c, H)")
-    out.pop("kernel.l_kernel", None)
     cfg.update(
         {
             "d_state": 2 * K,
@@ -290,7 +287,7 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
             "discretization": "bilinear",
         }
     )
-    return Layer(NAME, index, out, cfg)
+    return Layer(NAME, index, with_extras(NAME, index, params, out, consumed=("kernel.l_kernel",)), cfg)
 
 
 def step_sizes(layer: Layer) -> np.ndarray:
@@ -349,6 +346,11 @@ def system(layer: Layer) -> DenseLTI:
     DenseLTI
         Ā (H, N, N), B̄ (H, N, 1), C (H, c, N), D (H, c, 1), real; ``exact_eigenvalues`` (H, N) from
         :func:`exact_discrete_eigenvalues` while the layer is at its HiPPO-LegS init, else None.
+
+    Raises
+    ------
+    UnsupportedSystemError
+        A singular bilinear step (I − ΔA/2 not invertible) or, with ``l_kernel`` > 0, a singular I − Ā^l.
     """
     A, B, C, D = _continuous_real(layer)
     S, N = A.shape[0], A.shape[-1]
@@ -360,13 +362,25 @@ def system(layer: Layer) -> DenseLTI:
     eye = np.eye(N)
     dA = dt * A[which]
     left = eye - dA / 2.0
-    Ad = np.linalg.solve(left, eye + dA / 2.0)
-    Bd = np.linalg.solve(left, dt * B[which][:, :, None])
+    try:
+        Ad = np.linalg.solve(left, eye + dA / 2.0)
+        Bd = np.linalg.solve(left, dt * B[which][:, :, None])
+    except np.linalg.LinAlgError:  # a stored Δ, A pair with Δλ = 2 for some mode (damaged or diverged weights)
+        raise UnsupportedSystemError(
+            f"{NAME} layer {layer.index}: the bilinear discretization is singular (I − ΔA/2 has no inverse: "
+            "a mode with Δλ = 2)"
+        ) from None
     l = int(layer.config.get("l_kernel", 0))
     if l > 0:
         # C̃ = C(I − Ā^l)  ⇒  Cᵀ = (I − Ā^l)^{-ᵀ} C̃ᵀ.
         M = eye - np.linalg.matrix_power(Ad, l)
-        C = np.linalg.solve(M.transpose(0, 2, 1), C.transpose(0, 2, 1)).transpose(0, 2, 1)
+        try:
+            C = np.linalg.solve(M.transpose(0, 2, 1), C.transpose(0, 2, 1)).transpose(0, 2, 1)
+        except np.linalg.LinAlgError:  # Ā^l has an eigenvalue 1: C̃ does not determine C
+            raise UnsupportedSystemError(
+                f"{NAME} layer {layer.index}: C cannot be recovered from the stored C̃ = C(I − Ā^l) with "
+                f"l_kernel = {l}: I − Ā^l is singular"
+            ) from None
     try:  # the closed-form spectrum while A and P are still HiPPO-LegS; LAPACK's is off by O(N) there
         exact = exact_discrete_eigenvalues(layer)
     except UnsupportedSystemError:
@@ -441,32 +455,26 @@ def exact_discrete_eigenvalues(layer: Layer, rtol: float = 1e-3) -> np.ndarray:
     return (1.0 + x / 2.0) / (1.0 - x / 2.0)
 
 
-FAMILY = register(
-    Family(
-        name=NAME,
-        paper="Gu, Goel, Ré (2022): Efficiently Modeling Long Sequences with Structured State Spaces",
-        kind="LTI",
-        parametrization="LTI",
-        discretization="Bilinear",
-        structure="SISO",
-        implementation="Convolution and Recurrence",
-        scaffolding="MLP / H3",
-        defaults=dict(DEFAULTS),
-        init=init,
-        notes=(
-            "Reference code (state-spaces/s4 SSMKernelDPLR): A = diag(Λ) − PP* from HiPPO-LegS (conjugate half "
-            "stored, Im Λ < 0), A = −exp(A_real) − i·A_imag. configs/model/layer/s4.yaml sets "
-            "dt_transform softplus and n_ssm 1 (A, B, P shared over channels); the SSMKernel class defaults are "
-            "exp and n_ssm = H (preset 'kernel_class'). The kernel excludes D and is computed by Cauchy + "
-            "Woodbury at roots of unity on C̃ = C(I − Ā^l): the first forward pass overwrites the stored C with C̃ "
-            "and sets l_kernel (system() undoes it). That float32 kernel is only ~1e-4..1e-3 accurate at N=256, "
-            "L=4096; ssmctl works in float64. The dense DPLR matrix is extremely non-normal: its LAPACK "
-            "eigenvalues are wrong by O(N); the exact init spectrum is −1..−N (exact_continuous_eigenvalues), "
-            "bilinear λ̄ < 0 once Δ(n+1) > 2. Table I's SISO: one system per channel (SIMO for channels > 1)."
-        ),
-        variants=("legs",),
-        presets={k: dict(v) for k, v in PRESETS.items()},
-        system=system,
-        layer_from_params=layer_from_params,
-    )
+FAMILY = register_module(
+    __name__,
+    name=NAME,
+    paper="Gu, Goel, Ré (2022): Efficiently Modeling Long Sequences with Structured State Spaces",
+    kind="LTI",
+    parametrization="LTI",
+    discretization="Bilinear",
+    structure="SISO",
+    implementation="Convolution and Recurrence",
+    scaffolding="MLP / H3",
+    notes=(
+        "Reference code (state-spaces/s4 SSMKernelDPLR): A = diag(Λ) − PP* from HiPPO-LegS (conjugate half "
+        "stored, Im Λ < 0), A = −exp(A_real) − i·A_imag. configs/model/layer/s4.yaml sets "
+        "dt_transform softplus and n_ssm 1 (A, B, P shared over channels); the SSMKernel class defaults are "
+        "exp and n_ssm = H (preset 'kernel_class'). The kernel excludes D and is computed by Cauchy + "
+        "Woodbury at roots of unity on C̃ = C(I − Ā^l): the first forward pass overwrites the stored C with C̃ "
+        "and sets l_kernel (system() undoes it). That float32 kernel is only ~1e-4..1e-3 accurate at N=256, "
+        "L=4096; ssmctl works in float64. The dense DPLR matrix is extremely non-normal: its LAPACK "
+        "eigenvalues are wrong by O(N); the exact init spectrum is −1..−N (exact_continuous_eigenvalues), "
+        "bilinear λ̄ < 0 once Δ(n+1) > 2. Table I's SISO: one system per channel (SIMO for channels > 1)."
+    ),
+    variants=("legs",),
 )

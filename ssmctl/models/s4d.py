@@ -31,19 +31,18 @@ from ..errors import SsmctlError
 from ..systems.discretize import from_continuous
 from ..systems.lti import DiagonalLTI
 from . import hippo
+from ._hyper import check_dt_range, check_positive_int, resolve_config
 from ._lti_common import (
     check_choice,
-    check_dt_range,
-    check_positive_int,
     complex_normal,
     complex_of,
     fetch_param,
     log_uniform,
     real_view,
-    resolve_config,
     system_meta,
+    with_extras,
 )
-from .base import Family, Layer, Model, register
+from .base import Layer, Model, register_module
 
 __all__ = ["FAMILY", "VARIANTS", "DISCRETIZATIONS", "init", "init_A", "layer_from_params", "system"]
 
@@ -122,9 +121,7 @@ def init(**hyper: Any) -> Model:
         ``source="init"``; each layer's params use the minimal S4D names and shapes (float64).
     """
     cfg = resolve_config(NAME, DEFAULTS, PRESETS, hyper)
-    H = check_positive_int(NAME, "d_model", cfg["d_model"])
-    N = check_positive_int(NAME, "d_state", cfg["d_state"])
-    n_layers = check_positive_int(NAME, "n_layers", cfg["n_layers"])
+    H, N, n_layers = check_positive_int(NAME, d_model=cfg["d_model"], d_state=cfg["d_state"], n_layers=cfg["n_layers"])
     dt_min, dt_max = check_dt_range(NAME, cfg["dt_min"], cfg["dt_max"])
     _check_config(cfg)
     is_real = bool(cfg["is_real"])
@@ -201,7 +198,7 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
     if cfg["variant"] is not None:
         check_choice(NAME, "variant", cfg["variant"], VARIANTS)
     is_real = bool(cfg["is_real"])
-    out = dict(params)
+    out: dict[str, Any] = {}
     log_dt = fetch_param(NAME, index, params, "kernel.log_dt", (None,), "(H,)")
     H = log_dt.shape[0]
     log_A_real = fetch_param(NAME, index, params, "kernel.log_A_real", (H, None), "(H, N)" if is_real else "(H, N/2)")
@@ -214,7 +211,7 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
         out["kernel.C"] = fetch_param(NAME, index, params, "kernel.C", (H, K, 2), "(H, N/2, 2)")
     out["D"] = fetch_param(NAME, index, params, "D", (H,), "(H,)")
     layer_cfg = {**cfg, "d_state": K if is_real else 2 * K, "layout": "minimal"}
-    return _layer(out, layer_cfg, index)
+    return _layer(with_extras(NAME, index, params, out), layer_cfg, index)
 
 
 def continuous(layer: Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -260,32 +257,26 @@ def system(layer: Layer) -> DiagonalLTI:
     )
 
 
-FAMILY = register(
-    Family(
-        name=NAME,
-        paper="Gu, Gupta, Goel, Ré (2022): On the Parameterization and Initialization of Diagonal State Space Models",
-        kind="LTI",
-        parametrization="LTI",
-        discretization="Exact",
-        structure="SISO",
-        implementation="Convolution and Recurrence",
-        scaffolding="MLP / H3",
-        defaults=dict(DEFAULTS),
-        init=init,
-        notes=(
-            "Reference code (state-spaces/s4 minimal s4d.py): A = −exp(log_A_real) + i·A_imag (Im ≥ 0); "
-            "dplr.py/SSMKernelDiag use A = −real − i·imag (Im ≤ 0) — same kernel under 2·Re, never mix. "
-            "B = 1 is folded into C (no B parameter). 'Exact' is ZOH, the default; bilinear is optional "
-            "(SSMKernelDiag disc='bilinear'; 'dss' not modelled). Minimal code initializes S4D-Lin; the repo's "
-            "s4d.yaml uses S4D-Inv (preset 's4d_yaml'). S4D-Real: is_real=False keeps N/2 real modes −1..−N/2 in "
-            "the 2·Re path; is_real=True (preset 'real_states') N real modes −1..−N. SSMKernelDiag's inv_transform "
-            "clamps stored A_imag to ≥ 1e-4, so its S4D-Real (and Lin's n=0 mode) carry Im = −1e-4, not 0; the "
-            "minimal layout stores 0. Output y = 2·Re(Ch) + D u "
-            "per channel, then GELU and a Conv1d+GLU output mixer (scaffolding not modelled as a system)."
-        ),
-        variants=VARIANTS,
-        presets={k: dict(v) for k, v in PRESETS.items()},
-        system=system,
-        layer_from_params=layer_from_params,
-    )
+FAMILY = register_module(
+    __name__,
+    name=NAME,
+    paper="Gu, Gupta, Goel, Ré (2022): On the Parameterization and Initialization of Diagonal State Space Models",
+    kind="LTI",
+    parametrization="LTI",
+    discretization="Exact",
+    structure="SISO",
+    implementation="Convolution and Recurrence",
+    scaffolding="MLP / H3",
+    notes=(
+        "Reference code (state-spaces/s4 minimal s4d.py): A = −exp(log_A_real) + i·A_imag (Im ≥ 0); "
+        "dplr.py/SSMKernelDiag use A = −real − i·imag (Im ≤ 0) — same kernel under 2·Re, never mix. "
+        "B = 1 is folded into C (no B parameter). 'Exact' is ZOH, the default; bilinear is optional "
+        "(SSMKernelDiag disc='bilinear'; 'dss' not modelled). Minimal code initializes S4D-Lin; the repo's "
+        "s4d.yaml uses S4D-Inv (preset 's4d_yaml'). S4D-Real: is_real=False keeps N/2 real modes −1..−N/2 in "
+        "the 2·Re path; is_real=True (preset 'real_states') N real modes −1..−N. SSMKernelDiag's inv_transform "
+        "clamps stored A_imag to ≥ 1e-4, so its S4D-Real (and Lin's n=0 mode) carry Im = −1e-4, not 0; the "
+        "minimal layout stores 0. Output y = 2·Re(Ch) + D u "
+        "per channel, then GELU and a Conv1d+GLU output mixer (scaffolding not modelled as a system)."
+    ),
+    variants=VARIANTS,
 )

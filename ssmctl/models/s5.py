@@ -26,19 +26,18 @@ from ..errors import SsmctlError
 from ..systems.discretize import from_continuous
 from ..systems.lti import DiagonalLTI
 from . import hippo
+from ._hyper import check_dt_range, check_positive_int, resolve_config
 from ._lti_common import (
     check_choice,
-    check_dt_range,
-    check_positive_int,
     complex_of,
     fetch_param,
     log_uniform,
     real_view,
-    resolve_config,
     system_meta,
     truncated_normal,
+    with_extras,
 )
-from .base import Family, Layer, Model, register
+from .base import Layer, Model, register_module
 
 __all__ = ["FAMILY", "DISCRETIZATIONS", "C_INITS", "init", "init_eigenbasis", "layer_from_params", "system"]
 
@@ -93,8 +92,7 @@ def init_eigenbasis(d_state: int, blocks: int, conj_sym: bool = True) -> tuple[n
     V_block : complex128, shape (P/J, P_s/J)
         One block's eigenvectors; V = blkdiag(V_block, …) (P, P_s) and V^{-1} = blkdiag(V_block*, …).
     """
-    P = check_positive_int(NAME, "d_state", d_state)
-    J = check_positive_int(NAME, "blocks", blocks)
+    P, J = check_positive_int(NAME, d_state=d_state, blocks=blocks)
     if P % J:
         raise SsmctlError(f"{NAME}: d_state ({P}) must be divisible by blocks ({J})")
     size = P // J
@@ -142,8 +140,7 @@ def init(**hyper: Any) -> Model:
     Model
     """
     cfg = resolve_config(NAME, DEFAULTS, PRESETS, hyper)
-    H = check_positive_int(NAME, "d_model", cfg["d_model"])
-    n_layers = check_positive_int(NAME, "n_layers", cfg["n_layers"])
+    H, n_layers = check_positive_int(NAME, d_model=cfg["d_model"], n_layers=cfg["n_layers"])
     dt_min, dt_max = check_dt_range(NAME, cfg["dt_min"], cfg["dt_max"])
     _check_config(cfg)
     conj_sym = bool(cfg["conj_sym"])
@@ -211,7 +208,7 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
             f"{NAME} layer {index}: bidirectional S5 (C1/C2) runs a backward scan too and is not a causal "
             "system; ssmctl models unidirectional S5 only"
         )
-    out = dict(params)
+    out: dict[str, Any] = {}
     lre = fetch_param(NAME, index, params, "Lambda_re", (None,), "(P,)")
     Ps = lre.shape[0]
     out["Lambda_re"] = lre
@@ -223,7 +220,7 @@ def layer_from_params(params: Mapping[str, Any], config: Mapping[str, Any], inde
     out["D"] = fetch_param(NAME, index, params, "D", (H,), "(H,)")
     out["log_step"] = fetch_param(NAME, index, params, "log_step", (Ps, 1), "(P, 1)")
     cfg["d_state"] = 2 * Ps if cfg["conj_sym"] else Ps
-    return Layer(NAME, index, out, cfg)
+    return Layer(NAME, index, with_extras(NAME, index, params, out), cfg)
 
 
 def system(layer: Layer) -> DiagonalLTI:
@@ -263,29 +260,23 @@ def system(layer: Layer) -> DiagonalLTI:
     )
 
 
-FAMILY = register(
-    Family(
-        name=NAME,
-        paper="Smith, Warrington, Linderman (2023): Simplified State Space Layers for Sequence Modeling",
-        kind="LTI",
-        parametrization="LTI",
-        discretization="Exact / Bilinear",
-        structure="MIMO",
-        implementation="Parallel Scan",
-        scaffolding="MLP / H3",
-        defaults=dict(DEFAULTS),
-        init=init,
-        notes=(
-            "Reference code (lindermanlab/S5): ZOH by default, bilinear optional; per-state Δ (log_step (P,1)). "
-            "conj_sym (default) stores P/2 modes with output 2·Re(C̃x) + D⊙u. Block-diagonal HiPPO-N init: J "
-            "blocks share identical eigenvalues (default 16 distinct values × 8, Re = −½). B is drawn "
-            "lecun_normal on (P, H) — fan_in P, not H — then B̃ = V^{-1}B; C_init trunc_standard_normal (default) "
-            "is lecun_normal per row; clip_eigs clips Re Λ to ≤ −1e-4. The repo's LRA scripts are bidirectional "
-            "(a second, backward scan with C2): not causal, not modelled; presets keep their other settings."
-        ),
-        variants=(),
-        presets={k: dict(v) for k, v in PRESETS.items()},
-        system=system,
-        layer_from_params=layer_from_params,
-    )
+FAMILY = register_module(
+    __name__,
+    name=NAME,
+    paper="Smith, Warrington, Linderman (2023): Simplified State Space Layers for Sequence Modeling",
+    kind="LTI",
+    parametrization="LTI",
+    discretization="Exact / Bilinear",
+    structure="MIMO",
+    implementation="Parallel Scan",
+    scaffolding="MLP / H3",
+    notes=(
+        "Reference code (lindermanlab/S5): ZOH by default, bilinear optional; per-state Δ (log_step (P,1)). "
+        "conj_sym (default) stores P/2 modes with output 2·Re(C̃x) + D⊙u. Block-diagonal HiPPO-N init: J "
+        "blocks share identical eigenvalues (default 16 distinct values × 8, Re = −½). B is drawn "
+        "lecun_normal on (P, H) — fan_in P, not H — then B̃ = V^{-1}B; C_init trunc_standard_normal (default) "
+        "is lecun_normal per row; clip_eigs clips Re Λ to ≤ −1e-4. The repo's LRA scripts are bidirectional "
+        "(a second, backward scan with C2): not causal, not modelled; presets keep their other settings."
+    ),
+    variants=(),
 )

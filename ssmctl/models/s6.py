@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from ..errors import unknown_name
 from ..systems.ltv import LTVSystem
 from . import _torch_ops as ops
-from .base import Family, Layer, Model, register
+from ._hyper import check_dt_range, check_positive_int, resolve_config
+from .base import Layer, Model, register_module
 from .dsf_block import BlockFactors
 
 __all__ = [
@@ -72,7 +73,7 @@ def _dt_rank(config: dict[str, Any]) -> int:
         return 1  # S6_2 fixes dt_rank = 1
     if config["dt_rank"] == "auto":
         return math.ceil(config["d_model"] / 16)
-    ops.check_positive_int(NAME, dt_rank=config["dt_rank"])
+    check_positive_int(NAME, dt_rank=config["dt_rank"])
     return int(config["dt_rank"])
 
 
@@ -357,40 +358,29 @@ def init(**hyper: Any) -> Model:
     SsmctlError
         A size that is not a positive integer, or an invalid Δ range.
     """
-    config = ops.merge_hyper(NAME, DEFAULTS, PRESETS, hyper)
-    ops.check_positive_int(NAME, d_model=config["d_model"], d_state=config["d_state"], n_layers=config["n_layers"])
+    config = resolve_config(NAME, DEFAULTS, PRESETS, hyper)
+    check_positive_int(NAME, d_model=config["d_model"], d_state=config["d_state"], n_layers=config["n_layers"])
     if config["variant"] not in VARIANTS:
         raise unknown_name(f"{NAME} variant", config["variant"], VARIANTS)
     if config["weight_init"] not in WEIGHT_INITS:
         raise unknown_name(f"{NAME} weight_init", config["weight_init"], WEIGHT_INITS)
-    ops.check_dt_range(NAME, config["dt_min"], config["dt_max"], config["dt_init_floor"])
+    check_dt_range(NAME, config["dt_min"], config["dt_max"], config["dt_init_floor"])
     config["dt_rank"] = _dt_rank(config)
     return ops.init_model(NAME, config, _init_layer)
 
 
-FAMILY = register(
-    Family(
-        name=NAME,
-        paper="Sieber et al. 2024 (DSF): the bare S6 and SSD (S6_2) mixers of its MQAR experiments",
-        kind="LTV",
-        parametrization="LTV: A = −exp(A_log) (S6: per channel and state; SSD: one scalar); Δ_i = softplus(·), "
-        "b_i = W_B u_i, c_i = W_C u_i",
-        discretization="A: exp(ΔA); B: ΔB (Euler), as the reference scan",
-        structure="d SISO channels of N states sharing b_i, c_i (SSD: one transition per channel, all states)",
-        implementation="selective scan (float32)",
-        scaffolding="bare: x_proj → scan → out_proj; no in_proj, conv or gate (MambaBlock: LayerNorm, residual)",
-        defaults=DEFAULTS,
-        init=init,
-        notes="S6_2's dt_proj.weight is stored but unused (Δ_i,c = softplus(δ_i + b_c)); its Λ_i has the "
-        "scalar×identity structure of attention only while all dt biases are equal.",
-        variants=VARIANTS,
-        presets=PRESETS,
-        ltv=ltv,
-        layer_from_params=layer_from_params,
-        config_from_params=config_from_params,
-        continuous_A=continuous_A,
-        bias_eigenvalues=bias_eigenvalues,
-        dsf_block=dsf_block,
-    )
+FAMILY = register_module(
+    __name__,
+    name=NAME,
+    paper="Sieber et al. 2024 (DSF): the bare S6 and SSD (S6_2) mixers of its MQAR experiments",
+    kind="LTV",
+    parametrization="LTV: A = −exp(A_log) (S6: per channel and state; SSD: one scalar); Δ_i = softplus(·), "
+    "b_i = W_B u_i, c_i = W_C u_i",
+    discretization="A: exp(ΔA); B: ΔB (Euler), as the reference scan",
+    structure="d SISO channels of N states sharing b_i, c_i (SSD: one transition per channel, all states)",
+    implementation="selective scan (float32)",
+    scaffolding="bare: x_proj → scan → out_proj; no in_proj, conv or gate (MambaBlock: LayerNorm, residual)",
+    notes="S6_2's dt_proj.weight is stored but unused (Δ_i,c = softplus(δ_i + b_c)); its Λ_i has the "
+    "scalar×identity structure of attention only while all dt biases are equal.",
+    variants=VARIANTS,
 )
-

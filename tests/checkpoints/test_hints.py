@@ -24,6 +24,11 @@ def test_check_hints_drops_unset_converts_and_refuses():
         check_hints({"dt_transform": "tanh"})
     with pytest.raises(CheckpointError, match=r"hint ngroups \(--ngroups\): cannot read 'two' as int"):
         check_hints({"ngroups": "two"})
+    # the range and type check of config values (settings.checked): int(2.7) and True were taken as 2 and 1
+    assert check_hints({"ngroups": 2.0}) == {"ngroups": 2}
+    for bad in (0, -3, 2.7, True):
+        with pytest.raises(CheckpointError, match=rf"hint ngroups \(--ngroups\) must be a positive integer, got {bad!r}"):
+            check_hints({"ngroups": bad})
 
 
 def test_recorded_wins_hint_fills_in_nothing_is_guessed():

@@ -124,6 +124,38 @@ def test_hybrid_rows_include_attention(tmp_path):
         np.testing.assert_allclose(got, expected, rtol=1e-6)
     text = inspect_text(report)
     assert "attention" in text and "gate_bias" in text
+    _assert_readable_table(text)
+    assert "attention layer 2 (model.layers.2.temporal_block): input-dependent Λ: eigenvalues need an input" in text
+
+
+def _assert_readable_table(text):
+    """Every row has one cell per column at the header's positions: text columns left-aligned under their
+    title, no module path or note in the family/warnings columns, no trailing spaces."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("layer"))
+    header, rule = lines[start], lines[start + 1]
+    rows = lines[start + 2 : lines.index("", start)]
+    spans = [(m.start(), m.end()) for m in __import__("re").finditer(r"-+", rule)]
+    titles = [header[a:b].strip() for a, b in spans[:-1]] + [header[spans[-1][0]:].strip()]
+    assert titles[:4] == ["layer", "family", "kind", "at"] and titles[-1] == "warnings"
+    for row in rows:
+        assert row == row.rstrip()
+        cells = [row[a:b] for a, b in spans[:-1]]
+        for (a, b), cell in zip(spans, cells):
+            assert len(cell) == b - a and (a == 0 or row[a - 2 : a] == "  "), (row, cell)
+        family, kind = cells[1].strip(), cells[2].strip()
+        assert cells[1] == cells[1].strip().ljust(len(cells[1])), "family is left-aligned"
+        assert family in ("mamba", "rglru", "attention") and kind in ("LTV", "-")
+        assert row[spans[-1][0]:].strip() == ""  # no warnings in these checkpoints (notes go below the table)
+
+
+def test_jamba_table_groups_attention_layers(tmp_path):
+    report = strict(inspect_report(cb.save_hf(cb.hf_model("jamba"), tmp_path)))
+    assert [(r["index"], r["family"], r["kind"]) for r in report["layers"]] == [
+        (0, "mamba", "LTV"), (1, "attention", "attention"), (2, "mamba", "LTV"), (3, "attention", "attention")]
+    text = inspect_text(report)
+    _assert_readable_table(text)
+    assert "attention layers 1, 3 (model.layers.{i}.self_attn): input-dependent Λ: eigenvalues need an input" in text
 
 
 def test_lti_rows_s4d(tmp_path):

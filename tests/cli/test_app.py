@@ -138,3 +138,113 @@ def test_demo_numbers_match_python_control(capsys):
     assert len(rows) == 3
     for cells, row in zip(rows, data["channels"]):
         np.testing.assert_allclose([float(x) for x in cells], [row[k] for k in keys], rtol=5e-4)
+
+
+# --- help and option checking --------------------------------------------------------------------------------
+def _subparsers():
+    from ssmctl.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return sub.choices
+
+
+def test_every_option_of_every_command_is_described_without_markup():
+    import re
+
+    for name, p in _subparsers().items():
+        text = p.format_help()
+        assert not re.search(r"``|:(func|class|mod|meth|data):`", text), f"{name}: docstring markup in --help"
+        assert p.description, f"{name} has no description"
+        assert "HINT_" not in text and "D_MODEL" not in text, f"{name}: a metavar made from a dest name"
+        for action in p._actions:
+            if action.dest == "help":
+                continue
+            label = "/".join(action.option_strings) or action.dest
+            assert action.help and action.help.strip(), f"ssmctl {name} {label} has no help text"
+            for choice in action.choices or ():
+                assert str(choice) in text, f"ssmctl {name} {label}: choice {choice!r} not listed"
+
+
+def test_eig_help_lists_families_variants_and_presets():
+    from ssmctl.models import families, get_family
+
+    text = _subparsers()["eig"].format_help()
+    for family in families():
+        record = get_family(family)
+        line = next(line for line in text.splitlines() if line.strip().startswith(family + " "))
+        for name in (*record.variants, *record.presets):
+            assert name in line, f"{family}: {name} missing from eig --help"
+
+
+def test_simulate_help_opens_with_words_not_markup(capsys):
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    out = capsys.readouterr().out
+    description = out.split("\n\n")[1]
+    assert description.startswith("Eigenvalues, step sizes and memory of an input-dependent model")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["simulate", "x", "--random-tokens", "5", "--chunk", "0"], "argument --chunk: must be a positive integer, got 0"),
+        (["simulate", "x", "--random-tokens", "0"], "argument --random-tokens: must be a positive integer, got 0"),
+        (["simulate", "x", "--random-tokens", "5", "--threads", "0"], "argument --threads: must be a positive integer, got 0"),
+        (["demo", "--d-state", "0"], "argument --d-state: must be a positive integer, got 0"),
+        (["demo", "--seed", "-1"], "argument --seed: must be an integer in [0, 2**63), got -1"),
+        (["eig", "s4d", "--seed", "x"], "argument --seed: must be an integer in [0, 2**63), got 'x'"),
+        (["compare", "a", "init", "--seed", "-5"], "argument --seed: must be an integer in [0, 2**63), got -5"),
+    ],
+)
+def test_bad_option_values_are_one_line_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err == f"ssmctl {argv[0]}: error: {message} (see ssmctl {argv[0]} --help)\n"
+
+
+@pytest.mark.parametrize("argv", [["eig", "s4d", "--eps", "0"], ["demo", "--eps", "1"], ["eig", "lru", "--eps", "nan"]])
+def test_eps_outside_0_1_is_refused(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ssmctl {argv[0]}: error: --eps must lie in (0, 1), got ") and err.count("\n") == 1
+
+
+def test_eig_takes_eps(capsys):
+    """k_ε = ln ε / ln|λ|: the memory horizon at ε = 0.1 is half the one at ε = 0.01, mode by mode."""
+    assert main(["eig", "s4d", "--d-model", "4", "--d-state", "8", "--json"]) == 0
+    at_1e2 = json.loads(capsys.readouterr().out)
+    assert main(["eig", "s4d", "--d-model", "4", "--d-state", "8", "--json", "--eps", "0.1"]) == 0
+    at_1e1 = json.loads(capsys.readouterr().out)
+    assert at_1e2["eps"] == 0.01 and at_1e1["eps"] == 0.1
+    for key in ("memory_horizon_median", "memory_horizon_max"):
+        assert at_1e1[key] == pytest.approx(0.5 * at_1e2[key], rel=1e-12)
+    assert main(["demo", "--eps", "0.1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["eps"] == 0.1
+
+
+def test_eig_variant_is_the_families_init_keyword(capsys):
+    """--variant picks S4D's variant and Mamba-2's / RG-LRU's a_init; families with one init say so."""
+    assert main(["eig", "mamba2", "--variant", "transformers", "--d-model", "64", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["config"]["a_init"] == "transformers"
+    from ssmctl.cli.app import eig_report
+    from ssmctl.report import dumps
+
+    assert report == json.loads(dumps(eig_report("mamba2", d_model=64, a_init="transformers")[0]))
+    assert main(["eig", "mamba2", "--d-model", "64", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["abs_min"] != report["abs_min"]  # the variant changed the init
+    assert main(["eig", "mamba", "--variant", "x"]) == 2
+    assert "mamba has one initialization; --variant does not apply" in capsys.readouterr().err
+    assert main(["eig", "s4d", "--variant", "nope"]) == 2
+    assert "unknown s4d variant (--variant) 'nope'; known: inv, legs, lin, real" in capsys.readouterr().err
+
+
+def test_messages_name_cli_flags_under_the_cli_and_keywords_in_python():
+    from ssmctl.errors import cli_spelling, option
+
+    assert option("device", "cpu") == "device='cpu'" and option("chunk") == "chunk"
+    with cli_spelling():
+        assert option("device", "cpu") == "--device cpu" and option("random_tokens") == "--random-tokens"
+    assert option("device", "cpu") == "device='cpu'"

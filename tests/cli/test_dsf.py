@@ -104,9 +104,17 @@ def test_plot_is_written(tmp_path, capsys):
     (["nope"], "'nope' is neither a file or folder nor a family name"),
     (["s4d", "--scope", "block", "--random-tokens", "8"], "scope='block' is available for the input-dependent"),
     (["s6", "--layer", "7", "--random-tokens", "8"], "--layer 7: the model has 2 layer(s)"),
-    (["s6", "--random-tokens", "0"], "--random-tokens must be a positive length"),
 ])
 def test_errors_exit_2_with_one_line(argv, message, capsys):
     assert main(["dsf", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err and err.startswith("ssmctl dsf: error:")
+
+
+def test_a_length_below_one_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["dsf", "s6", "--random-tokens", "0"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("ssmctl dsf: error: argument --random-tokens: must be a positive integer, got 0 "
+                   "(see ssmctl dsf --help)")

@@ -68,3 +68,67 @@ def test_figures_outdir_that_is_a_file(tmp_path, capsys):
     (tmp_path / "figs").write_text("x")
     assert main(["figures", "--outdir", str(tmp_path / "figs")]) == 2
     assert f"cannot create folder {tmp_path / 'figs'}: {tmp_path / 'figs'} is not a folder" in capsys.readouterr().err
+
+
+# --- output cut by a closed pipe (`ssmctl ... | head`) -------------------------------------------------------
+@pytest.fixture(scope="module")
+def mamba_folder(tmp_path_factory):
+    from .. import ckpt_builders as cb
+
+    return str(cb.save_hf(cb.hf_model("mamba", num_hidden_layers=1), tmp_path_factory.mktemp("mamba")))
+
+
+def _closed_pipe_stdout():
+    """A text stdout whose reader has gone: every write that reaches the pipe raises BrokenPipeError."""
+    import io
+    import os
+
+    r, w = os.pipe()
+    os.close(r)
+    return io.TextIOWrapper(os.fdopen(w, "wb"), encoding="utf-8")
+
+
+def test_every_command_exits_quietly_when_its_reader_goes_away(mamba_folder, tmp_path, monkeypatch, capsys):
+    import sys
+
+    import ssmctl.plot.figures as figures
+
+    monkeypatch.setattr(figures, "write_all", lambda outdir: [f"{outdir}/a.png", f"{outdir}/b.png"])
+    argvs = {
+        "figures": ["figures", "--outdir", str(tmp_path / "figs")],
+        "eig": ["eig", "s4d", "--d-model", "2", "--d-state", "4", "--json"],
+        "demo": ["demo", "--channels", "2", "--d-state", "4"],
+        "inspect": ["inspect", mamba_folder, "--json"],
+        "compare": ["compare", mamba_folder, "init"],
+        "simulate": ["simulate", mamba_folder, "--random-tokens", "8", "--json"],
+        "analyze": ["analyze", "s4d", "--d-model", "2", "--d-state", "4", "--n-layers", "1"],
+        "dsf": ["dsf", "s6", "--random-tokens", "8", "--json"],
+    }
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(argvs) == set(sub.choices)
+    for command, argv in argvs.items():
+        out = _closed_pipe_stdout()
+        monkeypatch.setattr(sys, "stdout", out)
+        assert main(argv) == 141, command
+        monkeypatch.undo()
+        monkeypatch.setattr(figures, "write_all", lambda outdir: [f"{outdir}/a.png", f"{outdir}/b.png"])
+        assert capsys.readouterr().err == "", command
+
+
+def test_inspect_json_into_head_prints_no_traceback(tmp_path):
+    """The shell case: `ssmctl inspect BIG --json | head -c 10`; nothing on stderr, not even at exit."""
+    import shutil
+    import subprocess
+    import sys
+
+    from .. import ckpt_builders as cb
+
+    if shutil.which("head") is None or shutil.which("bash") is None:
+        pytest.skip("needs bash and head")
+    big = cb.write_state_dict(cb.s4d_minimal_state_dict(120, 2, 4), tmp_path / "big.safetensors")
+    script = "import sys; from ssmctl.cli import main; sys.exit(main())"
+    cmd = f"{sys.executable} -c '{script}' inspect {big} --json | head -c 10"
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert done.stdout == '{\n  "schem' and done.stderr == ""
+    # The report (~70 kB) is larger than a pipe's buffer, so the write meets the closed pipe: 128 + SIGPIPE.
+    assert done.returncode == 141

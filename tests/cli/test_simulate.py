@@ -149,7 +149,7 @@ def test_errors(folder, tmp_path, capsys):
     assert main(["simulate", path, "--tokens", str(tmp_path / "bad.npy")]) == 2
     assert "token id 50 at (batch 0, position 2) is outside the vocabulary [0, 50)" in capsys.readouterr().err
     assert main(["simulate", path]) == 2
-    assert "--tokens FILE.npy or --random-tokens L" in capsys.readouterr().err
+    assert "--tokens FILE or --random-tokens L" in capsys.readouterr().err
     assert main(["simulate", str(tmp_path / "nope"), "--random-tokens", "5"]) == 2
     assert "no such file or folder" in capsys.readouterr().err
     np.save(tmp_path / "empty.npy", np.zeros(0, dtype=np.int64))
@@ -157,10 +157,45 @@ def test_errors(folder, tmp_path, capsys):
     assert "empty input" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert main(["simulate", path, "--random-tokens", "5", "--device", "cuda"]) == 2
-        assert "no CUDA device" in capsys.readouterr().err
+        assert "no CUDA device" in (err := capsys.readouterr().err) and "use --device cpu or --device auto" in err
+    assert main(["simulate", path, "--random-tokens", "5", "--layers", "7"]) == 2
+    assert "error: --layers [7] outside the model's 3 layers (0..2)" in capsys.readouterr().err
     with pytest.raises(SsmctlError, match="cannot read 'x'"):
         parse_layers("0,x")
     assert parse_layers("0,2,5-7,-1") == [0, 2, 5, 6, 7, -1] and parse_layers(None) is None
+
+
+def test_tokens_from_torch_files(folder, tmp_path, capsys):
+    """--tokens takes a .pt tensor (or list of ids) as it takes a .npy array; other contents are named."""
+    path, _ = folder
+    ids = np.random.default_rng(1).integers(0, 50, 40)
+    np.save(tmp_path / "ids.npy", ids)
+    assert main(["simulate", path, "--tokens", str(tmp_path / "ids.npy"), "--json"]) == 0
+    ref = json.loads(capsys.readouterr().out)["layers"]
+    for name, obj in [("t.pt", torch.from_numpy(ids)), ("l.pt", ids.tolist()), ("b.pth", torch.from_numpy(ids)[None])]:
+        torch.save(obj, tmp_path / name)
+        assert main(["simulate", path, "--tokens", str(tmp_path / name), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["layers"] == ref
+    cases = {
+        "d.pt": ({"ids": torch.from_numpy(ids)}, "holds a dict with keys ['ids']; expected one array of token ids"),
+        "s.pt": ("hello", "holds a str; expected one array of token ids"),
+        "r.pt": ([[1, 2], [3]], "holds a list that is not a rectangular array of numbers; expected one array"),
+    }
+    for name, (obj, message) in cases.items():
+        torch.save(obj, tmp_path / name)
+        assert main(["simulate", path, "--tokens", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert f"ssmctl simulate: error: --tokens {tmp_path / name}: {message}" in err and "Traceback" not in err
+    np.savez(tmp_path / "z.npz", ids=ids)
+    (tmp_path / "z.npz").rename(tmp_path / "z.npy")
+    assert main(["simulate", path, "--tokens", str(tmp_path / "z.npy")]) == 2
+    assert "an .npz archive (arrays ['ids'])" in capsys.readouterr().err
+    np.save(tmp_path / "u.npy", np.array(["a", "b"]))
+    assert main(["simulate", path, "--tokens", str(tmp_path / "u.npy")]) == 2
+    assert "holds <U1 data of shape (2,)" in capsys.readouterr().err
+    (tmp_path / "bad.pt").write_bytes(b"PK\x03\x04 not a zip")
+    assert main(["simulate", path, "--tokens", str(tmp_path / "bad.pt")]) == 2
+    assert "corrupt or truncated" in capsys.readouterr().err
 
 
 def test_partial_models_need_consent(tmp_path, capsys):
@@ -185,8 +220,9 @@ def test_threads_option(folder, capsys):
         assert main(["simulate", path, "--random-tokens", "16", "--threads", "1", "--json"]) == 0
         assert torch.get_num_threads() == 1
         capsys.readouterr()
-        assert main(["simulate", path, "--random-tokens", "16", "--threads", "0"]) == 2
-        assert "--threads must be a positive integer, got 0" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            main(["simulate", path, "--random-tokens", "16", "--threads", "0"])
+        assert "argument --threads: must be a positive integer, got 0" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
 

@@ -321,7 +321,7 @@ def test_device_choice():
     assert default_chunk(torch.device("cpu"), 512 * 16) == 512
     assert default_chunk(torch.device("cuda"), 512 * 16) == 8192
     assert default_slab(torch.device("cpu"), 512 * 16) == 64 and default_slab(torch.device("cuda"), 1) is None
-    with pytest.raises(SsmctlError, match="unknown device 'tpu:9'; use 'auto', 'cpu' or 'cuda'"):
+    with pytest.raises(SsmctlError, match="unknown device 'tpu:9'; use 'auto', 'cpu', 'cuda' or 'cuda:N'"):
         resolve_device("tpu:9")
 
 
@@ -343,8 +343,10 @@ def test_cuda_matches_transformers_and_the_cpu(hf_mamba, our_mamba, ids, scan):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when no GPU is present")
 def test_cuda_asked_for_but_absent(our_mamba, ids):
-    with pytest.raises(SsmctlError, match="CUDA.*no CUDA device|no CUDA device"):
+    with pytest.raises(SsmctlError, match=r"no CUDA device.*; use device='cpu' or device='auto'$"):
         simulate(our_mamba, ids, device="cuda")
+    with pytest.raises(SsmctlError, match=r"^layers \[7\] outside the model's 3 layers"):
+        simulate(our_mamba, ids, layers=[7], device="cpu")
 
 
 def test_bad_inputs(our_mamba, ids):
@@ -458,6 +460,31 @@ def test_deferred_checks_read_nothing_back_inside_the_loop_and_change_nothing(ou
             assert a[key] == b[key]
         assert a["transition_decay"] == b["transition_decay"]
         assert a["dt_out_of_histogram_range"] == b["dt_out_of_histogram_range"]
+
+
+def test_inf_in_an_embedding_row_names_the_row_not_the_tokens(our_mamba):
+    """Token ids that are valid but look up a non-finite embedding row: the message names the row."""
+    emb = our_mamba.extras["embedding"].clone()
+    emb[7, 3] = float("inf")
+    model = Model("mamba", our_mamba.config, our_mamba.layers, source="test", extras={**our_mamba.extras, "embedding": emb})
+    ids = torch.tensor([[1, 2, 4, 7, 1]])
+    with pytest.raises(NonFiniteError) as err:
+        simulate(model, ids, device="cpu")
+    assert str(err.value) == ("embedding row 7 (the id of token 3, batch 0) has 1 NaN/Inf entries: the model's "
+                              "embedding matrix is not finite there; the token ids are valid")
+
+
+@pytest.mark.parametrize("bad", [[[1, 2], [3]], ["a", "b"], np.array([b"x"]), {"ids": 1}])
+def test_inputs_that_are_not_numeric_arrays(our_mamba, bad):
+    with pytest.raises(SsmctlError, match="inputs must be a numeric array"):
+        simulate(our_mamba, bad, device="cpu")
+
+
+def test_any_numpy_integer_dtype_is_token_ids(our_mamba, ids):
+    ref = simulate(our_mamba, ids.numpy(), device="cpu").summary()["layers"]
+    for dtype in (np.uint8, np.int16, np.uint16, np.uint32):
+        got = simulate(our_mamba, ids.numpy().astype(dtype), device="cpu").summary()["layers"]
+        assert [r["abs_min"] for r in got] == [r["abs_min"] for r in ref]
 
 
 def test_layers_selection_runs_only_what_is_needed(our_mamba, ids):

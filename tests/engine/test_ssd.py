@@ -210,7 +210,8 @@ def test_cli_runs_ssd_and_refuses_it_for_mamba(hf_mamba2, tmp_path_factory, tmp_
     capsys.readouterr()  # transformers' progress bars
     assert main(["simulate", str(tmp_path), "--random-tokens", "40", "--scan", "ssd", "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "scan='ssd' is Mamba-2's matrix form" in err
+    assert len(err.splitlines()) == 1 and "--scan ssd is Mamba-2's matrix form" in err
+    assert "use --scan auto, --scan native or --scan tensor" in err
 
 
 @needs_grouped_norm

@@ -231,11 +231,11 @@ def test_loaded_jamba_layer_applies_the_inner_dt_b_c_norms(tmp_path, monkeypatch
 def test_bad_hyperparameters():
     with pytest.raises(UnknownNameError, match="unknown mamba preset 'huge'; known: mamba-130m, ssm-benchmark"):
         ssmctl.init("mamba", preset="huge")
-    with pytest.raises(UnknownNameError, match="unknown mamba hyperparameter 'd_sate'"):
+    with pytest.raises(UnknownNameError, match="mamba: unknown hyperparameter 'd_sate'; known: "):
         ssmctl.init("mamba", d_sate=4)
-    with pytest.raises(SsmctlError, match="dt_min must be a positive number, got 0"):
+    with pytest.raises(SsmctlError, match="mamba: dt_min must be > 0 .*, got 0.0"):
         ssmctl.init("mamba", d_model=8, dt_min=0)
-    with pytest.raises(SsmctlError, match="dt_max must be a number >= dt_min"):
+    with pytest.raises(SsmctlError, match=r"mamba: dt_min \(0.1\) must not exceed dt_max \(0.01\)"):
         ssmctl.init("mamba", d_model=8, dt_min=0.1, dt_max=0.01)
     with pytest.raises(SsmctlError, match="d_state must be a positive integer, got 0"):
         ssmctl.init("mamba", d_model=8, d_state=0)

@@ -183,7 +183,7 @@ def test_bad_hyperparameters():
         ssmctl.init("mamba2", d_model=20)
     with pytest.raises(ShapeError, match="nheads = 4 is not divisible by ngroups = 3"):
         ssmctl.init("mamba2", d_model=32, headdim=16, ngroups=3)
-    with pytest.raises(SsmctlError, match="dt_min must be a positive number, got -0.1"):
+    with pytest.raises(SsmctlError, match=r"mamba2: dt_min must be > 0 \(Δ is sampled log-uniformly\), got -0.1"):
         ssmctl.init("mamba2", d_model=32, headdim=16, dt_min=-0.1)
     with pytest.raises(SsmctlError, match=r"A_init_range must satisfy 0 < low <= high, got \(0, 16\)"):
         ssmctl.init("mamba2", d_model=32, headdim=16, A_init_range=(0, 16))

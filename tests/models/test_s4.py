@@ -356,3 +356,18 @@ def test_layer_without_closed_form_warns_once_about_its_eigenproblem():
     assert len(rec) == 1
     np.testing.assert_array_equal(lam, np.linalg.eigvals(sys_.A))
     assert np.abs(lam.imag).max() > 0.1  # what LAPACK makes of a real spectrum: why the warning exists
+
+
+def test_singular_bilinear_step_is_named():
+    """A stored Δ, A pair with Δλ = 2 (damaged weights) made the bilinear solve raise numpy's LinAlgError."""
+    from ssmctl.errors import UnsupportedSystemError
+
+    layer = ssmctl.init("s4", d_model=2, d_state=4, n_layers=1, seed=0)[0]
+    params = dict(layer.params)
+    params["kernel.A_real"] = np.full_like(params["kernel.A_real"], np.log(2.0))  # A = −exp(A_real) = −2
+    params["kernel.A_imag"] = np.zeros_like(params["kernel.A_imag"])
+    params["kernel.P"] = np.zeros_like(params["kernel.P"])
+    params["kernel.inv_dt"] = np.full_like(params["kernel.inv_dt"], -1.0)  # Δ = −1 (transform none): ΔA/2 = 1
+    bad = ssmctl.models.s4.layer_from_params(params, {**layer.config, "dt_transform": "none"}, 0)
+    with pytest.raises(UnsupportedSystemError, match=r"s4 layer 0: the bilinear discretization is singular"):
+        bad.system()
