@@ -7,6 +7,7 @@ analysis is a pure function of systems. See docs/design.md for the layout and co
 from __future__ import annotations
 
 from . import errors, plot
+from .analysis import summary as _summary  # noqa: F401  (registers the rich display)
 from .analysis.cloud import eigenvalue_cloud
 from .analysis.dsf import Phi, dsf, dsf_eigenvalues, materialize, materialize_ref
 from .analysis.dsf_measures import *  # noqa: F401,F403
