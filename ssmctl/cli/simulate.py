@@ -97,7 +97,7 @@ def load_model(path: str, hints: dict[str, Any] | None = None) -> Any:
     return load(path, **(hints or {}))
 
 
-def _inputs(args: argparse.Namespace, model: Any) -> np.ndarray:
+def _inputs(args: argparse.Namespace, model: Any, width: int | None = None) -> np.ndarray:
     if (args.tokens is None) == (args.random_tokens is None):
         raise SsmctlError("give exactly one input: --tokens FILE.npy or --random-tokens L")
     if args.tokens is not None:
@@ -114,7 +114,7 @@ def _inputs(args: argparse.Namespace, model: Any) -> np.ndarray:
     emb = model.extras.get("embedding")
     rng = np.random.default_rng(args.seed)
     if emb is None:  # no embedding (a fresh init): a unit-RMS Gaussian signal at the first layer's input
-        d_model = int(model.layers[0].config["d_model"])
+        d_model = int(model.layers[0].config["d_model"]) if width is None else width
         return rng.standard_normal((1, L, d_model)).astype(np.float32)
     return rng.integers(0, int(np.shape(emb)[0]), size=(1, L), dtype=np.int64)
 
