@@ -135,14 +135,16 @@ class HankelProfile:
     cuts : ndarray of int, shape (n_cuts,)
         The cuts t (1 ≤ t ≤ L − 1): rows t..L−1 (outputs from t on) against columns 0..t−1 (inputs before t).
     singular_values : ndarray, shape (..., n_cuts, k_max)
-        Descending; zero-padded past each block's min(rows, cols). Leading axes: (batch, channels) for a
-        per-channel Φ, (batch,) for one channel or a full Φ.
+        Descending; zero-padded past each block's min(rows, cols) (from a core: min(N, rows, cols), the rest
+        being zero in exact arithmetic). Leading axes: (batch, channels) for a per-channel Φ, (batch,) for one
+        channel or a full Φ.
     rank : ndarray of int, shape (..., n_cuts)
         Number of singular values above ``rtol`` × the block's largest one (0 for a zero block).
     rtol : float
         The tolerance, relative to σ_max of each block.
     max_rank : ndarray of int, shape (n_cuts,)
-        min(rows, cols) of each block: min(t, L − t) per channel (× p or m for a full Φ).
+        The number of singular values computed per block: min(t, L − t) per channel from a per-channel Φ
+        ((L − t)·p or t·m for a full Φ), min(N, t, L − t) from a core.
     """
 
     cuts: np.ndarray
