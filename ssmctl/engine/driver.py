@@ -29,6 +29,8 @@ from ..report import SCHEMA_VERSION
 from .blocks import RUNNERS, runner_for
 from .native import native_available, native_status
 from .scan import SCAN_BACKENDS
+from . import distributed
+from .corpus import Corpus
 
 __all__ = [
     "simulate", "SimulationResult", "resolve_device", "default_chunk", "default_slab", "partial_note", "RATE_MEANING",
@@ -151,6 +153,9 @@ class SimulationResult:
     ----------
     family : str
     n_tokens, batch : int
+        Tokens of the (longest) sequence and rows: sequences × their batch over the whole input.
+    total_tokens : int
+        Tokens over all rows.
     layers : list[int]
         Layers with statistics.
     stats : dict[int, LayerStats]
@@ -185,6 +190,42 @@ class SimulationResult:
     scan_fallback: dict[int, int] = field(default_factory=dict)
     scan_backend: str = ""
     partial: str | None = None
+    total_tokens: int = 0
+
+    def merge(self, other: "SimulationResult") -> "SimulationResult":
+        """The result of one run over both inputs: each layer's statistics merged (:meth:`LayerStats.merge`).
+
+        ``summary()["layers"]`` of the merge equals that of one run over both corpora. Per-token traces and the
+        heatmap become by position; windows and kept outputs, defined for one array only, are dropped.
+
+        Parameters
+        ----------
+        other : SimulationResult
+            A run of the same model (family, source, layers) with the same settings.
+
+        Returns
+        -------
+        SimulationResult
+            ``n_tokens`` the longer sequence, ``batch`` the rows of both, ``total_tokens`` and ``seconds``
+            added; chunk, slab, device and scan from ``self``.
+
+        Raises
+        ------
+        SsmctlError
+            When the runs are of different models or layers, or their statistics were not measured alike.
+        """
+        for name in ("family", "source", "layers"):
+            if getattr(self, name) != getattr(other, name):
+                raise SsmctlError(f"cannot merge simulations with different {name}: "
+                                  f"{getattr(self, name)!r} vs {getattr(other, name)!r}")
+        return SimulationResult(
+            family=self.family, source=self.source, n_tokens=max(self.n_tokens, other.n_tokens),
+            batch=self.batch + other.batch, layers=list(self.layers),
+            stats={i: self.stats[i].merge(other.stats[i]) for i in self.layers},
+            device=self.device, chunk=self.chunk, slab=self.slab, seconds=self.seconds + other.seconds,
+            scan_fallback={i: self.scan_fallback.get(i, 0) + other.scan_fallback.get(i, 0) for i in self.layers},
+            scan_backend=self.scan_backend, partial=self.partial, total_tokens=self.total_tokens + other.total_tokens,
+        )
 
     def frozen(self, layer: int, t: int) -> Any:
         """The frozen-time LTI system (DiagonalLTI) of ``layer`` at absolute token ``t`` of the input.
@@ -218,8 +259,8 @@ class SimulationResult:
 
     @property
     def tokens_per_second(self) -> float:
-        """Simulated tokens (n_tokens × batch) per second of wall time; inf when no time was measured."""
-        return self.n_tokens * self.batch / self.seconds if self.seconds > 0 else math.inf
+        """Simulated tokens (over all rows and sequences) per second of wall time; inf when none was measured."""
+        return self.total_tokens / self.seconds if self.seconds > 0 else math.inf
 
     def summary(self) -> dict[str, Any]:
         """Per-layer statistics as a JSON-ready dict (pass it to ``ssmctl.report.dumps``)."""
@@ -243,9 +284,9 @@ class SimulationResult:
                     "memory_horizon_quantiles": {str(q): v for q, v in s.memory_horizon_quantiles.items()},
                     "memory_horizon_inf_count": s.memory_horizon_inf_count,
                     "memory_horizon_per_token": {
-                        "channel_gmean_median_over_tokens": _nanmedian(s.memory_token_gmean),
-                        "longest_median_over_tokens": _nanmedian(s.memory_token_max),
-                        "longest_max_over_tokens": _finite_max(s.memory_token_max),
+                        "channel_gmean_median_over_tokens": s.parts.memory_gmean.quantile(0.5),
+                        "longest_median_over_tokens": s.parts.memory_max.quantile(0.5),
+                        "longest_max_over_tokens": s.parts.memory_max.max_finite,
                     },
                     "transition_decay": {
                         "lags": s.lags.tolist(),
@@ -266,6 +307,7 @@ class SimulationResult:
             "source": self.source,
             "n_tokens": self.n_tokens,
             "batch": self.batch,
+            "total_tokens": self.total_tokens,
             "device": self.device,
             "chunk": self.chunk,
             "slab": self.slab,
@@ -279,21 +321,13 @@ class SimulationResult:
                 "memory_horizon": "tokens until |A_bar|^k = eps (frozen time)",
                 "transition_decay": "mean over t (and channels) of ||A_bar_t ... A_bar_{t-lag+1}|| (largest entry, "
                 "the slowest mode); frozen_norm_mean uses ||A_bar_t||^lag",
-                "quantiles": "from histograms with bins of bin_width_ln in ln(dt) and ln(-ln|A_bar|); min/max exact",
+                "quantiles": "from histograms with bins of bin_width_ln in ln(dt), ln(-ln|A_bar|) and ln(memory "
+                "horizon per token); min/max exact",
+                "n_tokens": "tokens of the longest sequence; batch: sequences (rows) over the whole input",
             },
             "partial": self.partial,
             "layers": rows,
         }
-
-
-def _nanmedian(x: np.ndarray) -> float:
-    x = np.asarray(x, dtype=np.float64).ravel()
-    return float(np.median(x)) if x.size else math.nan
-
-
-def _finite_max(x: np.ndarray) -> float:
-    x = np.asarray(x, dtype=np.float64).ravel()
-    return float(x.max()) if x.size else math.nan
 
 
 # --- inputs ------------------------------------------------------------------------------------------------
@@ -374,23 +408,33 @@ class _Inputs:
 
 
 class _Progress:
-    """A one-line progress report on stderr (no dependency)."""
+    """A one-line progress report on stderr over the whole input (no dependency); ``total`` None: unknown."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled, self.start, self.last = total, enabled, time.perf_counter(), 0.0
+    def __init__(self, total: int | None, enabled: bool) -> None:
+        self.total, self.enabled, self.start, self.last, self.done = total, enabled, time.perf_counter(), 0.0, 0
 
-    def update(self, done: int) -> None:
+    def add(self, tokens: int) -> None:
+        self.done += tokens
         if not self.enabled:
             return
         now = time.perf_counter()
-        if now - self.last < 0.2 and done < self.total:
+        if now - self.last < 0.2:
             return
         self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        eta = (self.total - done) / rate if rate > 0 else math.inf
-        bar = "#" * int(30 * done / self.total)
-        print(f"\rsimulate [{bar:<30}] {done}/{self.total} tokens  {rate:,.0f} tok/s  eta {eta:.0f}s",
-              end="" if done < self.total else "\n", file=sys.stderr, flush=True)
+        rate = self.done / max(now - self.start, 1e-9)
+        if self.total:
+            eta = (self.total - self.done) / rate if rate > 0 else math.inf
+            bar = "#" * int(30 * min(self.done, self.total) / self.total)
+            line = f"simulate [{bar:<30}] {self.done}/{self.total} tokens  {rate:,.0f} tok/s  eta {eta:.0f}s"
+        else:
+            line = f"simulate {self.done} tokens  {rate:,.0f} tok/s"
+        print(f"\r{line}", end="", file=sys.stderr, flush=True)
+
+    def finish(self) -> None:
+        if self.enabled and self.last:
+            self.last = 0.0
+            self.add(0)
+            print(file=sys.stderr, flush=True)
 
 
 def _first_bad_token(x: torch.Tensor) -> tuple[int, int]:
@@ -417,6 +461,7 @@ def simulate(
     keep_output: bool = False,
     progress: bool | None = None,
     heatmap_bins: int = 512,
+    parallel: bool | None = None,
 ) -> SimulationResult:
     """Simulate an input-dependent model over ``inputs`` and collect per-layer eigenvalue statistics.
 
@@ -425,9 +470,12 @@ def simulate(
     model : Model
         Mamba, Mamba-2 or RG-LRU layers (``ssmctl.init`` or a loaded checkpoint). Each layer is the family's
         residual block; layers run back to back.
-    inputs : int array (L,) or (batch, L), or float array (L, d_model) or (batch, L, d_model)
-        Token ids (need ``model.extras['embedding']``, (vocab, d_model); ``model.extras['embedding_scale']``
-        multiplies it, e.g. √d_model for RecurrentGemma), or embeddings / signals at the first layer's input.
+    inputs : array, list of arrays, or iterable of arrays
+        One array: int token ids (L,) or (batch, L), or float embeddings / signals (L, d_model) or
+        (batch, L, d_model) at the first layer's input; token ids need ``model.extras['embedding']``, (vocab,
+        d_model), which ``model.extras['embedding_scale']`` multiplies (√d_model for RecurrentGemma). A corpus:
+        a list or any iterable of such arrays, of any lengths; each starts from a zero state and the statistics
+        cover all of them (:mod:`ssmctl.engine.corpus`). Text: tokenize it first (``ssmctl.tokenize``).
     layers : sequence of int, optional
         Layers to collect statistics for (default all); layers after the last one asked for are not run.
     chunk : int or "auto"
@@ -452,13 +500,19 @@ def simulate(
     keep_output : bool
         Keep the last simulated layer's whole output sequence (memory L·d_model).
     progress : bool, optional
-        Progress line on stderr (default: when stderr is a terminal and there are more than 8 chunks).
+        Progress line on stderr over the whole input (default: when stderr is a terminal; never on ranks > 0).
     heatmap_bins : int
-        Token bins of the |Ā_t| heatmap.
+        Token bins of the |Ā_t| heatmap, at most (bins are a power of two of tokens wide).
+    parallel : bool, optional
+        Data-parallel over the corpus with torch.distributed (default: when torchrun launched this process,
+        ``WORLD_SIZE`` > 1): each rank runs its share (:meth:`Corpus.shard`), and every rank returns the merged
+        result; CUDA runs on ``cuda:LOCAL_RANK`` with NCCL, the CPU with gloo.
 
     Returns
     -------
     SimulationResult
+        For a corpus, the merge of its sequences' results (:meth:`SimulationResult.merge`): per-token traces
+        and the heatmap by position.
 
     Raises
     ------
@@ -490,83 +544,122 @@ def simulate(
                 f"{', '.join(RUNNERS)}"
             )
     d_model = int(model.layers[0].config["d_model"])
-    src = _Inputs(model, inputs, d_model).to(dev)
-    L, batch = src.length, src.batch
+    corpus = Corpus.of(inputs)
+    if (window is not None or keep_output) and not corpus.single:
+        raise SsmctlError("window= and keep_output= need one input array (a sequence or a batch), not a corpus "
+                          "of sequences")
     if window is not None:
         w0, w1 = (int(v) for v in window)
-        if not 0 <= w0 < w1 <= L:
-            raise ShapeError(f"window {tuple(window)} must satisfy 0 <= start < stop <= L = {L}")
         window = (w0, w1)
-    per_token = max(_states_per_token(layer) for layer in model.layers[: chosen[-1] + 1]) * batch
-    if slab == "auto":
-        slab = default_slab(dev, per_token)
-    runners = [runner_for(layer, dev, slab, scan) for layer in model.layers[: chosen[-1] + 1]]
-    if chunk == "auto":
-        chunk = default_chunk(dev, per_token)
-    chunk = int(chunk)
-    if chunk < 1:
+    if chunk != "auto" and int(chunk) < 1:
         raise SsmctlError(f"chunk must be a positive integer, got {chunk}")
     if block < 1:
         raise SsmctlError(f"block must be a positive integer, got {block}")
-    stats = {
-        i: LTVStats(runners[i].a, L, batch=batch, lags=lags, lag_samples=lag_samples, eps=eps,
-                    heatmap_bins=heatmap_bins, device=dev)
-        for i in chosen
-    }
-    states = [r.init_state(batch) for r in runners]
-    windows: dict[int, dict[str, list]] = {i: {} for i in range(len(runners))} if window else {}
-    fallback = {i: 0 for i in chosen}
-    outputs: list[torch.Tensor] = []
-    bar = _Progress(L, progress if progress is not None else (sys.stderr.isatty() and L > 8 * chunk))
-    start = time.perf_counter()
-    with torch.no_grad():
-        for t0 in range(0, L, chunk):
-            t1 = min(L, t0 + chunk)
-            u = src.chunk(t0, t1, dev)
-            if not bool(torch.isfinite(u).all()):
-                b, t = _first_bad_token(u)
-                raise NonFiniteError(f"the input has NaN/Inf at token {t0 + t} (batch {b})")
-            for i, runner in enumerate(runners):
-                before = {k: v.clone() for k, v in states[i].items()}
-                res = runner.forward(u, states[i], t0, block=block, window=window)
-                if not bool(torch.isfinite(res.out).all()):
-                    # Inside a block the triangular product spreads a NaN to earlier tokens (0·NaN); one-token
-                    # blocks only carry it forward, so rerun the chunk that way to find where it starts.
-                    exact = runner.forward(u, before, t0, block=1)
-                    b, t = _first_bad_token(exact.out)
-                    raise NonFiniteError(
-                        f"NaN/Inf first appears in layer {i} ({runner.family}) at token {t0 + t} (batch {b}); "
-                        f"the layer input was finite there"
-                    )
-                if i in stats:
-                    stats[i].update(res.rate)
-                    fallback[i] += res.n_fallback
-                if res.window is not None:
-                    _collect(windows[i], res.window)
-                u = res.out
-            if keep_output:
-                outputs.append(u.cpu())
-            bar.update(t1)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    seconds = time.perf_counter() - start
-    return SimulationResult(
-        family=model.family,
-        source=str(model.source),
-        n_tokens=L,
-        batch=batch,
-        layers=chosen,
-        stats={i: s.result() for i, s in stats.items()},
-        windows={i: _finish(w, window) for i, w in windows.items()} if window else {},
-        output=torch.cat(outputs, dim=1) if keep_output else None,
-        device=str(dev),
-        chunk=chunk,
-        slab=slab,
-        seconds=seconds,
-        scan_fallback=fallback,
-        scan_backend=runners[0].used_backend,
-        partial=partial_note(model),
-    )
+    ctx = distributed.context(dev) if (distributed.launched() if parallel is None else parallel) else None
+    if ctx is not None:
+        dev = ctx.device
+    mine = corpus.shard(ctx.rank, ctx.world) if ctx else iter(corpus.units)
+    quiet = ctx is not None and ctx.rank != 0
+    bar = _Progress(corpus.total_tokens, (not quiet) and (progress if progress is not None else sys.stderr.isatty()))
+    unit = _Unit(model, chosen, dev, scan, chunk, block, slab, lags, lag_samples, eps, heatmap_bins, window,
+                 keep_output, bar)
+    result = None
+    for item in mine:
+        part = unit.run(_Inputs(model, item, d_model).to(dev))
+        result = part if result is None else result.merge(part)
+    if ctx is not None:  # every rank merges the ranks' results in rank order: the same answer everywhere
+        parts = [r for r in distributed.gather(result) if r is not None]
+        result = parts[0] if parts else None
+        for r in parts[1:]:
+            result = result.merge(r)
+    if result is None:
+        raise SsmctlError("empty corpus: the iterable of sequences yielded nothing")
+    bar.finish()
+    return result
+
+
+class _Unit:
+    """Runs one unit (one array: its rows from a zero state) with the settings of one :func:`simulate` call."""
+
+    def __init__(self, model: Model, chosen: list[int], dev: torch.device, scan: str, chunk: int | str, block: int,
+                 slab: Any, lags: Sequence[int] | None, lag_samples: int, eps: float, heatmap_bins: int,
+                 window: tuple[int, int] | None, keep_output: bool, bar: "_Progress") -> None:
+        self.model, self.chosen, self.dev, self.scan = model, chosen, dev, scan
+        self.chunk, self.block, self.slab, self.lags, self.lag_samples = chunk, block, slab, lags, lag_samples
+        self.eps, self.heatmap_bins, self.window, self.keep_output, self.bar = eps, heatmap_bins, window, \
+            keep_output, bar
+        self._runners: dict[Any, list] = {}
+
+    def run(self, src: "_Inputs") -> SimulationResult:
+        model, chosen, dev, window = self.model, self.chosen, self.dev, self.window
+        L, batch = src.length, src.batch
+        if window is not None and not 0 <= window[0] < window[1] <= L:
+            raise ShapeError(f"window {tuple(window)} must satisfy 0 <= start < stop <= L = {L}")
+        per_token = max(_states_per_token(layer) for layer in model.layers[: chosen[-1] + 1]) * batch
+        slab = default_slab(dev, per_token) if self.slab == "auto" else self.slab
+        if slab not in self._runners:  # runners depend on the slab only: reused by units of one size
+            self._runners[slab] = [runner_for(layer, dev, slab, self.scan) for layer in model.layers[: chosen[-1] + 1]]
+        runners = self._runners[slab]
+        chunk = default_chunk(dev, per_token) if self.chunk == "auto" else int(self.chunk)
+        stats = {
+            i: LTVStats(runners[i].a, L, batch=batch, lags=self.lags, lag_samples=self.lag_samples, eps=self.eps,
+                        heatmap_bins=self.heatmap_bins, device=dev)
+            for i in chosen
+        }
+        states = [r.init_state(batch) for r in runners]
+        windows: dict[int, dict[str, list]] = {i: {} for i in range(len(runners))} if window else {}
+        fallback = {i: 0 for i in chosen}
+        outputs: list[torch.Tensor] = []
+        start = time.perf_counter()
+        with torch.no_grad():
+            for t0 in range(0, L, chunk):
+                t1 = min(L, t0 + chunk)
+                u = src.chunk(t0, t1, dev)
+                if not bool(torch.isfinite(u).all()):
+                    b, t = _first_bad_token(u)
+                    raise NonFiniteError(f"the input has NaN/Inf at token {t0 + t} (batch {b})")
+                for i, runner in enumerate(runners):
+                    before = {k: v.clone() for k, v in states[i].items()}
+                    res = runner.forward(u, states[i], t0, block=self.block, window=window)
+                    if not bool(torch.isfinite(res.out).all()):
+                        # Inside a block the triangular product spreads a NaN to earlier tokens (0·NaN); one-token
+                        # blocks only carry it forward, so rerun the chunk that way to find where it starts.
+                        exact = runner.forward(u, before, t0, block=1)
+                        b, t = _first_bad_token(exact.out)
+                        raise NonFiniteError(
+                            f"NaN/Inf first appears in layer {i} ({runner.family}) at token {t0 + t} (batch {b}); "
+                            f"the layer input was finite there"
+                        )
+                    if i in stats:
+                        stats[i].update(res.rate)
+                        fallback[i] += res.n_fallback
+                    if res.window is not None:
+                        _collect(windows[i], res.window)
+                    u = res.out
+                if self.keep_output:
+                    outputs.append(u.cpu())
+                self.bar.add((t1 - t0) * batch)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        seconds = time.perf_counter() - start
+        return SimulationResult(
+            family=model.family,
+            source=str(model.source),
+            n_tokens=L,
+            batch=batch,
+            layers=chosen,
+            stats={i: s.result() for i, s in stats.items()},
+            windows={i: _finish(w, window) for i, w in windows.items()} if window else {},
+            output=torch.cat(outputs, dim=1) if self.keep_output else None,
+            device=str(dev),
+            chunk=chunk,
+            slab=slab,
+            seconds=seconds,
+            scan_fallback=fallback,
+            scan_backend=runners[0].used_backend,
+            partial=partial_note(model),
+            total_tokens=L * batch,
+        )
 
 
 def _states_per_token(layer) -> int:

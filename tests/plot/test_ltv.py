@@ -20,7 +20,7 @@ from ssmctl.engine.driver import simulate  # noqa: E402
 def run(one_torch_thread):
     model = ssmctl.init("mamba", d_model=16, n_layers=2, d_state=4)
     u = torch.randn(1, 300, 16, generator=torch.Generator().manual_seed(0))
-    return model, u, simulate(model, u, device="cpu", heatmap_bins=50)
+    return model, u, simulate(model, u, device="cpu", heatmap_bins=75)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,8 @@ def test_panels(run):
     fig, axes = plt.subplots(1, 4)
     pl.abs_heatmap(s, ax=axes[0])
     heat = np.asarray(axes[0].images[0].get_array())
-    assert heat.shape == (s.n_channels, 50)
-    np.testing.assert_allclose(heat, slow.reshape(50, 6, -1).mean(axis=1).T, rtol=1e-5)  # bins of 300/50 tokens
+    assert heat.shape == (s.n_channels, 75)
+    np.testing.assert_allclose(heat, slow.reshape(75, 4, -1).mean(axis=1).T, rtol=1e-5)  # bins of 300/75 tokens
     pl.dt_histogram(s, ax=axes[1])
     assert axes[1].get_xscale() == "log"
     bars = axes[1].patches[0]  # the stairs: fraction of (token, channel) per drawn bin
