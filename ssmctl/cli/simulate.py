@@ -1,11 +1,13 @@
 """``ssmctl simulate``: eigenvalues, step sizes and memory of an input-dependent model over a long input.
 
-    ssmctl simulate PATH (--tokens FILE.npy | --random-tokens L) [--layers 0,3-5] [--device auto|cpu|cuda]
-                         [--chunk C] [--json] [--plot FILE]
+    ssmctl simulate PATH (--tokens FILE.npy|FILE.npz | --text FILE [FILE ...] | --random-tokens L)
+                         [--layers 0,3-5] [--device auto|cpu|cuda] [--chunk C] [--threads T] [--json] [--plot FILE]
+    torchrun --nproc_per_node N $(which ssmctl) simulate PATH ...     # data-parallel; rank 0 writes the report
 
 PATH is a checkpoint ``ssmctl.load`` reads (e.g. a transformers ``save_pretrained`` folder of Mamba, Mamba-2 or
-RecurrentGemma). FILE.npy holds
-token ids (integers, (L,) or (batch, L)) or embeddings / a signal (floats, (L, d_model) or (batch, L, d_model)).
+RecurrentGemma). FILE.npy holds token ids (integers, (L,) or (batch, L)) or embeddings / a signal (floats,
+(L, d_model) or (batch, L, d_model)); FILE.npz a corpus, one sequence per array; ``--text`` files go through the
+checkpoint's own tokenizer, one sequence per file (per non-empty line with ``--per-line``).
 
 :func:`register` adds it to the main parser's subcommands (``ssmctl/cli/app.py``).
 """
@@ -93,16 +95,43 @@ def load_model(path: str) -> Any:
     return load(path)
 
 
-def _inputs(args: argparse.Namespace, model: Any) -> np.ndarray:
-    if (args.tokens is None) == (args.random_tokens is None):
-        raise SsmctlError("give exactly one input: --tokens FILE.npy or --random-tokens L")
+def _texts(args: argparse.Namespace) -> list[str]:
+    texts = []
+    for name in args.text:
+        if not os.path.isfile(name):
+            raise SsmctlError(f"--text {name}: no such file")
+        try:
+            with open(name, encoding="utf-8") as f:
+                body = f.read()
+        except UnicodeDecodeError as exc:
+            raise SsmctlError(f"--text {name}: not UTF-8 text ({exc})") from None
+        parts = [line for line in body.splitlines() if line.strip()] if args.per_line else [body]
+        if not any(p.strip() for p in parts):
+            raise SsmctlError(f"--text {name}: the file has no text")
+        texts.extend(parts)
+    return texts
+
+
+def _inputs(args: argparse.Namespace, model: Any) -> Any:
+    if sum(x is not None for x in (args.tokens, args.random_tokens, args.text)) != 1:
+        raise SsmctlError("give exactly one input: --tokens FILE.npy|FILE.npz, --text FILE or --random-tokens L")
+    if args.text is not None:
+        from ..checkpoints.tokenizer import tokenize
+
+        return tokenize(args.path, _texts(args))
     if args.tokens is not None:
         if not os.path.isfile(args.tokens):
             raise SsmctlError(f"--tokens {args.tokens}: no such file")
         try:
             arr = np.load(args.tokens, allow_pickle=False)
         except (ValueError, OSError) as exc:
-            raise SsmctlError(f"--tokens {args.tokens}: not a numpy .npy array ({exc})") from None
+            raise SsmctlError(f"--tokens {args.tokens}: not a numpy .npy or .npz file ({exc})") from None
+        if isinstance(arr, np.lib.npyio.NpzFile):  # a corpus: one sequence per array, in the file's order
+            with arr:
+                seqs = [arr[k] for k in arr.files]
+            if not seqs:
+                raise SsmctlError(f"--tokens {args.tokens}: the .npz file holds no array")
+            return seqs
         return arr
     L = args.random_tokens
     if L < 1:
@@ -140,8 +169,11 @@ def _table(summary: dict[str, Any]) -> str:
 
 
 def _text(summary: dict[str, Any], partial: str | None) -> str:
+    n, batch, total = summary["n_tokens"], summary["batch"], summary["total_tokens"]
+    size = f"{n} tokens × batch {batch}" if total == n * batch else \
+        f"{batch} sequences, {total:,} tokens (longest {n})"
     lines = [
-        f"{summary['family']} from {summary['source']}: {summary['n_tokens']} tokens × batch {summary['batch']} "
+        f"{summary['family']} from {summary['source']}: {size} "
         f"on {summary['device']} ({summary['scan_backend']} scan), {summary['tokens_per_s']:,.0f} tokens/s",
         _table(summary),
         f"\n|Ā|: over tokens, channels and states; Δ: {summary['dt_meaning']}",
@@ -181,25 +213,30 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise SsmctlError(
             f"{args.path}: {partial}; pass --partial to simulate the SSM layers back to back anyway"
         )
-    if args.threads is not None:
-        if args.threads < 1:
-            raise SsmctlError(f"--threads must be a positive integer, got {args.threads}")
-        import torch
-
-        # On a busy machine torch's OpenMP threads wait on the occupied cores; fewer threads avoid that.
-        torch.set_num_threads(args.threads)
+    if args.threads is not None and args.threads < 1:
+        raise SsmctlError(f"--threads must be a positive integer, got {args.threads}")
     inputs = _inputs(args, model)
     progress = (not args.json) and (not args.no_progress)
     result = simulate(
         model, inputs, layers=parse_layers(args.layers), chunk=args.chunk or "auto", device=args.device,
         eps=args.eps, progress=progress and sys.stderr.isatty(), scan=args.scan,
+        threads=args.threads if args.threads is not None else "auto",
     )
+    if _rank() != 0:  # torchrun: every rank holds the merged result; rank 0 alone reports it
+        return 0
     summary = result.summary()
     if args.plot:
         from ..plot.ltv import simulation_figure
 
         write_plot(simulation_figure(result), args.plot)
     return emit(args, summary, lambda s: _text(s, partial))
+
+
+def _rank() -> int:
+    import torch
+
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -219,15 +256,19 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                               description=__doc__.split("\n\n")[0])
     p.add_argument("path", help="checkpoint folder or file (anything ssmctl.load reads)")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--tokens", metavar="FILE.npy", help="token ids (int) or embeddings / signal (float)")
+    src.add_argument("--tokens", metavar="FILE.npy|FILE.npz",
+                     help="token ids (int) or embeddings / signal (float); .npz: one sequence per array")
+    src.add_argument("--text", metavar="FILE", nargs="+",
+                     help="UTF-8 text files through the checkpoint's tokenizer, one sequence per file")
     src.add_argument("--random-tokens", metavar="L", type=int, help="L uniformly random token ids")
+    p.add_argument("--per-line", action="store_true", help="with --text: one sequence per non-empty line")
     p.add_argument("--seed", type=int, default=0, help="seed of --random-tokens")
     p.add_argument("--layers", help="layers to report, e.g. '0,3-5' (default all)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--chunk", type=int, help="tokens per chunk (default: automatic)")
     p.add_argument("--scan", choices=SCAN_BACKENDS, default="auto",
                    help="selective scan: the compiled CPU kernel (native), the tensor form (any device), or auto")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: chosen from the work's size)")
     add_eps_option(p)
     add_output_options(p, plot="the per-layer figure", json_help="strict JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")

@@ -33,7 +33,7 @@ from . import distributed
 from .corpus import Corpus
 
 __all__ = [
-    "simulate", "SimulationResult", "resolve_device", "default_chunk", "default_slab", "partial_note", "RATE_MEANING",
+    "simulate", "SimulationResult", "resolve_device", "default_threads", "STATES_PER_THREAD", "default_chunk", "default_slab", "partial_note", "RATE_MEANING",
 ]
 
 RATE_MEANING = {
@@ -143,6 +143,35 @@ def default_slab(device: torch.device, states_per_token: int) -> int | None:
     if device.type == "cuda":
         return None
     return _pow2(2**19 / max(1, states_per_token), 16, 256)
+
+
+# Scan state elements per token (channels × N × batch) that keep one more CPU thread busy enough: below it, waking
+# a second OpenMP thread for each of the ~100 small operations per chunk costs more than it saves, and a busy
+# core stalls every one of them (benchmarks/simulate_threads.py).
+STATES_PER_THREAD = 2**14
+
+
+def default_threads(device: torch.device, states_per_token: int, available: int | None = None) -> int:
+    """CPU threads for a simulation whose tokens carry ``states_per_token`` scan states.
+
+    Parameters
+    ----------
+    device : torch.device
+        Only the CPU is decided here (other devices: ``available``).
+    states_per_token : int
+        Channels × N × batch of the largest simulated layer.
+    available : int, optional
+        The most threads to use (default ``torch.get_num_threads()``).
+
+    Returns
+    -------
+    int
+        ``states_per_token // STATES_PER_THREAD`` clipped to [1, available].
+    """
+    available = torch.get_num_threads() if available is None else int(available)
+    if device.type != "cpu":
+        return available
+    return max(1, min(available, states_per_token // STATES_PER_THREAD))
 
 
 @dataclass
@@ -462,6 +491,7 @@ def simulate(
     progress: bool | None = None,
     heatmap_bins: int = 512,
     parallel: bool | None = None,
+    threads: int | str | None = "auto",
 ) -> SimulationResult:
     """Simulate an input-dependent model over ``inputs`` and collect per-layer eigenvalue statistics.
 
@@ -555,6 +585,8 @@ def simulate(
         raise SsmctlError(f"chunk must be a positive integer, got {chunk}")
     if block < 1:
         raise SsmctlError(f"block must be a positive integer, got {block}")
+    if threads not in ("auto", None) and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise SsmctlError(f"threads must be a positive integer, 'auto' or None, got {threads!r}")
     ctx = distributed.context(dev) if (distributed.launched() if parallel is None else parallel) else None
     if ctx is not None:
         dev = ctx.device
@@ -564,9 +596,26 @@ def simulate(
     unit = _Unit(model, chosen, dev, scan, chunk, block, slab, lags, lag_samples, eps, heatmap_bins, window,
                  keep_output, bar)
     result = None
-    for item in mine:
-        part = unit.run(_Inputs(model, item, d_model).to(dev))
-        result = part if result is None else result.merge(part)
+    torch_threads = torch.get_num_threads()
+    try:
+        for k, item in enumerate(mine):
+            try:
+                src = _Inputs(model, item, d_model).to(dev)
+            except SsmctlError as exc:
+                if corpus.single:
+                    raise
+                which = f"sequence {k}" if ctx is None else f"sequence {k} of rank {ctx.rank}'s share"
+                raise type(exc)(f"{which} of the corpus: {exc}") from None
+            if threads is not None and dev.type == "cpu":
+                per_token = max(_states_per_token(layer) for layer in model.layers[: chosen[-1] + 1]) * src.batch
+                n = default_threads(dev, per_token, torch_threads) if threads == "auto" else threads
+                if n != torch.get_num_threads():
+                    torch.set_num_threads(n)
+            part = unit.run(src)
+            result = part if result is None else result.merge(part)
+    finally:
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
     if ctx is not None:  # every rank merges the ranks' results in rank order: the same answer everywhere
         parts = [r for r in distributed.gather(result) if r is not None]
         result = parts[0] if parts else None

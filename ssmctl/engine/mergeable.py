@@ -67,8 +67,8 @@ def dd_add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         e = err + (al + bl)
         hi = s + e
         lo = e - (hi - s)
-    finite = np.isfinite(hi)
-    return np.stack([hi, np.where(finite, lo, 0.0)])
+    finite = np.isfinite(s)  # an infinite (or NaN) sum is s itself: its error terms are NaN
+    return np.stack([np.where(finite, hi, s), np.where(finite, lo, 0.0)])
 
 
 # --- histograms -------------------------------------------------------------------------------------------

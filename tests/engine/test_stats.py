@@ -270,3 +270,12 @@ def test_histograms_of_many_channels_against_counted_bins():
     y = (k[..., None] + shift).ravel() - shift.min()  # abs bins counted from the smallest shift
     np.testing.assert_array_equal(res.abs_hist, np.bincount(y, minlength=len(res.abs_hist)))
     assert res.abs_edges[0] == pytest.approx(math.log(1e-7) + shift.min() * w)
+
+
+def test_odd_sized_chunks_keep_the_bin_indices_aligned():
+    # batch × T × channels odd: the int64 bin indices after the float32 ln rates must still start 8-byte aligned
+    a = torch.rand(5, 3, dtype=torch.float64) + 0.1
+    rate = torch.rand(3, 17, 5) * 0.1
+    st = LTVStats(a, 17, batch=3)
+    st.update(rate)
+    assert st.result().rate_hist.sum() == rate.numel()
