@@ -28,7 +28,8 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 from benchmarks._common import machine_info, text_table, write_json  # noqa: E402
 
 # transformers Mamba checkpoints of growing width: the scan states per token (d_inner × N) set the work per op
-SIZES = {"tiny": dict(hidden_size=32, state_size=8, num_hidden_layers=2, L=4096),
+SIZES = {"micro": dict(hidden_size=8, state_size=4, num_hidden_layers=2, L=4096),
+         "tiny": dict(hidden_size=32, state_size=8, num_hidden_layers=2, L=4096),
          "small": dict(hidden_size=128, state_size=16, num_hidden_layers=2, L=4096),
          "130m-wide": dict(hidden_size=768, state_size=16, num_hidden_layers=2, L=2048)}
 QUICK = {"tiny": dict(hidden_size=32, state_size=8, num_hidden_layers=1, L=512)}

@@ -33,7 +33,8 @@ from . import distributed
 from .corpus import Corpus
 
 __all__ = [
-    "simulate", "SimulationResult", "resolve_device", "default_threads", "STATES_PER_THREAD", "default_chunk", "default_slab", "partial_note", "RATE_MEANING",
+    "simulate", "SimulationResult", "resolve_device", "default_threads", "STATES_PER_THREAD", "default_chunk",
+    "default_slab", "partial_note", "RATE_MEANING",
 ]
 
 RATE_MEANING = {
@@ -145,10 +146,11 @@ def default_slab(device: torch.device, states_per_token: int) -> int | None:
     return _pow2(2**19 / max(1, states_per_token), 16, 256)
 
 
-# Scan state elements per token (channels × N × batch) that keep one more CPU thread busy enough: below it, waking
-# a second OpenMP thread for each of the ~100 small operations per chunk costs more than it saves, and a busy
-# core stalls every one of them (benchmarks/simulate_threads.py).
-STATES_PER_THREAD = 2**14
+# Scan state elements per token (channels × N × batch) per CPU thread. Below it an operation on a chunk is a few
+# microseconds of work, less than waking a second thread costs. Above it every thread helps, a busy core
+# included: with passive OpenMP waiting (set in ssmctl/__init__.py) a woken thread preempts a spinning neighbour
+# instead of spinning itself (benchmarks/simulate_threads.py).
+STATES_PER_THREAD = 2**4
 
 
 def default_threads(device: torch.device, states_per_token: int, available: int | None = None) -> int:
