@@ -3,7 +3,8 @@
 Each cell runs the real command (`python -m ssmctl.cli simulate PATH --random-tokens L --json`) in a fresh
 process, so the OpenMP wait policy that ssmctl sets before torch loads is what a user gets; tokens/s come from
 the report (simulation only, not the checkpoint load). A spinning Python process keeps one core busy during
-every run. "before" is the old default: torch's own thread count and libgomp's default (spinning) wait
+every run. The default's thread count is read from the report ("threads"), so a row also shows the run-to-run
+noise: the default and the explicit setting it picked are the same configuration. "before" is the old default: torch's own thread count and libgomp's default (spinning) wait
 policy (OMP_WAIT_POLICY set empty, which ssmctl keeps and libgomp ignores).
 
     python benchmarks/simulate_threads.py            # a few minutes on a 2-core CPU
@@ -47,13 +48,14 @@ def build(folder: Path, size: dict) -> str:
     return str(folder)
 
 
-def run_once(path: str, L: int, extra: list[str], env: dict[str, str]) -> float:
+def run_once(path: str, L: int, extra: list[str], env: dict[str, str]) -> tuple[float, int]:
     cmd = [sys.executable, "-m", "ssmctl.cli", "simulate", path, "--random-tokens", str(L), "--json",
            "--device", "cpu", *extra]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if out.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed: {out.stderr[-800:]}")
-    return float(json.loads(out.stdout)["tokens_per_s"])
+    report = json.loads(out.stdout)
+    return float(report["tokens_per_s"]), int(report["threads"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
                     for name, extra in SETTINGS.items():
                         env = dict(base_env, OMP_WAIT_POLICY="") if name.startswith("before") else base_env
                         load.append(os.getloadavg()[0])
-                        best[name] = max(best[name], run_once(path, size["L"], extra, env))
+                        tps, threads = run_once(path, size["L"], extra, env)
+                        if name == "default":
+                            row["default threads"] = threads
+                        best[name] = max(best[name], tps)
                 row.update({f"{name} tok/s": v for name, v in best.items()})
                 top = max(v for name, v in best.items() if not name.startswith("before"))
                 row["default / best"] = top / best["default"]
@@ -92,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         busy.kill()
         busy.wait()
-    keys = ["model", "states_per_token", "L", *[f"{n} tok/s" for n in SETTINGS], "default / best", "before / best"]
-    heads = ["model", "states/token", "L", *SETTINGS, "best ÷ default", "best ÷ before"]
+    keys = ["model", "states_per_token", "L", "default threads", *[f"{n} tok/s" for n in SETTINGS], "default / best",
+            "before / best"]
+    heads = ["model", "states/token", "L", "default picks", *SETTINGS, "best ÷ default", "best ÷ before"]
     cells = [{k: (f"{r[k]:,.0f}" if k.endswith("tok/s") else f"{r[k]:.2f}" if k.endswith("best") else str(r[k]))
               for k in keys} for r in rows]
     print(text_table(cells, list(zip(keys, heads))))

@@ -187,6 +187,8 @@ class SimulationResult:
         Tokens of the (longest) sequence and rows: sequences × their batch over the whole input.
     total_tokens : int
         Tokens over all rows.
+    threads : int or None
+        torch CPU threads the (first) sequence ran with; None on a GPU.
     layers : list[int]
         Layers with statistics.
     stats : dict[int, LayerStats]
@@ -222,6 +224,7 @@ class SimulationResult:
     scan_backend: str = ""
     partial: str | None = None
     total_tokens: int = 0
+    threads: int | None = None
 
     def merge(self, other: "SimulationResult") -> "SimulationResult":
         """The result of one run over both inputs: each layer's statistics merged (:meth:`LayerStats.merge`).
@@ -256,6 +259,7 @@ class SimulationResult:
             device=self.device, chunk=self.chunk, slab=self.slab, seconds=self.seconds + other.seconds,
             scan_fallback={i: self.scan_fallback.get(i, 0) + other.scan_fallback.get(i, 0) for i in self.layers},
             scan_backend=self.scan_backend, partial=self.partial, total_tokens=self.total_tokens + other.total_tokens,
+            threads=self.threads,
         )
 
     def frozen(self, layer: int, t: int) -> Any:
@@ -343,6 +347,7 @@ class SimulationResult:
             "chunk": self.chunk,
             "slab": self.slab,
             "scan_backend": self.scan_backend,
+            "threads": self.threads,
             "seconds": self.seconds,
             "tokens_per_s": self.tokens_per_second,
             "eps": self.stats[self.layers[0]].eps if self.layers else None,
@@ -539,6 +544,9 @@ def simulate(
         Data-parallel over the corpus with torch.distributed (default: when torchrun launched this process,
         ``WORLD_SIZE`` > 1): each rank runs its share (:meth:`Corpus.shard`), and every rank returns the merged
         result; CUDA runs on ``cuda:LOCAL_RANK`` with NCCL, the CPU with gloo.
+    threads : int, "auto" or None
+        torch CPU threads during the call (restored afterwards). "auto": :func:`default_threads` of each
+        sequence's work, never more than torch's current setting; None: torch's current setting.
 
     Returns
     -------
@@ -710,6 +718,7 @@ class _Unit:
             scan_backend=runners[0].used_backend,
             partial=partial_note(model),
             total_tokens=L * batch,
+            threads=torch.get_num_threads() if dev.type == "cpu" else None,
         )
 
 
