@@ -600,6 +600,9 @@ def simulate(
     ctx = distributed.context(dev) if (distributed.launched() if parallel is None else parallel) else None
     if ctx is not None:
         dev = ctx.device
+        if window is not None or keep_output:
+            raise SsmctlError("window= and keep_output= are not gathered across torch.distributed ranks: run them "
+                              "in one process (parallel=False)")
     mine = corpus.shard(ctx.rank, ctx.world) if ctx else iter(corpus.units)
     quiet = ctx is not None and ctx.rank != 0
     bar = _Progress(corpus.total_tokens, (not quiet) and (progress if progress is not None else sys.stderr.isatty()))
