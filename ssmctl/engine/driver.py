@@ -201,6 +201,8 @@ class SimulationResult:
     device : str
     chunk : int
     seconds : float
+        Wall time of the simulation; for a corpus (or under torch.distributed) of the whole call, statistics and
+        merges included. A merge adds them.
     scan_fallback : dict[int, int]
         Per layer, (block, channel) scan columns that decayed too fast for the cumulative-sum form and were
         computed by the exact log-depth path.
@@ -609,6 +611,7 @@ def simulate(
     unit = _Unit(model, chosen, dev, scan, chunk, block, slab, lags, lag_samples, eps, heatmap_bins, window,
                  keep_output, bar)
     result = None
+    start = time.perf_counter()
     torch_threads = torch.get_num_threads()
     try:
         for k, item in enumerate(mine):
@@ -636,6 +639,10 @@ def simulate(
             result = result.merge(r)
     if result is None:
         raise SsmctlError("empty corpus: the iterable of sequences yielded nothing")
+    if not corpus.single or ctx is not None:  # the whole call: statistics and merges of every sequence, all ranks
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        result.seconds = time.perf_counter() - start
     bar.finish()
     return result
 

@@ -493,9 +493,13 @@ class LTVStats:
         n_off = o_max - o_min + 1
         M = torch.zeros(self.H, n_off, dtype=torch.float64, device=self.device)
         M.scatter_add_(1, (off - o_min).clamp_(0, n_off - 1), positive.to(torch.float64))
-        P = self.rate_hist.to(torch.float64).T @ M  # (K, n_off)
+        # only the rate bins some token reached (few for a short sequence of a corpus); integer counts in float64
+        # sum exactly, so the slice changes no bit
+        used = torch.nonzero(self.rate_hist.sum(0)).ravel()
+        k0, k1 = (int(used[0]), int(used[-1]) + 1) if used.numel() else (0, 0)
+        P = self.rate_hist[:, k0:k1].to(torch.float64).T @ M  # (k1 − k0, n_off)
         n_bins = self.K + n_off - 1
-        idx = torch.arange(self.K, device=self.device)[:, None] + torch.arange(n_off, device=self.device)
+        idx = torch.arange(k0, k1, device=self.device)[:, None] + torch.arange(n_off, device=self.device)
         out = torch.zeros(n_bins, dtype=torch.float64, device=self.device).index_add_(0, idx.reshape(-1), P.reshape(-1))
         edges = self.ln_lo + (np.arange(n_bins + 1) + o_min) * self.w
         return out.cpu().numpy(), edges
