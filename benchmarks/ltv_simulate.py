@@ -12,13 +12,18 @@ Both run the same random-init transformers Mamba model on the same random tokens
   next to it up to ``--tensor-max-tokens``.
 
 Sizes: (a) small: d_model 256, 2 layers, d_state 16, L ∈ {1k, 4k, 16k, 64k}; (b) mamba-130m size: d_model 768,
-24 layers, d_state 16, L ∈ {1k, 4k}. Reports tokens/s and peak memory (extra resident memory over the run,
-the resident-set high-water mark of a fresh process per run on CPU — in one long process the C allocator's
-heap history shows through —; ``torch.cuda.max_memory_allocated`` on a GPU), the sgemm roof of this machine and,
-on a GPU, the memory bandwidth the scan achieves. Writes benchmarks/results/ltv_simulate.json (strict JSON).
+24 layers, d_state 16, L ∈ {1k, 4k}; (c) Mamba-2 130m size: d_model 768, 24 layers, d_state 128, head dim 64,
+one group, against transformers' own ``Mamba2Model`` forward without hooks (its torch path: chunked SSD), the
+same weights and tokens (on a GPU only by default). On a GPU the lengths are (a) {4k, 16k, 64k}, (b) {4k, 16k},
+(c) {4k, 16k, 64k}. Reports tokens/s and peak memory (extra resident memory over the run, the resident-set
+high-water mark of a fresh process per run on CPU — in one long process the C allocator's heap history shows
+through —; ``torch.cuda.max_memory_allocated`` on a GPU) and the fraction of the projection-GEMM roof (the
+projections' FLOPs at the sgemm rate measured in the same run). The scan's own bandwidth on a GPU is
+``benchmarks/scan_backends.py --device cuda``. Writes benchmarks/results/ltv_simulate.json (strict JSON).
 
-    python benchmarks/ltv_simulate.py            # full run (minutes on a 2-core CPU)
-    python benchmarks/ltv_simulate.py --quick    # a few-second smoke run
+    python benchmarks/ltv_simulate.py                  # full run (minutes on a 2-core CPU)
+    python benchmarks/ltv_simulate.py --quick          # a few-second smoke run
+    python benchmarks/ltv_simulate.py --device cuda    # sizes a, b, c at the GPU's lengths
 """
 
 from __future__ import annotations
@@ -48,14 +53,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ssmctl.checkpoints.load import load  # noqa: E402
 from ssmctl.report import dumps  # noqa: E402
 from ssmctl.engine.driver import resolve_device, simulate  # noqa: E402
-from ssmctl.engine.scan import selective_scan  # noqa: E402
 
 SIZES = {
     "a": {"label": "small", "d_model": 256, "n_layers": 2, "d_state": 16, "lengths": [1024, 4096, 16384, 65536]},
     "b": {"label": "mamba-130m size", "d_model": 768, "n_layers": 24, "d_state": 16, "lengths": [1024, 4096]},
+    "c": {"label": "mamba2-130m size", "family": "mamba2", "d_model": 768, "n_layers": 24, "d_state": 128,
+          "headdim": 64, "lengths": [1024, 4096]},
 }
+CUDA_LENGTHS = {"a": [4096, 16384, 65536], "b": [4096, 16384], "c": [4096, 16384, 65536]}
 QUICK = {
     "a": {"label": "small (quick)", "d_model": 256, "n_layers": 2, "d_state": 16, "lengths": [512, 2048]},
+    "c": {"label": "mamba2 small (quick)", "family": "mamba2", "d_model": 128, "n_layers": 2, "d_state": 32,
+          "headdim": 32, "lengths": [512]},
 }
 VOCAB = 1000
 
@@ -110,11 +119,20 @@ def build_models(size: dict[str, Any], device: torch.device, seed: int = 0):
     import transformers
 
     torch.manual_seed(seed)
-    cfg = transformers.MambaConfig(
-        vocab_size=VOCAB, hidden_size=size["d_model"], state_size=size["d_state"],
-        num_hidden_layers=size["n_layers"], use_mambapy=False, use_associative_scan=False,
-    )
-    full = transformers.MambaForCausalLM(cfg).eval()
+    if size.get("family") == "mamba2":
+        d_inner = 2 * size["d_model"]
+        cfg = transformers.Mamba2Config(
+            vocab_size=VOCAB, hidden_size=size["d_model"], state_size=size["d_state"],
+            num_hidden_layers=size["n_layers"], expand=2, head_dim=size["headdim"],
+            num_heads=d_inner // size["headdim"], n_groups=1, chunk_size=256,
+        )
+        full = transformers.Mamba2ForCausalLM(cfg).eval()
+    else:
+        cfg = transformers.MambaConfig(
+            vocab_size=VOCAB, hidden_size=size["d_model"], state_size=size["d_state"],
+            num_hidden_layers=size["n_layers"], use_mambapy=False, use_associative_scan=False,
+        )
+        full = transformers.MambaForCausalLM(cfg).eval()
     with tempfile.TemporaryDirectory() as tmp:  # the same weights, written and read back by ssmctl.load
         full.save_pretrained(tmp)
         ours = load(tmp)
@@ -122,7 +140,14 @@ def build_models(size: dict[str, Any], device: torch.device, seed: int = 0):
 
 
 def run_baseline(hf, ids: torch.Tensor) -> dict[str, Any]:
-    """transformers forward; hooks keep each layer's Δ_t and reduce Ā_t = exp(Δ_t A) to min / mean / max."""
+    """transformers forward; hooks keep each layer's Δ_t and reduce Ā_t = exp(Δ_t A) to min / mean / max.
+
+    Mamba-2: the forward alone, no hooks (what the issue measures against: transformers' own forward).
+    """
+    if type(hf).__name__ == "Mamba2Model":
+        with torch.no_grad():
+            hf(ids)
+        return {"layers": len(hf.layers)}
     kept: list[dict[str, Any]] = []
 
     def hook(module, inputs, output, mixer):
@@ -172,34 +197,16 @@ def sgemm_roof(device: torch.device) -> float:
     return 2 * 2048 * 768 * 3072 * reps / (time.perf_counter() - t) / 1e9
 
 
-def projection_flops_per_token(d_model: int, n_layers: int, d_state: int, expand: int = 2) -> float:
-    d_inner, r = expand * d_model, math.ceil(d_model / 16)
+def projection_flops_per_token(d_model: int, n_layers: int, d_state: int, expand: int = 2,
+                               family: str = "mamba", headdim: int = 64, ngroups: int = 1) -> float:
+    """FLOPs of one token's projections (2 per multiply-add): the GEMMs any implementation must run."""
+    d_inner = expand * d_model
+    if family == "mamba2":  # in_proj to (z, x, B, C, dt), out_proj
+        per_layer = 2 * (d_model * (2 * d_inner + 2 * ngroups * d_state + d_inner // headdim) + d_inner * d_model)
+        return float(per_layer * n_layers)
+    r = math.ceil(d_model / 16)
     per_layer = 2 * (d_model * 2 * d_inner + d_inner * (r + 2 * d_state) + r * d_inner + d_inner * d_model)
     return float(per_layer * n_layers)
-
-
-def scan_bandwidth(device: torch.device, L: int, d_inner: int = 512, N: int = 16, chunk: int = 8192) -> dict[str, Any]:
-    """Time the selective scan alone on Mamba-1 shapes; bytes it must move vs. bytes its passes move."""
-    dt = torch.rand(1, L, d_inner, device=device) * 0.05
-    A = -torch.arange(1, N + 1.0, device=device).repeat(d_inner, 1)
-    v, B, C = (torch.randn(1, L, d_inner, 1, device=device), torch.randn(1, L, 1, N, device=device),
-               torch.randn(1, L, 1, N, device=device))
-
-    def run():
-        h = None
-        for t0 in range(0, L, chunk):
-            res = selective_scan(dt[:, t0:t0 + chunk], A, v[:, t0:t0 + chunk], B[:, t0:t0 + chunk],
-                                 C[:, t0:t0 + chunk], h)
-            h = res.h_last
-        return h
-
-    run()
-    seconds, _, _ = timed(run, device)
-    io_bytes = 4 * L * (3 * d_inner + 2 * N)  # read dt, v, B, C; write y
-    # the passes over (tokens × channels × states) the cumulative-sum form makes (≈ 10 reads/writes each)
-    pass_bytes = 4 * L * d_inner * N * 10
-    return {"L": L, "seconds": seconds, "tokens_per_s": L / seconds, "io_GBps": io_bytes / seconds / 1e9,
-            "pass_GBps": pass_bytes / seconds / 1e9}
 
 
 def memory_probe(contender: str, key: str, L: int, device: torch.device, quick: bool) -> int:
@@ -240,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a few-second smoke run")
     p.add_argument("--device", default="auto")
-    p.add_argument("--sizes", default="a,b", help="comma-separated: a (small), b (mamba-130m size)")
+    p.add_argument("--sizes", help="comma-separated: a (small), b (mamba-130m size), c (Mamba-2 130m size); "
+                   "default a,b on a CPU, a,b,c on a GPU")
     p.add_argument("--lengths", help="override the sequence lengths, comma-separated")
     p.add_argument("--baseline-max-tokens", type=int, default=16384,
                    help="skip the baseline above this L (it materializes (d_inner, L, N) tensors: ~8 GB at 64k)")
@@ -263,7 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"PEAK_BYTES {memory_probe(contender, key, int(L), device, args.quick)}")
         return 0
     table = QUICK if args.quick else SIZES
-    sizes = {k: dict(v) for k, v in table.items() if k in args.sizes.split(",")}
+    chosen = args.sizes or ("a,b,c" if device.type == "cuda" else "a,b")
+    sizes = {k: dict(table[k]) for k in chosen.split(",") if k in table}  # in the order asked for
+    if device.type == "cuda" and not args.quick:
+        for k, s in sizes.items():
+            s["lengths"] = CUDA_LENGTHS[k]
     if args.lengths:
         for s in sizes.values():
             s["lengths"] = [int(x) for x in args.lengths.split(",")]
@@ -272,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "ssmctl_triton_tiles": os.environ.get("SSMCTL_TRITON_TILES") or None,
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
@@ -288,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         warm = torch.randint(0, VOCAB, (1, 256))
         simulate(ours, warm, device=device)
         run_baseline(hf, warm.to(device))
-        flops = projection_flops_per_token(size["d_model"], size["n_layers"], size["d_state"])
+        flops = projection_flops_per_token(size["d_model"], size["n_layers"], size["d_state"],
+                                           family=size.get("family", "mamba"), headdim=size.get("headdim", 64))
         # every ssmctl run first, then the baselines: the baseline's multi-GB allocations would otherwise
         # leave the heap fragmented under the ssmctl runs that follow
         size_rows = []
@@ -302,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
                     best = (sec, mem, res)
             sec, mem, res = best
             row = {
-                "size": key, "label": size["label"], "d_model": size["d_model"], "n_layers": size["n_layers"],
+                "size": key, "label": size["label"], "family": size.get("family", "mamba"),
+                "baseline": "transformers forward" if size.get("family") == "mamba2" else "transformers + hooks",
+                "d_model": size["d_model"], "n_layers": size["n_layers"],
                 "d_state": size["d_state"], "L": L, "ssmctl_tokens_per_s": L / sec, "ssmctl_seconds": sec,
                 "ssmctl_peak_bytes": mem, "chunk": res.chunk, "slab": res.slab, "scan_backend": res.scan_backend,
                 "scan_fallback_columns": int(sum(res.scan_fallback.values())),
@@ -310,8 +326,8 @@ def main(argv: list[str] | None = None) -> int:
                 "load_average": [load0],
             }
             row["ssmctl_fraction_of_roof"] = row["ssmctl_tokens_per_s"] / row["projection_roof_tokens_per_s"]
-            if res.scan_backend == "native" and L <= args.tensor_max_tokens:
-                # the same engine with the tensor scan (the GPU's path), for the record of what the kernel buys
+            if res.scan_backend in ("native", "triton") and L <= args.tensor_max_tokens:
+                # the same engine with the tensor scan, for the record of what the kernel buys
                 tsec = min(timed(lambda: simulate(ours, ids, device=device, scan="tensor"), device)[0]
                            for _ in range(args.repeats))
                 row.update(tensor_scan_tokens_per_s=L / tsec, tensor_scan_seconds=tsec)
@@ -342,20 +358,20 @@ def main(argv: list[str] | None = None) -> int:
             row["load_average"].append(os.getloadavg()[0])
             rows.append(row)
             _print_row(row)
+            _write(args, env, rows, complete=False)  # a run cut short by a time limit keeps what it measured
         del hf, ours
         gc.collect()
-    scan = []
-    if device.type == "cuda":
-        for L in ([4096] if args.quick else [4096, 16384, 65536]):
-            scan.append(scan_bandwidth(device, L))
-            print(f"scan alone L={L}: {scan[-1]['tokens_per_s']:,.0f} tok/s, {scan[-1]['pass_GBps']:.0f} GB/s over its passes")
-    out = {"schema": 1, "benchmark": "ltv_simulate", "quick": args.quick, "environment": env, "rows": rows,
-           "scan_bandwidth": scan}
+    _write(args, env, rows, complete=True)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _write(args: argparse.Namespace, env: dict[str, Any], rows: list[dict[str, Any]], complete: bool) -> None:
+    out = {"schema": 1, "benchmark": "ltv_simulate", "quick": args.quick, "complete": complete, "environment": env,
+           "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(dumps(out) + "\n")
     json.loads(Path(args.out).read_text())  # strict JSON round trip
-    print(f"wrote {args.out}")
-    return 0
 
 
 def _fmt_bytes(b: float | None) -> str:

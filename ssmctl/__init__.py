@@ -18,6 +18,7 @@ if "torch" not in _sys.modules:
 
 from . import errors, plot
 from .analysis.cloud import eigenvalue_cloud
+from .analysis.dsf import Phi, dsf, dsf_eigenvalues, materialize, materialize_ref
 from .analysis.norms import *  # noqa: F401,F403
 from .analysis.norms import __all__ as _norms_all
 from .analysis.response import *  # noqa: F401,F403
@@ -60,4 +61,9 @@ __all__ = [
     *_norms_all,
     *_pseudospectra_all,
     "eigenvalue_cloud",
+    "dsf",
+    "dsf_eigenvalues",
+    "materialize",
+    "materialize_ref",
+    "Phi",
 ]

@@ -15,6 +15,7 @@ __all__ = [
     "UnsupportedSystemError",
     "CheckpointError",
     "MissingHintError",
+    "SsmctlWarning",
     "require_hint",
 ]
 
@@ -52,6 +53,11 @@ class MissingHintError(CheckpointError):
 
     ``ssmctl.load(path, **hints)`` (CLI: one flag per hint) takes the setting; ssmctl never guesses it.
     """
+
+
+class SsmctlWarning(UserWarning):
+    """A result ssmctl returns but whose reading needs care: an ill-conditioned eigenproblem, a mode within
+    :data:`ssmctl.analysis.spectrum.MARGINAL_TOL` of the unit circle, margins of an unstable open loop."""
 
 
 def require_hint(hints: "dict[str, object] | None", name: str, choices: "list[str] | tuple[str, ...]", why: str) -> str:

@@ -6,7 +6,8 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NAMES = ["quickstart.ipynb", "ltv_simulation.ipynb", "checkpoints.ipynb"]
+NAMES = ["quickstart.ipynb", "eigenvalue_initializations.ipynb", "lti_analysis.ipynb", "inspect_a_checkpoint.ipynb",
+         "trained_vs_init.ipynb", "ltv_simulation.ipynb"]
 
 
 def _build_module():
@@ -19,6 +20,13 @@ def _build_module():
 def test_every_notebook_is_tested():
     pytest.importorskip("nbclient")
     assert sorted(_build_module().NOTEBOOKS) == sorted(NAMES)
+
+
+def test_readme_links_every_notebook_once_in_its_table():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
+        rows = [line for line in fh if line.startswith("| [`")]
+    linked = [row.split("](notebooks/")[1].split(")")[0] for row in rows if "](notebooks/" in row]
+    assert sorted(linked) == sorted(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)

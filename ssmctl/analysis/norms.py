@@ -77,13 +77,13 @@ def _require_stable(sys: DiagonalLTI | DenseLTI, what: str) -> np.ndarray | None
     """Raise :class:`UnstableSystemError` naming the unstable modes; return the dense eigenvalues if computed.
 
     For a :class:`DiagonalLTI` the stored modes are counted (mode indices refer to ``sys.lam``); for a
-    :class:`DenseLTI` the eigenvalues of Ā.
+    :class:`DenseLTI` its ``eigenvalues()``.
     """
     if isinstance(sys, DiagonalLTI):
         eig = np.broadcast_to(sys.lam, sys.batch_shape + (sys.n_stored,))
     else:
-        A = np.broadcast_to(sys.A, sys.batch_shape + sys.A.shape[-2:])
-        eig = np.linalg.eigvals(A) if sys.n_states else np.zeros(sys.batch_shape + (0,), complex)
+        # The system's own eigenvalues: exact where it carries them (S4 at init), else LAPACK's.
+        eig = sys.eigenvalues() if sys.n_states else np.zeros(sys.batch_shape + (0,), complex)
     mod = np.abs(eig).reshape(-1, eig.shape[-1])
     bad = mod >= 1.0
     if bad.any():

@@ -10,12 +10,13 @@ For a :class:`~ssmctl.systems.lti.DiagonalLTI` (a normal matrix) everything has 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
-from ..errors import SsmctlError
-from ..systems.lti import DenseLTI, DiagonalLTI, _as_array, as_system
+from ..errors import SsmctlError, SsmctlWarning
+from ..systems.lti import DenseLTI, DiagonalLTI, _as_array, as_system, eigenvector_condition
 
 __all__ = [
     "eigenvalue_condition",
@@ -54,9 +55,7 @@ def eigenvalue_condition(sys: Any) -> np.ndarray:
     sys = as_system(sys)
     if isinstance(sys, DiagonalLTI):
         return np.ones(sys.batch_shape)
-    _, V = np.linalg.eig(_dense_A(sys))
-    V = V / np.linalg.norm(V, axis=-2, keepdims=True)
-    return np.linalg.cond(V)
+    return eigenvector_condition(_dense_A(sys))[1]
 
 
 def eigenvalue_condition_numbers(sys: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -177,7 +176,9 @@ def complex_stability_radius(
         return (radius, theta) if return_frequency else radius
     A = _dense_A(sys).reshape((-1,) + sys.A.shape[-2:])
     b, n, _ = A.shape
-    eig = np.linalg.eigvals(A)
+    with warnings.catch_warnings():  # this function is the answer to that warning: do not repeat it here
+        warnings.simplefilter("ignore", SsmctlWarning)
+        eig = sys.eigenvalues().reshape(b, n)  # exact where the system carries them (S4 at init)
     unstable = np.abs(eig).max(axis=-1) >= 1.0
     real = sys.is_real
     top = np.pi if real else 2.0 * np.pi

@@ -6,13 +6,15 @@ The research codes' kernels exclude D (they add D·u separately): their K_0 is o
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from ..errors import SsmctlError, UnsupportedSystemError
+from ..errors import SsmctlError, SsmctlWarning, UnsupportedSystemError
 from ..systems.lti import DenseLTI, DiagonalLTI, _as_array, as_system
 from .norms import _ArcBounds, _blocks
+from .spectrum import eigenvalues, format_modulus
 
 __all__ = [
     "impulse_response",
@@ -347,7 +349,9 @@ def dc_gain(sys: Any) -> np.ndarray:
     Returns
     -------
     ndarray, shape (..., p, m)
-        Real for real systems, complex otherwise. Infinite entries where Ā has an eigenvalue at 1.
+        Real for real systems, complex otherwise. Where Ā has an eigenvalue at z = 1 the DC gain does not
+        exist: those entries are NaN or inf, and an :class:`~ssmctl.errors.SsmctlWarning` says how many
+        systems and which pole.
     """
     sys = as_system(sys)
     if isinstance(sys, DiagonalLTI):
@@ -355,10 +359,22 @@ def dc_gain(sys: Any) -> np.ndarray:
         lam, B, C, D = sys.broadcast_arrays()
         with np.errstate(divide="ignore", invalid="ignore"):
             G = (C * (1.0 / (1.0 - lam))[..., None, :]) @ B
-        return D + sys.real_factor * G.real if sys.is_real else D + G
-    G = transfer_function(sys, np.array([1.0 + 0j]))[..., 0, :, :]
-    if sys.is_real:
-        return G.real
+        G = D + sys.real_factor * G.real if sys.is_real else D + G
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            G = transfer_function(sys, np.array([1.0 + 0j]))[..., 0, :, :]
+        G = G.real if sys.is_real else G
+    undefined = ~np.isfinite(G).all(axis=(-2, -1))
+    if undefined.any():
+        lam = eigenvalues(sys)
+        nearest = lam.reshape(-1)[np.argmin(np.abs(1.0 - lam.reshape(-1)))] if lam.size else np.nan
+        where = f" in {int(undefined.sum())} of {undefined.size} systems" if sys.batch_shape else ""
+        warnings.warn(
+            f"dc_gain: Ā has a pole at z = 1 (nearest eigenvalue {complex(nearest):.6g}){where}, so G(1) does "
+            "not exist; those entries are NaN/inf (a pure accumulator's step response grows without bound)",
+            SsmctlWarning,
+            stacklevel=2,
+        )
     return G
 
 
@@ -513,7 +529,9 @@ def stability_margins(sys: Any) -> StabilityMargins:
     Returns
     -------
     StabilityMargins
-        ``(gm, pm, sm, wpc, wgc, wms)``, each shaped by the batch dims.
+        ``(gm, pm, sm, wpc, wgc, wms)``, each shaped by the batch dims. When the open loop has a pole on or
+        outside the unit circle an :class:`~ssmctl.errors.SsmctlWarning` says so: the margins are then no
+        statement about closed-loop stability.
 
     Raises
     ------
@@ -526,6 +544,17 @@ def stability_margins(sys: Any) -> StabilityMargins:
             f"stability_margins is defined for SISO loops only; this system has {sys.n_inputs} inputs and "
             f"{sys.n_outputs} outputs. Pick one channel (e.g. a per-channel system sys[i]) or use hinf_norm "
             "for a MIMO robustness measure"
+        )
+    radius = np.abs(eigenvalues(sys)).max(axis=-1, initial=0.0)
+    if (radius >= 1.0).any():
+        n_bad = int((radius >= 1.0).sum())
+        where = f" ({n_bad} of {radius.size} systems)" if sys.batch_shape else ""
+        warnings.warn(
+            f"stability_margins: the open loop is not stable, spectral radius {format_modulus(radius.max())}"
+            f"{where}: gain and phase margins of an unstable open loop do not say whether the closed loop is "
+            "stable (that takes the Nyquist encirclement count); check the closed-loop poles instead",
+            SsmctlWarning,
+            stacklevel=2,
         )
     G = _SisoPointwise(sys)
     nb, real = G.lam.shape[0], sys.is_real

@@ -2,16 +2,79 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import scipy.linalg
 
-from ..errors import SsmctlError, UnsupportedSystemError
+from ..errors import SsmctlError, SsmctlWarning, UnsupportedSystemError
 from ..systems.control import standard_form
 from ..systems.lti import DenseLTI, DiagonalLTI, _as_array, as_system
 
-__all__ = ["eigenvalues", "spectral_radius", "spectral_margin", "memory_horizon", "zeros"]
+__all__ = [
+    "eigenvalues", "spectral_radius", "spectral_margin", "memory_horizon", "zeros", "MARGINAL_TOL",
+    "marginal_note", "format_modulus",
+]
+
+#: A mode with |λ| ≥ 1 − MARGINAL_TOL is reported as marginal: its memory horizon (≥ 4.6e6 tokens at ε = 1e-2)
+#: exceeds any sequence, and a trained value that close to 1 is stable or not only by rounding. inspect,
+#: simulate and :func:`spectral_radius` all use this one threshold.
+MARGINAL_TOL = 1e-6
+
+
+def format_modulus(r: float, digits: int = 4) -> str:
+    """|λ| as text that never rounds a near-marginal modulus into 1: ``"1 − 7e-09"`` for 0.999999993.
+
+    Parameters
+    ----------
+    r : float
+        A modulus (or spectral radius).
+    digits : int, default 4
+        Significant digits (of r, or of 1 − r when r rounds to 1 at that precision).
+
+    Returns
+    -------
+    str
+        ``f"{r:.{digits}g}"`` when that text differs from "1" or r is exactly 1; else ``"1 − d"`` (r < 1)
+        or ``"1 + d"`` (r > 1) with d = |1 − r|.
+    """
+    r = float(r)
+    text = f"{r:.{digits}g}"
+    if text != "1" or r == 1.0:
+        return text
+    d = abs(1.0 - r)
+    return f"1 {'−' if r < 1.0 else '+'} {d:.{min(digits, 2)}g}"
+
+
+def marginal_note(radius: Any, what: str = "spectral radius") -> str | None:
+    """The warning text for a spectral radius within :data:`MARGINAL_TOL` of the unit circle, else None.
+
+    Parameters
+    ----------
+    radius : float or array_like
+        Spectral radius (or radii: the largest is judged).
+    what : str, default "spectral radius"
+        What the number is, for the message.
+
+    Returns
+    -------
+    str or None
+        None when max radius < 1 − MARGINAL_TOL (or no finite radius); otherwise a sentence naming the value
+        with :func:`format_modulus` (1 − |λ| shown), and whether it is marginal (< 1), on the circle or outside.
+    """
+    r = np.asarray(radius, dtype=np.float64)
+    r = r[np.isfinite(r)]
+    if r.size == 0 or r.max() < 1.0 - MARGINAL_TOL:
+        return None
+    top = float(r.max())
+    if top < 1.0:
+        state = f"within {MARGINAL_TOL:g} of the unit circle: marginally stable, memory beyond any sequence"
+    elif top == 1.0:
+        state = "on the unit circle: not asymptotically stable"
+    else:
+        state = "outside the unit circle: unstable"
+    return f"{what} {format_modulus(top)} is {state}"
 
 
 def eigenvalues(sys: Any) -> np.ndarray:
@@ -25,8 +88,9 @@ def eigenvalues(sys: Any) -> np.ndarray:
     -------
     ndarray, complex, shape (..., n)
         For real output modes of a :class:`DiagonalLTI` both members of each conjugate pair (n = 2N); for a
-        :class:`DenseLTI` the eigenvalues of Ā (computed by LAPACK: for strongly non-normal matrices such as
-        S4's DPLR form these are ill-conditioned — see the family's exact spectrum instead).
+        :class:`DenseLTI` its ``eigenvalues()``: the exact spectrum it carries (S4 at init), else LAPACK's,
+        with a warning when the eigenproblem is ill-conditioned. A layer answers with
+        ``layer.eigenvalues()``, which for LTI families is its system's: every entry point gives one answer.
     """
     if not isinstance(sys, (DiagonalLTI, DenseLTI)) and callable(getattr(sys, "eigenvalues", None)):
         return np.asarray(sys.eigenvalues())  # a layer: its family's exact spectrum where it has one
@@ -51,7 +115,9 @@ def spectral_radius(sys: Any) -> np.ndarray:
     Returns
     -------
     ndarray, float, shape (...)
-        max_i |λ_i| per batch element (over the augmented modes of real output systems).
+        max_i |λ_i| per batch element (over the augmented modes of real output systems). An
+        :class:`~ssmctl.errors.SsmctlWarning` (:func:`marginal_note`) says when the largest is at or beyond
+        1 − :data:`MARGINAL_TOL`.
 
     Raises
     ------
@@ -60,7 +126,11 @@ def spectral_radius(sys: Any) -> np.ndarray:
     NonFiniteError
         When an array of eigenvalues holds NaN or Inf.
     """
-    return _moduli(sys).max(axis=-1)
+    radius = _moduli(sys).max(axis=-1)
+    note = marginal_note(radius)
+    if note is not None:
+        warnings.warn(note, SsmctlWarning, stacklevel=2)
+    return radius
 
 
 def spectral_margin(sys: Any) -> np.ndarray:

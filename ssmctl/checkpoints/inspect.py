@@ -21,7 +21,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..analysis.spectrum import memory_horizon
+from ..analysis.spectrum import format_modulus, marginal_note, memory_horizon
 from ..errors import NonFiniteError, SsmctlError, UnsupportedSystemError
 from ..report import SCHEMA_VERSION, format_table
 
@@ -50,6 +50,7 @@ _AT = {
     "mamba": ("dt_bias", "Δ = softplus(dt_proj.bias) (input-dependent part of Δ set to 0)"),
     "mamba2": ("dt_bias", "Δ = softplus(dt_bias) per head (input-dependent part of Δ set to 0)"),
     "rglru": ("gate_bias", "Δ = c·σ(recurrent_gate_bias): the recurrence gate at zero input"),
+    "s6": ("dt_bias", "Δ = softplus(dt_proj.bias) (input-dependent part of Δ set to 0)"),
 }
 # Channels whose eigenvalues all lie below this modulus keep no memory beyond one token.
 _DEAD_RADIUS = 1e-6
@@ -149,8 +150,8 @@ def layer_spectrum(layer: Any) -> dict[str, Any]:
     record = get_family(layer.family)
     notes: list[str] = []
     if record.kind == "LTI":
-        # Families warn where their eigenvalues are unreliable (S4's non-normal DPLR matrix once trained);
-        # those warnings belong in the report, not on stderr.
+        # A system warns where its eigenvalues are unreliable (an ill-conditioned eigenproblem without an
+        # exact spectrum, e.g. S4's DPLR matrix off its HiPPO init); those warnings belong in the report.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             lam = np.asarray(layer.eigenvalues(), dtype=np.complex128)
@@ -170,7 +171,10 @@ def layer_spectrum(layer: Any) -> dict[str, Any]:
         return {"kind": "LTI", "eigenvalues": lam2, "at": None, "A": None, "dt": None,
                 "channels": int(lam2.shape[0]), "d_state": int(lam2.shape[-1]), "gain": gain, "warnings": notes}
     if record.bias_eigenvalues is None or record.continuous_A is None:
-        raise UnsupportedSystemError(f"{record.name}: no input-free eigenvalues (the family defines no bias_eigenvalues)")
+        raise UnsupportedSystemError(
+            f"{record.name}: no input-free eigenvalues (its transitions depend on the input; "
+            "ssmctl.dsf_eigenvalues(layer, u) gives them for an input)"
+        )
     if layer.family == "rglru":
         lam = record.bias_eigenvalues(layer, r="bias")  # the gate at zero input, Mamba's bias-only Δ
     else:
@@ -248,7 +252,11 @@ def layer_row(layer: Any, *, eps: float = EPS, spectrum: dict[str, Any] | None =
         row.update(_stats(spec["dt"], "dt"))
     outside = int((r > 1.0).sum())
     if outside:
-        row["warnings"].append(f"{outside} eigenvalue(s) outside the unit disk (max |λ| = {r.max():.6g})")
+        row["warnings"].append(f"{outside} eigenvalue(s) outside the unit disk (max |λ| = {format_modulus(r.max(), 6)})")
+    else:
+        note = marginal_note(r.max())  # also for 1 − 1e-15: a memory of 4.6e15 tokens is no statement of fact
+        if note is not None:
+            row["warnings"].append(note)
     per_channel = r.reshape(spec["channels"], -1)
     dead = int((per_channel.max(axis=-1) < _DEAD_RADIUS).sum())
     if spec["gain"] is not None:
@@ -283,7 +291,7 @@ def _other_row(other: dict[str, Any]) -> dict[str, Any]:
 class _Source:
     """A model or a checkpoint plan behind one interface: layers (lazily), other layers, metadata."""
 
-    def __init__(self, obj: Any) -> None:
+    def __init__(self, obj: Any, hints: dict[str, Any] | None = None) -> None:
         from .load import Plan, nonfinite_tensors, scan
         from ..models.base import Model
 
@@ -298,7 +306,7 @@ class _Source:
             self.nonfinite = _model_nonfinite(obj)
             self.config = dict(obj.config)
             return
-        plan = obj if isinstance(obj, Plan) else scan(os.fspath(obj))
+        plan = obj if isinstance(obj, Plan) else scan(os.fspath(obj), **(hints or {}))
         self.plan = plan
         self.model = None
         self.family = plan.family
@@ -383,7 +391,8 @@ def _rows(src: _Source, eps: float) -> tuple[list[dict[str, Any]], dict[int, np.
     return rows, eigs
 
 
-def inspect_report(source: Any, *, eps: float = EPS, eigenvalues: bool = False) -> dict[str, Any]:
+def inspect_report(source: Any, *, eps: float = EPS, eigenvalues: bool = False,
+                   hints: dict[str, Any] | None = None) -> dict[str, Any]:
     """Per-layer eigenvalue report of a checkpoint path, a :class:`~ssmctl.checkpoints.load.Plan` or a Model.
 
     Parameters
@@ -395,6 +404,8 @@ def inspect_report(source: Any, *, eps: float = EPS, eigenvalues: bool = False) 
     eigenvalues : bool, default False
         Also return the eigenvalue arrays (key ``"eigenvalues"``: layer index → complex array; not JSON,
         remove before :func:`ssmctl.report.dumps`).
+    hints : dict or None, default None
+        Settings the checkpoint does not record, as for :func:`ssmctl.load` (used for a path).
 
     Returns
     -------
@@ -412,7 +423,7 @@ def inspect_report(source: Any, *, eps: float = EPS, eigenvalues: bool = False) 
     CheckpointError, ShapeError
         As :func:`ssmctl.checkpoints.load.scan`, for a path it cannot read.
     """
-    src = _Source(source)
+    src = _Source(source, hints)
     rows, eigs = _rows(src, eps)
     analysed = [r for r in rows if r["kind"] in ("LTI", "LTV") and r.get("abs_max") is not None]
     ssm_rows = [r for r in rows if r["kind"] not in ("attention",)]
@@ -429,7 +440,7 @@ def inspect_report(source: Any, *, eps: float = EPS, eigenvalues: bool = False) 
         "eps": eps,
         "units": {"memory_horizon": "tokens (steps until |λ|^k = eps)", "A": "continuous time, per unit Δ",
                   "dt": "continuous time per token"},
-        "at": {fam: _AT[fam][1] for fam in ltv},
+        "at": {fam: _AT[fam][1] for fam in ltv if fam in _AT},
         "layers": rows,
         "other_layers": src.others,
         "warnings": [f"tensor {b['tensor']} has {b['count']} NaN/Inf value(s)" for b in src.nonfinite],
@@ -467,6 +478,9 @@ def inspect_text(report: dict[str, Any]) -> str:
     for r in report["layers"]:
         row = dict(r)
         row["warn"] = "; ".join(r.get("warnings", [])) or (r.get("note") or "")
+        for key in ("abs_min", "abs_median", "abs_max", "spectral_radius"):
+            if isinstance(r.get(key), float):  # never rounded into 1 (margin = 1 − radius keeps its digits too)
+                row[key] = format_modulus(r[key])
         if r["kind"] not in ("LTI", "LTV"):
             row["family"] = r.get("name", r["family"])
         rows.append(row)
@@ -502,7 +516,8 @@ def _init_source(a: _Source, seed: int) -> _Source:
     return _Source(model)
 
 
-def compare_report(a: Any, b: Any = "init", *, eps: float = EPS, seed: int = 0, eigenvalues: bool = False) -> dict[str, Any]:
+def compare_report(a: Any, b: Any = "init", *, eps: float = EPS, seed: int = 0, eigenvalues: bool = False,
+                   hints: dict[str, Any] | None = None) -> dict[str, Any]:
     """How the eigenvalues moved between two checkpoints (or a checkpoint and a fresh init).
 
     Parameters
@@ -519,6 +534,8 @@ def compare_report(a: Any, b: Any = "init", *, eps: float = EPS, seed: int = 0, 
     eigenvalues : bool, default False
         Also return the eigenvalues (key ``"eigenvalues"``: {"a": {index: array}, "b": ..., "pairs": [...]};
         not JSON, remove before dumping).
+    hints : dict or None, default None
+        Settings the checkpoints do not record, as for :func:`ssmctl.load` (used for both paths).
 
     Returns
     -------
@@ -538,8 +555,8 @@ def compare_report(a: Any, b: Any = "init", *, eps: float = EPS, seed: int = 0, 
     CheckpointError, ShapeError
         As :func:`ssmctl.checkpoints.load.scan`, for a path it cannot read.
     """
-    sa = _Source(a)
-    sb = _init_source(sa, seed) if isinstance(b, str) and b == "init" else _Source(b)
+    sa = _Source(a, hints)
+    sb = _init_source(sa, seed) if isinstance(b, str) and b == "init" else _Source(b, hints)
     if sa.family != sb.family:
         raise UnsupportedSystemError(f"cannot compare a {sa.family} model with a {sb.family} model")
     rows_a, eig_a = _rows(sa, eps)

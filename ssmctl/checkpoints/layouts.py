@@ -17,6 +17,8 @@ mamba_ssm-mamba            backbone.layers.{i}.mixer.{A_log (d_inner,N), dt_proj
                            backbone.layers.{i}.norm.weight; backbone.embedding.weight (singular)
 hf-mamba                   the same under backbone.layers.{i}; backbone.embeddings.weight (transformers
                            Mamba, FalconMamba)
+mixer-mamba, mixer-mamba2  layers.{i}.mixer.* / mamba.layers.{i}.mixer.*, embedding.weight (mamba_ssm
+                           MixerModel, mambapy Mamba / MambaLM); Mamba-2 needs the ngroups hint
 mamba_ssm-mamba2           backbone.layers.{i}.mixer.{A_log (nheads,), dt_bias, D, in_proj, conv1d,
 hf-mamba2                  norm, out_proj}; (mamba_ssm: backbone.embedding.weight); also NemotronH's
                            model.layers.{i}.mixer.*
@@ -39,15 +41,29 @@ ssm-benchmark-hawk         blocks.{i}.hawk.{forget_base, gates.*, input.weight, 
                            alpha_log_scale}, blocks.{i}.hawk_norm.gamma
 s4-dplr                    …layers.{i}.[layer.]*kernel.{inv_dt, A_real, A_imag, B, C, P, l_kernel}, …D:
                            state-spaces/s4 SSMKernelDPLR in FFTConv (Lightning ``model.layers.{i}.layer.layer.``,
-                           SequenceModel ``layers.{i}.layer.layer.``, standalone S4Block ``layers.{i}.layer.``)
+                           SequenceModel ``layers.{i}.layer.layer.``, standalone S4Block ``layers.{i}.layer.``;
+                           one layer's own state dict ``kernel.*``, ``D`` is layer 0); dt_transform: a hint
+                           unless the Lightning hyper_parameters record it
 s4d-diag, s4d-diag-real    the same prefixes with SSMKernelDiag's kernel.{inv_dt, A_real, A_imag, B, C}
 s4d-minimal                …layers.{i}.kernel.{log_dt, log_A_real, A_imag, C}, D (models/s4/s4d.py;
                            example.py's ``s4_layers.{i}.``)
+zoology-attention,         backbone.layers.{i}.sequence_mixer.{Wqk, Wv, out_proj} (+ Wn): dsf-mqar MHA /
+zoology-norm-attention     MHNA (hints: variant, num_heads; MHNA's η is exp)
+zoology-qlstm              backbone.layers.{i}.sequence_mixer.{alpha, input, conv, gates, output} (hint: variant)
+zoology-s6                 backbone.layers.{i}.mixer.{A_log, x_proj, dt_proj, D, out_proj} (+ Id: S6_2 = SSD),
+                           no in_proj/conv; backbone.layers.{i}.norm (LayerNorm, not part of the layer)
+ssm-benchmark-attention,   layers.{i}.attention.{Wqk, Wv, out_proj} (+ Wn) (hints: variant, num_heads; or eta)
+ssm-benchmark-norm-attention
+bare-attention,            a bare mixer's state dict, no prefix, one layer: {Wqk, Wv, out_proj} (+ Wn);
+bare-norm-attention,       {alpha, input, conv, gates, output}; {A_log, x_proj, dt_proj, D, out_proj} (+ Id);
+bare-qlstm, bare-s6,       ssm-benchmark RGLRU {forget_base, alpha_log_scale, input, conv, gates, output}
+bare-rglru
 =========================  =========================================================================
 
 Other sub-layers are recognised by their leaf names: ``q_proj``/``k_proj``/``Wqk``/``Wqkv``/``Wvqkn`` (or a
 ``mixer.in_proj`` with no ``A_log``) → attention; ``gate_proj``/``up_proj``/``fc1``/``grow``/``gate_up_proj``
-/``glu.linear`` → mlp; ``router``/``experts`` → moe.
+/``glu.linear`` → mlp; ``router``/``experts`` → moe. A parameter only SSM layers hold (:data:`SSM_LEAVES`:
+``A_log``, ``dt_bias``, ``inv_dt`` ...) that no layout claims is an error, never an attention layer.
 """
 
 from __future__ import annotations
@@ -56,7 +72,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, MissingHintError, require_hint
 
 __all__ = [
     "Layout",
@@ -68,6 +84,7 @@ __all__ = [
     "known_layouts",
     "hf_known",
     "EMBEDDING_KEYS",
+    "SSM_LEAVES",
 ]
 
 ShapeOf = Callable[[str], tuple[int, ...]]
@@ -80,6 +97,7 @@ EMBEDDING_KEYS: tuple[str, ...] = (
     "model.embeddings.weight",  # NemotronH
     "backbone.embeddings.word_embeddings.weight",
     "encoder.word_embeddings.weight",  # ssm-benchmark / Task-Level-Insights TokenEmbeddings
+    "embedding.weight",  # mamba_ssm MixerModel, mambapy MambaLM
 )
 
 
@@ -97,8 +115,8 @@ class Layout:
         The code that writes this layout.
     block : str
         Regex matched against full keys; group ``root`` is the block prefix, group ``index`` the layer number.
-    anchor : dict[str, int]
-        Keys relative to ``root`` that identify the layout, with their number of dimensions.
+    anchor : dict[str, int or None]
+        Keys relative to ``root`` that identify the layout, with their number of dimensions (None: any).
     renames : tuple of (str, str)
         (source prefix relative to ``root``, family prefix). A key is part of the block when it starts with
         a source prefix; its family name replaces that prefix. Keys of the same block under no prefix belong
@@ -127,13 +145,19 @@ class Layout:
     embedding_scale : callable, optional
         ``embedding_scale(d_model) -> float``: the factor this producer multiplies its token embeddings by
         before the first layer (None: no scaling). The loader records it as ``extras['embedding_scale']``.
+    hints : tuple of str
+        Settings (keys of :data:`ssmctl.checkpoints.hints.HINTS`) this producer's tensors do not tell and
+        that change the numbers: the loader takes each from the checkpoint's records or a hint, never a
+        default, and hands it to ``infer`` in ``known``.
+    hint_choices : dict of str to tuple of str
+        For a hint whose values depend on the layout (``variant``), the ones this layout takes.
     """
 
     name: str
     family: str
     source: str
     block: str
-    anchor: Mapping[str, int]
+    anchor: Mapping[str, int | None]
     renames: tuple[tuple[str, str], ...]
     absent: tuple[str, ...] = ()
     model_types: tuple[str, ...] = ()
@@ -145,6 +169,8 @@ class Layout:
     shapes: Callable[[Mapping[str, Any]], dict[str, tuple[int, ...]]] | None = None
     notes: str = ""
     embedding_scale: Callable[[int], float] | None = None
+    hints: tuple[str, ...] = ()
+    hint_choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def family_key(self, rel: str) -> str | None:
         """The family's name for a key relative to the block prefix (None: not part of this layer).
@@ -407,7 +433,7 @@ def _s4_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, Any]) -
     c, H = shapes["kernel.C"][:2]
     cfg: dict[str, Any] = {
         "d_model": H, "d_state": 2 * K, "n_ssm": S, "rank": shapes["kernel.P"][0], "channels": c,
-        "dt_tie": shapes["kernel.inv_dt"][-1] == 1, "dt_transform": "softplus", "real_transform": "exp",
+        "dt_tie": shapes["kernel.inv_dt"][-1] == 1, "real_transform": "exp",
         "imag_transform": "none", "has_l_kernel": "kernel.l_kernel" in shapes,
     }
     cfg.update({k: v for k, v in known.items() if k in _S4_TRANSFORMS})
@@ -443,7 +469,7 @@ def _s4d_diag_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, A
         )
     cfg: dict[str, Any] = {
         "d_model": H, "d_state": K if is_real else 2 * K, "n_ssm": S, "is_real": is_real,
-        "discretization": "zoh", "dt_transform": "softplus", "real_transform": "exp", "imag_transform": "none",
+        "discretization": "zoh", "real_transform": "exp", "imag_transform": "none",
     }
     cfg.update({k: v for k, v in known.items() if k in _S4_TRANSFORMS + ("discretization",)})
     return cfg
@@ -523,19 +549,98 @@ def _s4d_min_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
 
 
 # FFTConv / S4D module prefix: the residual block's S4Block (model.layers.{i}.layer.layer.), a standalone
-# S4Block (….layer.), or the module itself (example.py's s4_layers.{i}.).
-_S4_ROOT = r"^(?P<root>(?:\w+\.)*?(?:layers|s4_layers)\.(?P<index>\d+)\.(?:layer\.)*)kernel\."
+# S4Block (….layer.), or the module itself (example.py's s4_layers.{i}.); without a layers.{i}. part, one
+# layer's own state_dict() (kernel.*, D; an S4Block's layer.kernel.*), loaded as layer 0.
+_S4_ROOT = r"^(?P<root>(?:(?:\w+\.)*?(?:layers|s4_layers)\.(?P<index>\d+)\.)?(?:layer\.)*)kernel\."
 _S4_RENAMES = (("kernel.", "kernel."), ("D", "D"), ("output_linear.", "output_linear."))
 _S4_NOTE = (
-    "state-spaces/s4 transforms (dt_transform, real_transform, imag_transform, disc) come from the checkpoint's "
-    "hyper_parameters when it has them, else configs/model/layer/s4.yaml's defaults (softplus, exp, none, zoh)."
+    "state-spaces/s4 settings (dt_transform, real_transform, imag_transform, disc) come from the checkpoint's "
+    "hyper_parameters when it has them; without them dt_transform is a hint (its Python classes default to exp, "
+    "its Hydra configs to softplus) and the others are the defaults both agree on (exp, none, zoh)."
 )
 
 
+# --- the DSF paper's mixers (dsf-mqar / zoology, ssm-benchmark) --------------------------------------------
+_ATTENTION_RENAMES = (("Wqk.", "Wqk."), ("Wv.", "Wv."), ("Wn.", "Wn."), ("out_proj.", "out_proj."))
+_QLSTM_RENAMES = (("alpha", "alpha"), ("input.", "input."), ("conv.", "conv."), ("gates.", "gates."),
+                  ("output.", "output."))
+_S6_KEYS = ("A_log", "Id", "D", "x_proj.", "dt_proj.", "out_proj.")
+_ATTENTION_VARIANTS = {"variant": ("softmax", "linear")}
+_QLSTM_VARIANTS = {"variant": ("standard", "reversed")}
+_DSF_NOTE = "the layer's input is the mixer's input (after the block's norm); the norm and residual are not part of it"
+
+
+def _count_hint(known: Mapping[str, Any], name: str, why: str) -> int:
+    """A positive-integer setting from ``known`` (records or hints), else an error asking for it."""
+    value = known.get(name)
+    flag = "--" + name.replace("_", "-")
+    if value is None:
+        raise MissingHintError(f"{why}: pass {name}= to ssmctl.load (CLI: {flag}), a positive integer")
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise CheckpointError(f"hint {name} ({flag}) must be a positive integer, got {value!r}")
+    return value
+
+
+def _attention_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, Any]) -> dict[str, Any]:
+    """Sizes of a dsf-mqar / ssm-benchmark MHA or MHNA mixer; the settings its tensors do not tell, asked for.
+
+    Softmax and linear attention store the same tensors (``lin_att`` is not saved) and no head count; a
+    normalized attention's ``Wn`` has one row per head, and ssm-benchmark's ``norm_fn`` (η) is not saved.
+    """
+    two_dqk, d = shapes["Wqk.weight"]
+    cfg: dict[str, Any] = {"d_model": d, "d_qk": two_dqk // 2, "bias": "Wqk.bias" in shapes}
+    if "Wn.weight" in shapes:
+        cfg.update(variant="normalized", num_heads=shapes["Wn.weight"][0])
+        cfg["eta"] = require_hint(known, "eta", ("exp", "softplus", "sigmoid"),
+                                  "a normalized-attention state dict does not record its normalizer η (norm_fn)")
+    else:
+        cfg["variant"] = require_hint(known, "variant", ("softmax", "linear"),
+                                      "softmax and linear attention store the same tensors (lin_att is not saved)")
+        cfg["num_heads"] = _count_hint(known, "num_heads", "an attention state dict does not record its number "
+                                       "of heads (Wqk and Wv have the same shapes for any head count)")
+    return cfg
+
+
+def _zoology_norm_attention_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, Any]) -> dict[str, Any]:
+    """dsf-mqar's MHNA has η = exp only: not a hint."""
+    return _attention_infer(shapes, {**known, "eta": "exp"})
+
+
+def _bare_hawk_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, Any]) -> dict[str, Any]:
+    """ssm-benchmark's bare RGLRU: its input is already normed; its conventions differ from RecurrentGemma's."""
+    return {**_hawk_infer(shapes, known), "convention": "ssm-benchmark", "pre_norm": False}
+
+
+def _bare_hawk_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    shapes = _hawk_shapes(config)
+    del shapes["hawk_norm.gamma"]
+    return shapes
+
+
+def _attention_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    from ..models import attention
+
+    return attention.param_shapes(dict(config))
+
+
+def _qlstm_infer(shapes: Mapping[str, tuple[int, ...]], known: Mapping[str, Any]) -> dict[str, Any]:
+    two_h, d = shapes["input.weight"]
+    variant = require_hint(known, "variant", ("standard", "reversed"),
+                           "a qLSTM state dict does not record its forget gate (reversed is not saved; alpha is "
+                           "stored either way)")
+    return {"d_model": d, "hidden": two_h // 2, "expansion_factor": (two_h // 2) / d,
+            "kernel_size": shapes["conv.weight"][-1], "variant": variant}
+
+
 _BACKBONE = r"^(?P<root>backbone\.layers\.(?P<index>\d+)\.)"
+_ZOOLOGY_MIXER = r"^(?P<root>backbone\.layers\.(?P<index>\d+)\.sequence_mixer\.)"
+_SSM_BENCHMARK_ATTENTION = r"^(?P<root>layers\.(?P<index>\d+)\.attention\.)"
+_BARE = r"^(?P<root>)(?P<index>)"  # a bare mixer's state dict: no prefix, one layer (index 0)
 _MODEL = r"^(?P<root>model\.layers\.(?P<index>\d+)\.)"
 _ANY_LAYERS = r"^(?P<root>(?:backbone|model)\.layers\.(?P<index>\d+)\.)"
 _BLOCKS = r"^(?P<root>blocks\.(?P<index>\d+)\.)"
+# mamba_ssm's MixerModel and mambapy's Mamba saved on their own (layers.{i}.), mambapy's MambaLM (mamba.layers.{i}.).
+_MIXER_MODEL = r"^(?P<root>(?:mamba\.)?layers\.(?P<index>\d+)\.)"
 
 _MAMBA_MIXER = (("mixer.", "mixer."), ("norm.weight", "norm.weight"))
 _HF_HYBRID_MIXER = (("mamba.", "mixer."), ("input_layernorm.weight", "norm.weight"))
@@ -547,6 +652,69 @@ _SSM_BENCHMARK_NOTE = (
 
 #: The layout table, most specific first.
 LAYOUTS: tuple[Layout, ...] = (
+    Layout(
+        "zoology-attention", "attention", "dsf-mqar (zoology) MHA sequence mixer: softmax or linear attention, lin_att not saved",
+        _ZOOLOGY_MIXER, {"Wqk.weight": 2, "Wv.weight": 2, "out_proj.weight": 2}, _ATTENTION_RENAMES,
+        absent=("Wn.weight",), infer=_attention_infer, shapes=_attention_shapes, notes=_DSF_NOTE,
+        hints=("variant", "num_heads"), hint_choices=_ATTENTION_VARIANTS, init={"preset": "mqar"},
+    ),
+    Layout(
+        "zoology-norm-attention", "attention", "dsf-mqar (zoology) MHNA sequence mixer: normalized attention, η = exp",
+        _ZOOLOGY_MIXER, {"Wqk.weight": 2, "Wn.weight": 2}, _ATTENTION_RENAMES,
+        infer=_zoology_norm_attention_infer, shapes=_attention_shapes, notes=_DSF_NOTE,
+        init={"preset": "mqar"},
+    ),
+    Layout(
+        "zoology-qlstm", "qlstm", "dsf-mqar (zoology) qLSTM sequence mixer, reversed not saved",
+        _ZOOLOGY_MIXER, {"alpha": 0, "gates.weight": 2, "input.weight": 2}, _QLSTM_RENAMES,
+        infer=_qlstm_infer, notes=_DSF_NOTE, hints=("variant",), hint_choices=_QLSTM_VARIANTS, init={"preset": "mqar"},
+    ),
+    Layout(
+        "zoology-s6", "s6", "dsf-mqar (zoology) MambaBlock with the bare S6 or S6_2 (SSD) mixer",
+        _BACKBONE, {"mixer.A_log": None, "mixer.x_proj.weight": 2, "mixer.dt_proj.bias": 1}, (("mixer.", ""),),
+        absent=("mixer.in_proj.weight", "mixer.conv1d.weight"), notes=_DSF_NOTE + " (a LayerNorm here)",
+        init={"preset": "mqar"},
+    ),
+    Layout(
+        "ssm-benchmark-attention", "attention", "jsie7/ssm-benchmark Transformer, MHA in layers.{i}.attention: softmax or linear, lin_att not saved",
+        _SSM_BENCHMARK_ATTENTION, {"Wqk.weight": 2, "Wv.weight": 2, "out_proj.weight": 2}, _ATTENTION_RENAMES,
+        absent=("Wn.weight",), infer=_attention_infer, shapes=_attention_shapes, notes=_DSF_NOTE,
+        hints=("variant", "num_heads"), hint_choices=_ATTENTION_VARIANTS,
+    ),
+    Layout(
+        "ssm-benchmark-norm-attention", "attention", "jsie7/ssm-benchmark Transformer, MHNA in layers.{i}.attention: norm_fn not saved",
+        _SSM_BENCHMARK_ATTENTION, {"Wqk.weight": 2, "Wn.weight": 2, "out_proj.weight": 2}, _ATTENTION_RENAMES,
+        infer=_attention_infer, shapes=_attention_shapes, notes=_DSF_NOTE, hints=("eta",),
+    ),
+    Layout(
+        "bare-attention", "attention", "a bare MHA mixer state dict (dsf-mqar, ssm-benchmark): softmax or linear, lin_att not saved",
+        _BARE, {"Wqk.weight": 2, "Wv.weight": 2, "out_proj.weight": 2}, _ATTENTION_RENAMES, absent=("Wn.weight",),
+        infer=_attention_infer, shapes=_attention_shapes, hints=("variant", "num_heads"),
+        hint_choices=_ATTENTION_VARIANTS,
+    ),
+    Layout(
+        "bare-norm-attention", "attention", "a bare MHNA mixer state dict (dsf-mqar: η = exp; ssm-benchmark: norm_fn not saved)",
+        _BARE, {"Wqk.weight": 2, "Wn.weight": 2, "out_proj.weight": 2}, _ATTENTION_RENAMES,
+        infer=_attention_infer, shapes=_attention_shapes, hints=("eta",),
+    ),
+    Layout(
+        "bare-qlstm", "qlstm", "a bare dsf-mqar qLSTM mixer state dict, reversed not saved",
+        _BARE, {"alpha": 0, "gates.weight": 2, "input.weight": 2, "conv.weight": 3}, _QLSTM_RENAMES,
+        infer=_qlstm_infer, hints=("variant",), hint_choices=_QLSTM_VARIANTS,
+    ),
+    Layout(
+        "bare-rglru", "rglru", "a bare jsie7/ssm-benchmark RGLRU mixer state dict (Hawk's recurrent mixer)",
+        _BARE, {"forget_base": 1, "alpha_log_scale": 1, "gates.weight": 2, "input.weight": 2},
+        tuple((k, "hawk." + k) for k in ("forget_base", "alpha_log_scale", "input.", "conv.", "gates.", "output.")),
+        transform=_hawk_transform, infer=_bare_hawk_infer, shapes=_bare_hawk_shapes,
+        init={"preset": "ssm-benchmark"},
+        notes="ssm-benchmark conventions: erf-GELU on the gate branch, √(1 − a² + 1e-6), no state reset at token 0",
+    ),
+    Layout(
+        "bare-s6", "s6", "a bare dsf-mqar S6 or S6_2 (SSD) mixer state dict",
+        _BARE, {"A_log": None, "x_proj.weight": 2, "dt_proj.bias": 1}, tuple((k, k) for k in _S6_KEYS),
+        absent=("in_proj.weight",),
+    ),
     Layout(
         "mamba_ssm-mamba", "mamba", "state-spaces/mamba MambaLMHeadModel (pytorch_model.bin + config.json)",
         _BACKBONE, {"mixer.A_log": 2}, _MAMBA_MIXER, top=("backbone.embedding.weight",),
@@ -565,6 +733,17 @@ LAYOUTS: tuple[Layout, ...] = (
         "hf-mamba2", "mamba2", "transformers Mamba2ForCausalLM; NemotronH (model.layers.{i}.mixer)",
         _ANY_LAYERS, {"mixer.A_log": 1, "mixer.dt_bias": 1, "mixer.norm.weight": 1}, _MAMBA_MIXER,
         init={"a_init": "transformers"},
+    ),
+    Layout(
+        "mixer-mamba", "mamba", "mamba_ssm MixerModel / mambapy Mamba state dict (layers.{i}.mixer; mambapy "
+        "MambaLM: mamba.layers.{i}.mixer)",
+        _MIXER_MODEL, {"mixer.A_log": 2}, _MAMBA_MIXER,
+    ),
+    Layout(
+        "mixer-mamba2", "mamba2", "mamba_ssm MixerModel with Mamba2 mixers / mambapy Mamba2 state dict "
+        "(layers.{i}.mixer, mamba.layers.{i}.mixer)",
+        _MIXER_MODEL, {"mixer.A_log": 1, "mixer.dt_bias": 1, "mixer.norm.weight": 1}, _MAMBA_MIXER,
+        init={"a_init": "mamba_ssm"}, hints=("ngroups",),
     ),
     Layout(
         "hf-jamba", "mamba", "transformers JambaForCausalLM (mamba layers)",
@@ -628,18 +807,18 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout(
         "s4-dplr", "s4", "state-spaces/s4 S4 (SSMKernelDPLR in FFTConv; Lightning .ckpt, SequenceModel, standalone S4Block)",
         _S4_ROOT, {"kernel.P": 4, "kernel.A_real": 2, "kernel.C": 4}, _S4_RENAMES,
-        infer=_s4_infer, shapes=_s4_shapes, notes=_S4_NOTE,
+        infer=_s4_infer, shapes=_s4_shapes, notes=_S4_NOTE, hints=("dt_transform",),
     ),
     Layout(
         "s4d-diag", "s4d", "state-spaces/s4 S4D (SSMKernelDiag in FFTConv, mode diag)",
         _S4_ROOT, {"kernel.A_real": 2, "kernel.inv_dt": 2, "kernel.C": 4}, _S4_RENAMES, absent=("kernel.P",),
-        infer=_s4d_diag_infer, shapes=_s4d_diag_shapes, transform=_s4d_diag_transform, notes=_S4_NOTE,
+        infer=_s4d_diag_infer, shapes=_s4d_diag_shapes, transform=_s4d_diag_transform, notes=_S4_NOTE, hints=("dt_transform",),
     ),
     Layout(
         "s4d-diag-real", "s4d", "state-spaces/s4 S4D-Real (SSMKernelDiag is_real)",
         _S4_ROOT, {"kernel.A_real": 2, "kernel.inv_dt": 2, "kernel.C": 3}, _S4_RENAMES,
         absent=("kernel.P", "kernel.A_imag"),
-        infer=_s4d_diag_infer, shapes=_s4d_diag_shapes, transform=_s4d_diag_transform, notes=_S4_NOTE,
+        infer=_s4d_diag_infer, shapes=_s4d_diag_shapes, transform=_s4d_diag_transform, notes=_S4_NOTE, hints=("dt_transform",),
         init={"variant": "real", "is_real": True},
     ),
     Layout(
@@ -847,9 +1026,10 @@ def detect(keys: Iterable[str], shape_of: ShapeOf, config: Mapping[str, Any] | N
         for k in keys:
             m = pattern.match(k)
             if m and m.group("root") not in claimed:
-                roots.setdefault(m.group("root"), int(m.group("index")))
+                roots.setdefault(m.group("root"), int(m.group("index") or 0))  # one bare layer: index 0
         for root, index in roots.items():
-            if not all(root + rel in key_set and len(shape_of(root + rel)) == nd for rel, nd in layout.anchor.items()):
+            if not all(root + rel in key_set and nd in (None, len(shape_of(root + rel)))
+                       for rel, nd in layout.anchor.items()):
                 continue
             if any(root + rel in key_set for rel in layout.absent):
                 continue
@@ -869,6 +1049,7 @@ def detect(keys: Iterable[str], shape_of: ShapeOf, config: Mapping[str, Any] | N
             f"checkpoint mixes SSM families {families} (layouts {sorted({b.layout.name for b in blocks})}); "
             "ssmctl loads one SSM family per model"
         )
+    _refuse_unclaimed_ssm_tensors([k for k in keys if k not in owned], keys)
     others = _other_layers([k for k in keys if k not in owned], shape_of)
     if not blocks and not any(o.kind == "attention" for o in others):
         sample = keys[:12]
@@ -886,6 +1067,24 @@ def detect(keys: Iterable[str], shape_of: ShapeOf, config: Mapping[str, Any] | N
         family=families[0] if families else None,
         layouts=sorted({b.layout.name for b in blocks}),
     )
+
+
+#: Parameter names that only SSM layers hold (last key component): a checkpoint holding one that no layout
+#: claimed is an SSM layer ssmctl cannot read, never an attention layer or "no SSM layers".
+SSM_LEAVES: frozenset[str] = frozenset({
+    "A_log", "dt_bias", "inv_dt", "log_dt", "log_A_real", "A_real", "recurrent_param", "Lambda_re", "nu_log",
+    "forget_base",
+})
+
+
+def _refuse_unclaimed_ssm_tensors(unowned: list[str], keys: list[str]) -> None:
+    hits = [k for k in unowned if k.rsplit(".", 1)[-1] in SSM_LEAVES]
+    if hits:
+        raise CheckpointError(
+            f"{len(hits)} SSM parameter(s) that no known layout claims ({', '.join(hits[:4])}"
+            f"{', ...' if len(hits) > 4 else ''}) among {len(keys)} tensors: an SSM layout ssmctl does not know "
+            "or a damaged one; known layouts: " + "; ".join(known_layouts())
+        )
 
 
 def _refuse_damaged_blocks(blocks: list[Block], keys: list[str], key_set: set[str], claimed: Mapping[str, Block]) -> None:

@@ -16,8 +16,15 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..errors import CheckpointError, NonFiniteError, ShapeError, UnsupportedSystemError
+from ..errors import (
+    CheckpointError,
+    MissingHintError,
+    NonFiniteError,
+    ShapeError,
+    UnsupportedSystemError,
+)
 from .reader import Checkpoint, plain, read_checkpoint
+from .hints import check_hints, recorded_or_hint
 from .layouts import Block, Detection, Layout, detect, hf_known
 from ..models.base import Layer, Model, get_family
 
@@ -363,13 +370,15 @@ def _source_key(block: Block, family_name: str) -> str:
     return block.root + family_name
 
 
-def scan(path: str | os.PathLike[str]) -> Plan:
+def scan(path: str | os.PathLike[str], **hints: Any) -> Plan:
     """Read headers, detect the layout, infer and check the config; read no tensor data.
 
     Parameters
     ----------
     path : str or path-like
         Checkpoint file or folder, as for :func:`load`.
+    **hints
+        Settings the checkpoint does not record, as for :func:`load`.
 
     Returns
     -------
@@ -381,10 +390,15 @@ def scan(path: str | os.PathLike[str]) -> Plan:
     ------
     CheckpointError
         Missing path, unreadable/corrupt/unsafe file, unknown layout (the message lists a sample of the
-        keys and the known layouts), a missing tensor.
+        keys and the known layouts), a missing tensor, a hint contradicting what the checkpoint records.
+    MissingHintError
+        A setting the layout needs (``Layout.hints``) that the checkpoint does not record and no hint gives.
+    UnknownNameError
+        An unknown hint, or a hint value outside its choices.
     ShapeError
         A tensor whose shape differs from what the config implies (key, expected and found shape named).
     """
+    hints = check_hints(hints)
     ckpt = read_checkpoint(path, lazy=True)
     store = ckpt.tensors
     shape_of = getattr(store, "shape", lambda k: tuple(store[k].shape))
@@ -395,8 +409,17 @@ def scan(path: str | os.PathLike[str]) -> Plan:
     layout = first.layout
     shapes = {name: tuple(shape_of(key)) for name, key in first.keys.items()}
     known = {**lightning_known(ckpt.extras), **hf_known(layout.family, ckpt.config)}
+    needing: dict[str, Layout] = {}
+    for block in detection.blocks:
+        for name in block.layout.hints:
+            needing.setdefault(name, block.layout)
+    for name, lay in needing.items():  # settings the numbers depend on: recorded, or hinted, never a default
+        why = f"{ckpt.path}: layout {lay.name} ({lay.source}) does not record {name}"
+        known[name] = recorded_or_hint(known, hints, name, why, lay.hint_choices.get(name))
     try:
         config = _family_config(layout, shapes, known)
+    except MissingHintError as exc:
+        raise MissingHintError(f"{ckpt.path}: layout {layout.name} ({layout.source}): {exc}") from None
     except (KeyError, CheckpointError, ShapeError) as exc:
         detail = exc.args[0] if exc.args else exc
         raise CheckpointError(
@@ -451,7 +474,7 @@ def nonfinite_tensors(plan: Plan) -> list[dict[str, Any]]:
     return found
 
 
-def load(path: str | os.PathLike[str]) -> Model:
+def load(path: str | os.PathLike[str], **hints: Any) -> Model:
     """Load a checkpoint from disk as a :class:`~ssmctl.models.base.Model` (no network access, ever).
 
     Parameters
@@ -460,6 +483,13 @@ def load(path: str | os.PathLike[str]) -> Model:
         A Hugging Face folder (config.json + model.safetensors / sharded safetensors with an index /
         pytorch_model.bin), a mamba_ssm folder, or a state-dict file (.safetensors, .pt, .pth, .bin, Lightning
         .ckpt). See :mod:`ssmctl.checkpoints.layouts` for the layouts recognised.
+    **hints
+        Settings a checkpoint may not record but its numbers depend on (:data:`ssmctl.checkpoints.hints.HINTS`),
+        e.g. ``dt_transform="exp"`` for a state-spaces/s4 S4/S4D state dict saved without its training config.
+        Used only where the checkpoint does not record the setting; a hint contradicting it is an error.
+        The DSF paper's mixers take ``variant`` (attention: "softmax" or "linear"; qLSTM: "standard" or
+        "reversed"), ``num_heads`` (softmax/linear attention) and ``eta`` (ssm-benchmark's normalized attention:
+        "exp", "softplus" or "sigmoid").
 
     Returns
     -------
@@ -475,8 +505,13 @@ def load(path: str | os.PathLike[str]) -> Model:
     ------
     CheckpointError, ShapeError, NonFiniteError
         See :func:`scan`; NaN/Inf in a layer's tensors (the key is named).
+    MissingHintError
+        The checkpoint does not record a setting its layers need and no hint gives it (the message names the
+        setting, its choices, the keyword and the CLI flag).
+    UnknownNameError
+        An unknown hint (the known ones are listed) or a value outside its choices.
     """
-    plan = scan(path)
+    plan = scan(path, **hints)
     layers = [plan.layer(block) for block in plan.blocks]
     extras: dict[str, Any] = {
         "other_layers": [o.as_dict() for o in plan.detection.other_layers],

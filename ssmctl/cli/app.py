@@ -131,7 +131,7 @@ def cmd_eig(args: argparse.Namespace) -> int:
 
         from ..plot import lti as plot
 
-        fig, ax = plt.subplots(figsize=(5.5, 5))
+        fig, ax = plt.subplots(figsize=(5.8, 5), layout="constrained")  # room for the colour bar
         plot.eigenvalues(layer, ax=ax, title=f"{args.family} (fresh init)")
         write_plot(fig, args.plot)
     return emit(args, report, eig_text)
@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--d-model", type=int)
     p.add_argument("--d-state", type=int)
     p.add_argument("--seed", type=int)
-    add_output_options(p, plot="the eigenvalues on the unit disk")
+    add_output_options(p, plot="the eigenvalues (unit disk, or the near-1 view when they crowd the unit circle)")
     p.set_defaults(func=cmd_eig)
 
     p = sub.add_parser("demo", help="analyse a built-in S4D-style example layer")

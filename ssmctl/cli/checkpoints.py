@@ -1,7 +1,7 @@
 """``ssmctl inspect`` and ``ssmctl compare``: checkpoint commands of the command line.
 
-    ssmctl inspect PATH [--json] [--plot FILE] [--eps EPS]
-    ssmctl compare A B [--json] [--plot FILE] [--eps EPS] [--seed SEED]     (B: a checkpoint or "init")
+    ssmctl inspect PATH [--json] [--plot FILE] [--eps EPS] [--dt-transform {exp,softplus}]
+    ssmctl compare A B [--json] [--plot FILE] [--eps EPS] [--seed SEED] [hints]   (B: a checkpoint or "init")
 
 :func:`register` adds both to the main parser's subcommands.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import add_eps_option, add_output_options, emit, write_plot
+from .common import add_eps_option, add_hint_options, add_output_options, emit, hints_from_args, write_plot
 
 __all__ = ["register", "cmd_inspect", "cmd_compare"]
 
@@ -31,7 +31,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     """
     from ..checkpoints.inspect import inspect_report, inspect_text
 
-    report = inspect_report(args.path, eps=args.eps, eigenvalues=bool(args.plot))
+    report = inspect_report(args.path, eps=args.eps, eigenvalues=bool(args.plot), hints=hints_from_args(args))
     eigs = report.pop("eigenvalues", None)
     if args.plot:
         from ..plot.compare import plot_inspect
@@ -55,7 +55,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """
     from ..checkpoints.inspect import compare_report, compare_text
 
-    report = compare_report(args.a, args.b, eps=args.eps, seed=args.seed, eigenvalues=bool(args.plot))
+    report = compare_report(args.a, args.b, eps=args.eps, seed=args.seed, eigenvalues=bool(args.plot),
+                            hints=hints_from_args(args))
     eigs = report.pop("eigenvalues", None)
     if args.plot:
         from ..plot.compare import plot_compare
@@ -81,6 +82,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("path", help="checkpoint file or folder (local only; nothing is downloaded)")
     add_output_options(p, plot="eigenvalue plots of every layer")
     add_eps_option(p)
+    add_hint_options(p)
     p.set_defaults(func=cmd_inspect)
 
     p = subparsers.add_parser(
@@ -95,4 +97,5 @@ def register(subparsers: Any) -> None:
     add_output_options(p, plot="histograms and unit-disk overlays")
     add_eps_option(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the fresh init when B is 'init'")
+    add_hint_options(p)
     p.set_defaults(func=cmd_compare)

@@ -11,7 +11,8 @@ from typing import Any, Callable, Mapping
 from ..plot.io import FIGURE_FORMATS, check_figure_path, check_folder, save_figure
 from ..report import dumps
 
-__all__ = ["add_output_options", "add_eps_option", "prepare_outputs", "emit", "write_plot"]
+__all__ = ["add_output_options", "add_eps_option", "add_hint_options", "hints_from_args", "prepare_outputs", "emit",
+           "write_plot"]
 
 
 def add_output_options(p: argparse.ArgumentParser, *, plot: str | None = None,
@@ -43,6 +44,38 @@ def add_eps_option(p: argparse.ArgumentParser) -> None:
         The subcommand's parser.
     """
     p.add_argument("--eps", type=float, default=1e-2, help="memory-horizon threshold (default 1e-2)")
+
+
+def add_hint_options(p: argparse.ArgumentParser) -> None:
+    """Add one option per hint of :data:`ssmctl.checkpoints.hints.HINTS` (e.g. ``--dt-transform {exp,softplus}``).
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The parser of a command that loads checkpoints.
+    """
+    from ..checkpoints.hints import HINTS
+
+    group = p.add_argument_group("hints", "settings a checkpoint may not record (used only where it does not)")
+    for hint in HINTS.values():
+        group.add_argument(hint.flag, dest=f"hint_{hint.name}", choices=hint.choices,
+                           type=None if hint.choices else hint.type, help=hint.help)
+
+
+def hints_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The hints given on the command line, keyword → value (options left out are not included).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options of a parser that :func:`add_hint_options` extended.
+
+    Returns
+    -------
+    dict
+        For ``ssmctl.load(path, **hints)``.
+    """
+    return {k[len("hint_"):]: v for k, v in vars(args).items() if k.startswith("hint_") and v is not None}
 
 
 def prepare_outputs(args: argparse.Namespace) -> None:

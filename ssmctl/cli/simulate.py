@@ -15,6 +15,7 @@ checkpoint's own tokenizer, one sequence per file (per non-empty line with ``--p
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -22,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from .common import add_eps_option, add_output_options, emit, write_plot
+from .common import add_eps_option, add_hint_options, add_output_options, emit, hints_from_args, write_plot
 from ..errors import CheckpointError, SsmctlError
+from ..analysis.spectrum import format_modulus
 from ..report import format_table
 from ..engine.driver import partial_note
 from ..engine.scan import SCAN_BACKENDS
@@ -68,13 +70,15 @@ def parse_layers(text: str | None) -> list[int] | None:
     return out
 
 
-def load_model(path: str) -> Any:
+def load_model(path: str, hints: dict[str, Any] | None = None) -> Any:
     """The model at ``path`` (``ssmctl.load``), with a clear error for a path that does not exist.
 
     Parameters
     ----------
     path : str
         Checkpoint file or folder.
+    hints : dict or None, default None
+        Settings the checkpoint does not record (``ssmctl.load(path, **hints)``).
 
     Returns
     -------
@@ -92,7 +96,7 @@ def load_model(path: str) -> Any:
 
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such file or folder")
-    return load(path)
+    return load(path, **(hints or {}))
 
 
 def _texts(args: argparse.Namespace) -> list[str]:
@@ -159,6 +163,9 @@ def _table(summary: dict[str, Any]) -> str:
         rows.append({**row,
                      "decay_short": None if short is None else norms[short],
                      "decay_long": None if long is None else norms[long]})
+        for key in ("abs_min", "abs_median", "abs_max"):
+            if isinstance(row.get(key), float) and math.isfinite(row[key]):
+                rows[-1][key] = format_modulus(row[key])  # 0.999999993 reads "1 − 7e-09", not "1"
         rows[-1]["_short_lag"] = None if short is None else lags[short]
         rows[-1]["_long_lag"] = None if long is None else lags[long]
     s_lag = rows[0]["_short_lag"] if rows else None
@@ -180,6 +187,8 @@ def _text(summary: dict[str, Any], partial: str | None) -> str:
         f"memory: tokens until |Ā|^k = {summary['eps']:g} (frozen time); ‖ΠĀ‖: mean over t and channels of "
         "‖Ā_t ⋯ Ā_{t−lag+1}‖ (slowest mode)",
     ]
+    for row in summary["layers"]:
+        lines.extend(f"warning: layer {row['index']}: {w}" for w in row.get("warnings", []))
     if partial:
         lines.append(f"note: {partial}")
     return "\n".join(lines)
@@ -207,7 +216,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """
     from ..engine.driver import simulate
 
-    model = load_model(args.path)
+    model = load_model(args.path, hints_from_args(args))
     partial = partial_note(model)
     if partial and not args.partial:
         raise SsmctlError(
@@ -267,12 +276,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--chunk", type=int, help="tokens per chunk (default: automatic)")
     p.add_argument("--scan", choices=SCAN_BACKENDS, default="auto",
-                   help="selective scan: the compiled CPU kernel (native), the tensor form (any device), or auto")
+                   help="selective scan: the compiled CPU kernel (native), the fused GPU kernel (triton), the tensor "
+                        "form (any device), Mamba-2's matrix form (ssd, any device), or auto")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: chosen from the work's size)")
     add_eps_option(p)
     add_output_options(p, plot="the per-layer figure", json_help="strict JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     p.add_argument("--partial", action="store_true",
                    help="allow hybrids whose attention / MLP / MoE sub-layers ssmctl does not simulate")
+    add_hint_options(p)
     p.set_defaults(func=cmd_simulate)
     return p

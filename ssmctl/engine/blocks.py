@@ -24,6 +24,7 @@ from ..models import _torch_ops as ops
 from ..models.base import Layer
 from ..systems.ltv import LTVSystem
 from .scan import ScanResult, selective_scan
+from .ssd import ssd_preferred
 
 __all__ = ["BlockRunner", "ChunkOutput", "runner_for", "RUNNERS"]
 
@@ -82,7 +83,7 @@ class BlockRunner:
 
     def __post_init__(self) -> None:
         self.params = {k: v.to(self.device, torch.float32) for k, v in self.layer.params.items()}
-        self.used_backend = ""  # the scan that ran last ("native" or "tensor")
+        self.used_backend = ""  # the scan that ran last ("native", "tensor" or "ssd")
         self.cfg = self.layer.config
         self.setup()
 
@@ -142,11 +143,42 @@ class BlockRunner:
         raise NotImplementedError  # pragma: no cover
 
     def _scan(self, dt, v, B, C, state, want_states: bool, block: int) -> ScanResult:
-        res = selective_scan(dt, self.A, v, B, C, state["ssm"], block=block, slab=self.slab,
-                             return_states=want_states, backend=self.backend)
+        backend, slab = self.backend, self.slab
+        if block == 1 and (backend == "ssd" or backend == "auto" and ssd_preferred(self.device, self.A.shape[1],
+                                                                                    self.P)):
+            # block=1 asks for a strictly causal scan (the driver's search for where a NaN starts): the SSD
+            # form's matrix products spread a NaN to earlier tokens of its chunk. Its chunks of tokens are ~16×
+            # the tensor form's: slabs keep the tensor form's temporaries at their usual size.
+            backend, slab = "tensor", slab or 256
+        # rates come from softplus / sigmoid (≥ 0 by construction): no host-side check, which would wait for a GPU
+        res = selective_scan(dt, self.A, v, B, C, state["ssm"], block=block, slab=slab,
+                             return_states=want_states, backend=backend, check=False)
         state["ssm"] = res.h_last
         self.used_backend = res.backend
         return res
+
+    def _scan_window(self, dt, v, B, C, state, ws: slice, block: int) -> tuple[ScanResult, torch.Tensor]:
+        """The chunk's scan keeping every state only for the window's tokens ``ws``: up to three calls, each
+        continuing the state of the one before.
+
+        Returns the result (y for all tokens, ``states`` for ``ws`` only) and the state before ``ws.start``. The
+        states of a whole chunk would take T·H·P·N numbers: 3.2 GB at Mamba-2 130m size for the 4,096-token
+        chunks a GPU takes with the SSD form.
+        """
+        T = dt.shape[1]
+        ys, states, h_before, n_fallback, res = [], None, None, 0, None
+        for lo, hi in ((0, ws.start), (ws.start, ws.stop), (ws.stop, T)):
+            if lo == hi:
+                continue
+            inside = lo == ws.start
+            if inside:
+                h_before = state["ssm"].clone()
+            res = self._scan(dt[:, lo:hi], v[:, lo:hi], B[:, lo:hi], C[:, lo:hi], state, inside, block)
+            ys.append(res.y)
+            states = res.states if inside else states
+            n_fallback += res.n_fallback
+        y = ys[0] if len(ys) == 1 else torch.cat(ys, dim=1)
+        return ScanResult(y=y, h_last=res.h_last, states=states, n_fallback=n_fallback, backend=res.backend), h_before
 
     @staticmethod
     def _window_slice(t0: int, T: int, window: tuple[int, int] | None) -> slice | None:
@@ -234,8 +266,11 @@ class Mamba2Runner(BlockRunner):
         dt = F.softplus(delta + p["mixer.dt_bias"]).clamp(min=lo, max=hi)  # (b, T, H)
         xh = x.reshape(b, T, H, P)
         ws = self._window_slice(t0, T, window)
-        h_before = state["ssm"].clone() if ws is not None and ws.start == 0 else None
-        res = self._scan(dt, dt[..., None] * xh, B_t.view(b, T, G, N), C_t.view(b, T, G, N), state, ws is not None, block)
+        scan_in = (dt, dt[..., None] * xh, B_t.view(b, T, G, N), C_t.view(b, T, G, N), state)
+        if ws is None:
+            res = self._scan(*scan_in, False, block)
+        else:  # states of the window's tokens only (res.states holds those)
+            res, h_before = self._scan_window(*scan_in, ws, block)
         y = res.y + self.D * xh  # (b, T, H, P)
         gated = y.reshape(b, T, d_inner) * F.silu(z)
         groups = gated.view(b, T, G, d_inner // G)
@@ -255,8 +290,8 @@ class Mamba2Runner(BlockRunner):
                 dt=dtw[..., None].expand(b, w, H, P), output="real", inputs=xw[..., None],
                 meta={"family": self.family, "layer": self.layer.index},
             )
-            win = {"system": system, "states": res.states[:, ws], "ssm_output": y[:, ws], "layer_output": out[:, ws],
-                   "h_before": _state_before(h_before, res.states, ws)}
+            win = {"system": system, "states": res.states, "ssm_output": y[:, ws], "layer_output": out[:, ws],
+                   "h_before": h_before}
         return ChunkOutput(out=out, rate=dt, n_fallback=res.n_fallback, window=win)
 
 
@@ -338,8 +373,8 @@ def runner_for(layer: Layer, device: Any, slab: int | None = None, backend: str 
         Where the runner keeps its parameters and runs.
     slab : int or None, default None
         Tokens the scan handles at once inside a chunk; None takes the whole chunk.
-    backend : {"auto", "tensor", "native"}, default "auto"
-        Which scan runs (see :func:`~ssmctl.engine.scan.selective_scan`).
+    backend : {"auto", "tensor", "native", "ssd", "triton"}, default "auto"
+        Which scan runs (see :func:`~ssmctl.engine.scan.selective_scan`; "ssd" for Mamba-2 layers only).
 
     Returns
     -------

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .stats import LayerStats, LTVStats
+from ..analysis.spectrum import marginal_note
 from ..errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSystemError
 from ..models.base import Model
 from ..report import SCHEMA_VERSION
@@ -31,6 +32,8 @@ from .native import native_available, native_status
 from .scan import SCAN_BACKENDS
 from . import distributed
 from .corpus import Corpus
+from .triton_scan import triton_available, triton_status
+from .ssd import ssd_default_chunk, ssd_elements_per_token, ssd_preferred
 
 __all__ = [
     "simulate", "SimulationResult", "resolve_device", "default_threads", "STATES_PER_THREAD", "default_chunk",
@@ -108,6 +111,10 @@ def _pow2(x: float, lo: int, hi: int) -> int:
 
 def default_chunk(device: torch.device, states_per_token: int) -> int:
     """Tokens per chunk (projections, statistics): 512 on CPU; ~64M scan elements per chunk on a GPU.
+
+    The tensor scan materializes every state of a chunk (channels × N per token); the fused Triton scan keeps
+    them in registers, so :func:`simulate` passes it the channels alone (per-token activations and statistics'
+    work tensors then bound the chunk, a few times 2^26 numbers at most).
 
     Parameters
     ----------
@@ -207,7 +214,8 @@ class SimulationResult:
         Per layer, (block, channel) scan columns that decayed too fast for the cumulative-sum form and were
         computed by the exact log-depth path.
     scan_backend : str
-        The scan that ran: "native" (compiled CPU kernel) or "tensor" (chunked cumulative-sum form).
+        The scan that ran: "native" (compiled CPU kernel), "triton" (fused GPU kernel), "tensor" (chunked
+        cumulative-sum form) or "ssd" (Mamba-2's matrix form).
     """
 
     family: str
@@ -308,6 +316,7 @@ class SimulationResult:
                 {
                     "index": i,
                     "channels": s.n_channels,
+                    "channel_kind": s.extra.get("channel_kind", "channel"),
                     "states_per_channel": s.n_states,
                     "abs_min": s.abs_min,
                     "abs_median": s.abs_quantiles[0.5],
@@ -335,6 +344,7 @@ class SimulationResult:
                     },
                     "dt_out_of_histogram_range": s.rate_out_of_range,
                     "scan_fallback_columns": self.scan_fallback.get(i, 0),
+                    "warnings": [n for n in [marginal_note(s.abs_max, "|Ā_t| max")] if n is not None],
                 }
             )
         return {
@@ -435,12 +445,13 @@ class _Inputs:
 
     def to(self, device: torch.device) -> "_Inputs":
         if self.embedding is not None:
-            self.embedding = self.embedding.to(device)
+            # the ids too (8 bytes a token): a copy from the host per chunk would wait for the device each time
+            self.embedding, self.ids = self.embedding.to(device), self.ids.to(device)
         return self
 
     def chunk(self, t0: int, t1: int, device: torch.device) -> torch.Tensor:
         if self.embedding is not None:
-            u = self.embedding[self.ids[:, t0:t1].to(device)]
+            u = self.embedding[self.ids[:, t0:t1]]
             return u * self.scale if self.scale != 1.0 else u
         return self.values[:, t0:t1].to(device, torch.float32)
 
@@ -524,10 +535,12 @@ def simulate(
     slab : int, None or "auto"
         Tokens the scan processes at once inside a chunk (CPU: cache-sized slabs; None: the whole chunk).
     device : "auto", "cpu" or "cuda"
-    scan : "auto", "native" or "tensor"
+    scan : "auto", "native", "triton", "tensor" or "ssd"
         Which selective scan runs: "native" is the compiled sequential CPU kernel (:mod:`ssmctl.engine.native`),
-        "tensor" the chunked cumulative-sum form (any device); "auto" takes native on the CPU when it is
-        available. Both compute the same recurrence.
+        "triton" the fused GPU kernel (:mod:`ssmctl.engine.triton_scan`), "tensor" the chunked cumulative-sum
+        form (any device), "ssd" Mamba-2's matrix form (:mod:`ssmctl.engine.ssd`, any device, Mamba-2 models
+        only); "auto" takes SSD for Mamba-2 on a GPU, triton for the others on a GPU, native on the CPU, when
+        they are available. All compute the same recurrence.
     lags : sequence of int, optional
         Lags of the transition-product decay (default: powers of two below L).
     lag_samples : int
@@ -572,6 +585,9 @@ def simulate(
     if scan == "native" and (dev.type != "cpu" or not native_available()):
         raise SsmctlError(f"scan='native' runs on the CPU only and needs the compiled kernel (device {dev}; "
                           f"{native_status()}); use scan='auto' or 'tensor'")
+    if scan == "triton" and not triton_available(dev):
+        raise SsmctlError(f"scan='triton' runs on a CUDA device with triton installed (device {dev}; "
+                          f"{triton_status()}); use scan='auto' or 'tensor'")
     n_layers = len(model.layers)
     if layers is None:
         chosen = list(range(n_layers))
@@ -585,6 +601,9 @@ def simulate(
                 f"layer {layer.index} is {layer.family!r}; simulation supports the input-dependent families "
                 f"{', '.join(RUNNERS)}"
             )
+        if scan == "ssd" and layer.family != "mamba2":
+            raise SsmctlError(f"scan='ssd' is Mamba-2's matrix form (one decay per head); layer {layer.index} is "
+                              f"{layer.family!r}: use scan='auto', 'native' or 'tensor'")
     d_model = int(model.layers[0].config["d_model"])
     corpus = Corpus.of(inputs)
     if (window is not None or keep_output) and not corpus.single:
@@ -623,7 +642,8 @@ def simulate(
                 which = f"sequence {k}" if ctx is None else f"sequence {k} of rank {ctx.rank}'s share"
                 raise type(exc)(f"{which} of the corpus: {exc}") from None
             if threads is not None and dev.type == "cpu":
-                per_token = max(_states_per_token(layer) for layer in model.layers[: chosen[-1] + 1]) * src.batch
+                per_token = max(_states_per_token(layer, dev, scan) for layer in model.layers[: chosen[-1] + 1]) \
+                    * src.batch
                 n = default_threads(dev, per_token, torch_threads) if threads == "auto" else threads
                 if n != torch.get_num_threads():
                     torch.set_num_threads(n)
@@ -659,55 +679,34 @@ class _Unit:
             keep_output, bar
         self._runners: dict[Any, list] = {}
 
+    def _stats(self, runners: list, L: int, batch: int) -> dict[int, LTVStats]:
+        return {i: LTVStats(runners[i].a, L, batch=batch, lags=self.lags, lag_samples=self.lag_samples, eps=self.eps,
+                            heatmap_bins=self.heatmap_bins, device=self.dev) for i in self.chosen}
+
     def run(self, src: "_Inputs") -> SimulationResult:
         model, chosen, dev, window = self.model, self.chosen, self.dev, self.window
         L, batch = src.length, src.batch
         if window is not None and not 0 <= window[0] < window[1] <= L:
             raise ShapeError(f"window {tuple(window)} must satisfy 0 <= start < stop <= L = {L}")
-        per_token = max(_states_per_token(layer) for layer in model.layers[: chosen[-1] + 1]) * batch
+        per_token = max(_states_per_token(layer, dev, self.scan) for layer in model.layers[: chosen[-1] + 1]) * batch
         slab = default_slab(dev, per_token) if self.slab == "auto" else self.slab
         if slab not in self._runners:  # runners depend on the slab only: reused by units of one size
             self._runners[slab] = [runner_for(layer, dev, slab, self.scan) for layer in model.layers[: chosen[-1] + 1]]
         runners = self._runners[slab]
         chunk = default_chunk(dev, per_token) if self.chunk == "auto" else int(self.chunk)
-        stats = {
-            i: LTVStats(runners[i].a, L, batch=batch, lags=self.lags, lag_samples=self.lag_samples, eps=self.eps,
-                        heatmap_bins=self.heatmap_bins, device=dev)
-            for i in chosen
-        }
-        states = [r.init_state(batch) for r in runners]
-        windows: dict[int, dict[str, list]] = {i: {} for i in range(len(runners))} if window else {}
-        fallback = {i: 0 for i in chosen}
-        outputs: list[torch.Tensor] = []
+        stats = self._stats(runners, L, batch)
         start = time.perf_counter()
-        with torch.no_grad():
-            for t0 in range(0, L, chunk):
-                t1 = min(L, t0 + chunk)
-                u = src.chunk(t0, t1, dev)
-                if not bool(torch.isfinite(u).all()):
-                    b, t = _first_bad_token(u)
-                    raise NonFiniteError(f"the input has NaN/Inf at token {t0 + t} (batch {b})")
-                for i, runner in enumerate(runners):
-                    before = {k: v.clone() for k, v in states[i].items()}
-                    res = runner.forward(u, states[i], t0, block=self.block, window=window)
-                    if not bool(torch.isfinite(res.out).all()):
-                        # Inside a block the triangular product spreads a NaN to earlier tokens (0·NaN); one-token
-                        # blocks only carry it forward, so rerun the chunk that way to find where it starts.
-                        exact = runner.forward(u, before, t0, block=1)
-                        b, t = _first_bad_token(exact.out)
-                        raise NonFiniteError(
-                            f"NaN/Inf first appears in layer {i} ({runner.family}) at token {t0 + t} (batch {b}); "
-                            f"the layer input was finite there"
-                        )
-                    if i in stats:
-                        stats[i].update(res.rate)
-                        fallback[i] += res.n_fallback
-                    if res.window is not None:
-                        _collect(windows[i], res.window)
-                    u = res.out
-                if self.keep_output:
-                    outputs.append(u.cpu())
-                self.bar.add((t1 - t0) * batch)
+        # On the CPU every chunk is checked as it comes (checks are free there). On a GPU a check waits for the
+        # device, so the checks accumulate on it and are read once at the end; only when one failed does the run
+        # repeat with the checks made chunk by chunk, which raise the precise error.
+        run = _Run(src, runners, stats, window, chunk, self.block, self.keep_output, eager=_checks_each_chunk(dev))
+        run.go(self.bar)
+        if not run.eager and run.failed():
+            _Run(src, runners, self._stats(runners, L, batch), window, chunk, self.block, self.keep_output,
+                 eager=True).go(None)
+            raise NonFiniteError("NaN/Inf appeared on the device, but a run with checks after every chunk did not "
+                                 "find it again")
+        outputs, windows, fallback = run.outputs, run.windows, run.fallback
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         seconds = time.perf_counter() - start
@@ -717,7 +716,7 @@ class _Unit:
             n_tokens=L,
             batch=batch,
             layers=chosen,
-            stats={i: s.result() for i, s in stats.items()},
+            stats={i: _finished(s, runners[i].family) for i, s in stats.items()},
             windows={i: _finish(w, window) for i, w in windows.items()} if window else {},
             output=torch.cat(outputs, dim=1) if self.keep_output else None,
             device=str(dev),
@@ -732,13 +731,98 @@ class _Unit:
         )
 
 
-def _states_per_token(layer) -> int:
+def _checks_each_chunk(dev: torch.device) -> bool:
+    """Check every chunk as it comes (the CPU), or defer the checks to the end of the loop (a GPU)."""
+    return dev.type == "cpu"
+
+
+class _Run:
+    """One pass of the chunk loop: every chunk through every layer, the rates into the statistics.
+
+    ``eager``: check each chunk's input and each layer's output for NaN/Inf as they come (and the statistics
+    their rates), raising the precise error at once. Otherwise the checks stay on the device (no host round trip
+    inside the loop, beyond the copies a kept window or ``keep_output`` ask for): :meth:`failed`, called once
+    after the loop, says whether any failed.
+    """
+
+    def __init__(self, src: _Inputs, runners: list, stats: dict[int, LTVStats], window, chunk: int, block: int,
+                 keep_output: bool, eager: bool) -> None:
+        self.src, self.runners, self.stats, self.window = src, runners, stats, window
+        self.chunk, self.block, self.keep_output, self.eager = chunk, block, keep_output, eager
+        for st in stats.values():
+            st.defer_checks = not eager
+        self.windows: dict[int, dict[str, list]] = {i: {} for i in range(len(runners))} if window else {}
+        self.fallback = {i: 0 for i in stats}
+        self.outputs: list[torch.Tensor] = []
+        # on the device: some chunk's input or some layer's output was not finite (deferred checks only)
+        self.bad = torch.zeros((), dtype=torch.bool, device=runners[0].device)
+
+    def go(self, bar: _Progress | None) -> None:
+        src, runners, stats, window = self.src, self.runners, self.stats, self.window
+        L = src.length
+        dev = runners[0].device
+        states = [r.init_state(src.batch) for r in runners]
+        with torch.no_grad():
+            for t0 in range(0, L, self.chunk):
+                t1 = min(L, t0 + self.chunk)
+                u = src.chunk(t0, t1, dev)
+                if self.eager and not bool(torch.isfinite(u).all()):
+                    b, t = _first_bad_token(u)
+                    raise NonFiniteError(f"the input has NaN/Inf at token {t0 + t} (batch {b})")
+                finite = [torch.isfinite(u).all()] if not self.eager else []
+                for i, runner in enumerate(runners):
+                    before = {k: v.clone() for k, v in states[i].items()} if self.eager else None
+                    res = runner.forward(u, states[i], t0, block=self.block, window=window)
+                    if not self.eager:
+                        finite.append(torch.isfinite(res.out).all())
+                    elif not bool(torch.isfinite(res.out).all()):
+                        # Inside a block the triangular product spreads a NaN to earlier tokens (0·NaN); one-token
+                        # blocks only carry it forward, so rerun the chunk that way to find where it starts.
+                        exact = runner.forward(u, before, t0, block=1)
+                        b, t = _first_bad_token(exact.out)
+                        raise NonFiniteError(
+                            f"NaN/Inf first appears in layer {i} ({runner.family}) at token {t0 + t} (batch {b}); "
+                            f"the layer input was finite there"
+                        )
+                    if i in stats:
+                        stats[i].update(res.rate)
+                        self.fallback[i] += res.n_fallback
+                    if res.window is not None:
+                        _collect(self.windows[i], res.window)
+                    u = res.out
+                if finite:
+                    self.bad |= ~torch.stack(finite).all()
+                if self.keep_output:
+                    self.outputs.append(u.cpu())
+                if bar is not None:
+                    bar.add((t1 - t0) * src.batch)
+
+    def failed(self) -> bool:
+        """Whether a deferred check failed (one host round trip for all of them)."""
+        flags = [self.bad] + [st.deferred_failure() for st in self.stats.values()]
+        return bool(torch.stack(flags).any())
+
+
+def _finished(acc: LTVStats, family: str) -> LayerStats:
+    """The layer's statistics, saying what its channels are: Mamba-2 keeps one per head (its heads' P channels
+    share one decay, so per-channel numbers would repeat each head's P times)."""
+    res = acc.result()
+    res.extra["channel_kind"] = "head" if family == "mamba2" else "channel"
+    return res
+
+
+def _states_per_token(layer, device: torch.device, scan: str) -> int:
+    """Scan elements per token of one sequence, which size the chunks (the SSD form holds far fewer; the fused
+    Triton kernel none but its inputs and outputs: twice the channels, for the activations around it)."""
     c = layer.config
-    if layer.family == "mamba":
-        return int(c["d_inner"] * c["d_state"])
     if layer.family == "mamba2":
-        return int(c["d_inner"] * c["d_state"])
-    return int(c.get("lru_width", c.get("d_model", 1)))
+        H, P = int(c["nheads"]), int(c["headdim"])
+        if scan == "ssd" or scan == "auto" and ssd_preferred(device, 1, P):
+            return ssd_elements_per_token(H, P, int(c["d_state"]), int(c["ngroups"]), ssd_default_chunk(device))
+    channels = int(c["d_inner"]) if layer.family in ("mamba", "mamba2") else int(c.get("lru_width", c.get("d_model", 1)))
+    if device.type == "cuda" and scan in ("auto", "triton") and triton_available(device):
+        return 2 * channels
+    return channels * (int(c["d_state"]) if layer.family in ("mamba", "mamba2") else 1)
 
 
 def _collect(acc: dict[str, list], piece: dict[str, Any]) -> None:

@@ -31,10 +31,12 @@ import torch
 from ._tensor_cache import lru_get, tril_ones
 from ..errors import NonFiniteError, ShapeError, SsmctlError
 from .native import native_scan, native_status
+from .ssd import ssd_default_chunk, ssd_preferred, ssd_scan
+from .triton_scan import triton_scan, triton_status
 
 __all__ = ["ScanResult", "selective_scan", "selective_scan_ref", "associative_scan", "SCAN_BACKENDS"]
 
-SCAN_BACKENDS = ("auto", "tensor", "native")  # see selective_scan's ``backend``
+SCAN_BACKENDS = ("auto", "tensor", "native", "ssd", "triton")  # see selective_scan's ``backend``
 
 # Largest −(log-decay inside one block) for which e^{+K} b stays finite: float32 overflows at e^{88.7},
 # and b up to ~1e12 still fits below 3.4e38 with K = 60. float64 has e^{709}.
@@ -56,7 +58,8 @@ class ScanResult:
     n_fallback : int
         (block, channel) columns recomputed by the exact log-depth path (the fast form would overflow there).
     backend : str
-        "tensor" (the cumulative-sum form), "native" (the compiled CPU kernel) or "reference" (the twin).
+        "tensor" (the cumulative-sum form), "native" (the compiled CPU kernel), "ssd" (the matrix form of
+        :mod:`ssmctl.engine.ssd`), "triton" (the fused GPU kernel) or "reference" (the twin).
     """
 
     y: torch.Tensor
@@ -132,6 +135,8 @@ def selective_scan(
     slab: int | None = None,
     return_states: bool = False,
     backend: str = "auto",
+    ssd_chunk: int | None = None,
+    check: bool = True,
 ) -> ScanResult:
     """Chunked parallel scan of the selective recurrence (module docstring), in ``v``'s dtype and device.
 
@@ -152,11 +157,20 @@ def selective_scan(
         so that the (slab × H × P × N) temporaries stay in cache (CPU); None: all tokens at once (GPU).
     return_states : bool
         Also return every state h_t (memory L·H·P·N: ask only for short windows).
-    backend : {"auto", "tensor", "native"}
+    backend : {"auto", "tensor", "native", "ssd", "triton"}
         "tensor": the cumulative-sum form above, on any device. "native": the compiled sequential CPU kernel
         (:mod:`ssmctl.engine.native`; an error when it is unavailable or the tensors are not float32/64 on the
-        CPU). "auto": native for float32/64 CPU tensors when it is available, else tensor. Both give the
-        recurrence's result; ``block`` and ``slab`` only shape the tensor form.
+        CPU). "ssd": Mamba-2's matrix form (:mod:`ssmctl.engine.ssd`; needs A of shape (H, 1)). "triton": the
+        fused GPU kernel (:mod:`ssmctl.engine.triton_scan`; float32/64 CUDA tensors, or CPU tensors in Triton's
+        interpreter; an error otherwise). "auto": SSD where :func:`~ssmctl.engine.ssd.ssd_preferred` says so (a
+        GPU, one decay per head, P > 1), else triton for float32/64 CUDA tensors when triton is installed, else
+        native for float32/64 CPU tensors when it is available, else tensor. All give the recurrence's result;
+        ``block`` and ``slab`` only shape the tensor form.
+    ssd_chunk : int, optional
+        Tokens per chunk of the SSD form (default :func:`~ssmctl.engine.ssd.ssd_default_chunk` of the device).
+    check : bool, default True
+        Check on the host that dt ≥ 0 (an error otherwise). That check waits for the device: callers whose rates
+        are non-negative by construction (softplus, sigmoid) pass False to keep a GPU's queue flowing.
 
     Returns
     -------
@@ -169,20 +183,27 @@ def selective_scan(
         raise ShapeError(f"block must be a positive integer, got {block}")
     dtype = v.dtype
     dt, A, B, C = (t.to(dtype) for t in (dt, A, B, C))
-    if bool((dt < 0).any()):
+    if check and bool((dt < 0).any()):
         raise SsmctlError("selective_scan: dt must be non-negative (a step size or rate)")
     if backend not in SCAN_BACKENDS:
         raise SsmctlError(f"unknown scan backend {backend!r}; known: {', '.join(map(repr, SCAN_BACKENDS))}")
-    if backend != "tensor":
-        fast = native_scan(dt, A, v, B, C, h0, return_states)
-        if fast is not None:
-            y, h_last, states = fast
-            return ScanResult(y=y, h_last=h_last, states=states, backend="native")
-        if backend == "native":
-            raise SsmctlError(
-                f"the native scan cannot run here ({native_status()}); it needs float32/float64 tensors on the "
-                f"CPU, got {v.dtype} on {v.device}; use backend='tensor' or 'auto'"
-            )
+    if backend == "ssd" or (backend == "auto" and ssd_preferred(v.device, A.shape[1], P)):
+        chunk = ssd_default_chunk(v.device) if ssd_chunk is None else ssd_chunk
+        y, h_last, states = ssd_scan(dt, A, v, B, C, h0, chunk=chunk, return_states=return_states)
+        return ScanResult(y=y, h_last=h_last, states=states, backend="ssd")
+    # the kernels: each returns None where it cannot run (then "auto" goes on, and asking for it is an error)
+    kernels = (("triton", triton_scan, triton_status, v.device.type == "cuda",
+                "float32/float64 tensors on a CUDA device (or TRITON_INTERPRET=1 for CPU tensors)"),
+               ("native", native_scan, native_status, True, "float32/float64 tensors on the CPU"))
+    for name, kernel, status, auto, needs in kernels:
+        if backend == name or (backend == "auto" and auto):
+            fast = kernel(dt, A, v, B, C, h0, return_states)
+            if fast is not None:
+                y, h_last, states = fast
+                return ScanResult(y=y, h_last=h_last, states=states, backend=name)
+            if backend == name:
+                raise SsmctlError(f"the {name} scan cannot run here ({status()}); it needs {needs}, got {v.dtype} "
+                                  f"on {v.device}; use backend='auto' or 'tensor'")
     if slab is None or slab >= L:
         return _scan_slab(dt, A, v, B, C, h0, block, return_states)
     if slab < 1:

@@ -231,6 +231,12 @@ class LTVStats:
         if self.H * self.K >= 2**24:
             raise SsmctlError(f"histogram too large ({self.H} channels × {self.K} bins); use a wider bin_width")
         self.out_of_range = 0
+        # With defer_checks (set by the simulation driver on a GPU) an update never waits for the device: rates
+        # that are NaN or negative are only flagged (on the device; see deferred_failure), the rare counts and
+        # clamps that would need the chunk's extremes on the host are done unconditionally.
+        self.defer_checks = False
+        self._failed = torch.zeros((), dtype=torch.bool, device=self.device)
+        self._out_of_range = torch.zeros((), dtype=torch.int64, device=self.device)
 
         lags = default_lags(self.length) if lags is None else sorted({int(x) for x in lags})
         if not lags or lags[0] < 1:
@@ -359,22 +365,31 @@ class LTVStats:
     def _update_hist(self, r: torch.Tensor, log_r: torch.Tensor, sc: _Scratch) -> None:
         flat = r.view(-1, self.H)
         lo, hi = flat.amin(0), flat.amax(0)
-        lo_min, hi_max = torch.stack((lo.min(), hi.max())).tolist()
-        if not lo_min >= 0.0:  # NaN fails this too
-            where = f"tokens {self.t}..{self.t + r.shape[1] - 1}"
-            if math.isnan(lo_min):
-                raise NonFiniteError(f"LTVStats: NaN rate among {where}")
-            raise SsmctlError(f"LTVStats: rates must be non-negative; {where} hold {lo_min}")
+        if self.defer_checks:
+            lo_min, hi_max = math.nan, math.nan  # unknown on the host: count and clamp below anyway
+            self._failed |= ~(lo.min() >= 0.0)  # NaN fails this too
+        else:
+            lo_min, hi_max = torch.stack((lo.min(), hi.max())).tolist()
+            if not lo_min >= 0.0:  # NaN fails this too
+                where = f"tokens {self.t}..{self.t + r.shape[1] - 1}"
+                if math.isnan(lo_min):
+                    raise NonFiniteError(f"LTVStats: NaN rate among {where}")
+                raise SsmctlError(f"LTVStats: rates must be non-negative; {where} hold {lo_min}")
         torch.minimum(self.rate_min, lo, out=self.rate_min)
         torch.maximum(self.rate_max, hi, out=self.rate_max)
         pos = log_r.view(-1, self.H).mul_(1.0 / self.w).sub_(self.ln_lo / self.w)
-        if lo_min <= 0.0:
+        if self.defer_checks:
             self.rate_zero += (flat <= 0).sum(0)
-        if lo_min < self.lo or hi_max >= self.hi:  # rare: count what falls outside
-            self.out_of_range += int(((pos < 0) | (pos >= self.K)).sum())
+            self._out_of_range += ((pos < 0) | (pos >= self.K)).sum()
+            pos.nan_to_num_(0.0)  # a NaN rate (flagged above) must not become an index outside the histogram
+        else:
+            if lo_min <= 0.0:
+                self.rate_zero += (flat <= 0).sum(0)
+            if lo_min < self.lo or hi_max >= self.hi:  # rare: count what falls outside
+                self.out_of_range += int(((pos < 0) | (pos >= self.K)).sum())
         # bin index + channel offset, formed in float32 (exact below 2^24) before one integer conversion
         pos.floor_()
-        if not (self._inside[0] <= lo_min and hi_max <= self._inside[1]):
+        if not (self._inside[0] <= lo_min and hi_max <= self._inside[1]):  # NaN (deferred): clamp
             pos.clamp_(0, self.K - 1)
         pos.add_(self.hist_offsets_f)
         sc.idx_blocks.copy_(pos.view(sc.idx_blocks.shape))
@@ -470,6 +485,16 @@ class LTVStats:
             torch.exp2(view, out=view)
             torch.sum(view, (1, 2), out=out)
 
+    def deferred_failure(self) -> torch.Tensor:
+        """A boolean tensor on the accumulator's device: whether a deferred check failed (a NaN or negative rate).
+
+        Returns
+        -------
+        Tensor, shape ()
+            True when an update with ``defer_checks`` saw a rate that the checking path would have refused.
+        """
+        return self._failed
+
     def state_numel(self) -> int:
         """Numbers held by the accumulators, excluding the per-token traces (independent of L for a fixed setup)."""
         tensors = [self.rate_hist, self.rate_min, self.rate_max, self.rate_zero, self.decay_sum, self.frozen_sum,
@@ -506,6 +531,8 @@ class LTVStats:
 
     def result(self) -> LayerStats:
         """The finished statistics (the accumulator can keep going afterwards)."""
+        if bool(self._failed):
+            raise NonFiniteError("LTVStats: some rate was NaN or negative (seen by an update with defer_checks)")
         rate_hist = self.rate_hist.sum(0).to(torch.float64).cpu().numpy()
         rate_edges = self.ln_lo + np.arange(self.K + 1) * self.w
         abs_hist, abs_edges = self.abs_histogram()
@@ -551,7 +578,7 @@ class LTVStats:
             **decay_fields(decay_sum, frozen_sum, pairs),
             heatmap=heat.mean(),
             heatmap_bin=self.heatmap_bin,
-            rate_out_of_range=int(self.out_of_range),
+            rate_out_of_range=int(self.out_of_range) + int(self._out_of_range),
             bin_width=self.w,
             parts=parts,
         )

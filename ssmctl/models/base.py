@@ -41,14 +41,19 @@ class Family:
     system: Callable[["Layer"], Any] | None = None
     ltv: Callable[["Layer", Any], Any] | None = None
     frozen: Callable[["Layer", Any, int], Any] | None = None
-    # Exact discrete eigenvalues where LAPACK on the system matrix is unreliable (S4's non-normal DPLR form).
-    eigenvalues: Callable[["Layer"], Any] | None = None
     # Checkpoint loading: build a layer from tensors keyed as the reference code names them inside one block.
     layer_from_params: Callable[[dict[str, Any], dict[str, Any], int], "Layer"] | None = None
     config_from_params: Callable[..., dict[str, Any]] | None = None
     # LTV families: input-free eigenvalues at the bias-only step size, and the continuous-time A.
     bias_eigenvalues: Callable[["Layer"], Any] | None = None
     continuous_A: Callable[["Layer"], Any] | None = None
+    # DSF view (analysis/dsf.py): the mixer as factors around its DSF core at an input (``BlockFactors``), a
+    # finite-feature approximation of a core that has no finite state (softmax), the exact log Λ_i of such a
+    # core, and the attention matrix of attention families.
+    dsf_block: Callable[["Layer", Any], Any] | None = None
+    dsf_features: Callable[["Layer", Any, int], Any] | None = None
+    dsf_log_transition: Callable[["Layer", Any], Any] | None = None
+    attention_matrix: Callable[["Layer", Any], Any] | None = None
 
 
 @dataclass
@@ -91,12 +96,9 @@ class Layer:
     def eigenvalues(self) -> Any:
         """Discrete eigenvalues of an LTI layer's equivalent real system, shape (..., n).
 
-        Uses the family's exact formula where it has one (S4: the triangular HiPPO form), else
-        ``eigenvalues(layer.system())``.
+        ``layer.system().eigenvalues()``: the one eigenvalue path. Families that know their spectrum in closed
+        form hand it to the system (S4 at its HiPPO-LegS init: ``DenseLTI.exact_eigenvalues``).
         """
-        fam = self.record
-        if fam.eigenvalues is not None:
-            return fam.eigenvalues(self)
         return self.system().eigenvalues()
 
     def ltv(self, u: Any) -> Any:

@@ -32,6 +32,7 @@ from ..errors import unknown_name
 from ..systems.ltv import LTVSystem
 from . import _torch_ops as ops
 from .base import Family, Layer, Model, register
+from .dsf_block import BlockFactors
 
 __all__ = [
     "FAMILY",
@@ -41,6 +42,7 @@ __all__ = [
     "param_shapes",
     "ltv",
     "block_output_ref",
+    "dsf_block",
     "bias_eigenvalues",
     "continuous_A",
 ]
@@ -354,6 +356,46 @@ def bias_eigenvalues(layer: Layer) -> np.ndarray:
     return np.exp(dt[:, None] * continuous_A(layer))
 
 
+def dsf_block(layer: Layer, u: Any) -> BlockFactors:
+    """The mixer (after the block's RMSNorm) as factors around its selective scan, at input ``u``.
+
+    in_proj's x half → causal conv (+ bias) → SiLU as diag(σ(v)) → scan (the DSF core, with D) →
+    diag(SiLU(z)) → out_proj.
+
+    Parameters
+    ----------
+    layer : Layer
+        A Mamba layer.
+    u : array_like or torch.Tensor, shape (batch, L, d_model)
+        The residual-stream input of the block (before its RMSNorm), as for :func:`ltv`.
+
+    Returns
+    -------
+    BlockFactors
+        ``inputs`` = RMSNorm(u), the mixer's input; core channels = d_inner.
+
+    Raises
+    ------
+    ShapeError, NonFiniteError
+        As :func:`ltv`, for a bad ``u``.
+    """
+    system, z, u = _pieces(layer, u)
+    cfg, p = layer.config, layer.params
+    d_inner = cfg["d_inner"]
+    with torch.no_grad():
+        hidden = ops.rms_norm(u, p["norm.weight"], cfg["eps"])
+        w_in = p["mixer.in_proj.weight"][:d_inner]
+        b_in = p.get("mixer.in_proj.bias")
+        b_in = None if b_in is None else b_in[:d_inner]
+        pre = ops.causal_depthwise_conv(F.linear(hidden, w_in, b_in), p["mixer.conv1d.weight"], p.get("mixer.conv1d.bias"))
+    b_out = p.get("mixer.out_proj.bias")
+    return BlockFactors(
+        inputs=hidden, w_in=w_in, b_in=b_in, core=system, conv_w=p["mixer.conv1d.weight"],
+        conv_b=p.get("mixer.conv1d.bias"), act=torch.sigmoid(pre), gate=F.silu(z),
+        w_out=p["mixer.out_proj.weight"], b_out=b_out,
+    )
+
+
 def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Layer:
     d_model, d_inner, N = config["d_model"], config["d_inner"], config["d_state"]
     r, k = config["dt_rank"], config["d_conv"]
@@ -464,6 +506,7 @@ FAMILY = register(
         variants=(),
         presets=PRESETS,
         ltv=ltv,
+        dsf_block=dsf_block,
         layer_from_params=layer_from_params,
         config_from_params=config_from_params,
         bias_eigenvalues=bias_eigenvalues,

@@ -34,6 +34,7 @@ from ..errors import ShapeError, SsmctlError, UnsupportedSystemError, unknown_na
 from ..systems.ltv import LTVSystem
 from . import _torch_ops as ops
 from .base import Family, Layer, Model, register
+from .dsf_block import BlockFactors
 
 __all__ = [
     "FAMILY",
@@ -44,6 +45,7 @@ __all__ = [
     "param_shapes",
     "ltv",
     "block_output_ref",
+    "dsf_block",
     "bias_eigenvalues",
     "continuous_A",
 ]
@@ -385,6 +387,53 @@ def bias_eigenvalues(layer: Layer) -> np.ndarray:
     return np.exp(dt * continuous_A(layer))
 
 
+def dsf_block(layer: Layer, u: Any) -> BlockFactors:
+    """The mixer (after the block's RMSNorm) as factors around its SSD scan, at input ``u``.
+
+    in_proj's x rows → causal conv of the x channels (+ bias) → SiLU as diag(σ(v)) → scan (the DSF core,
+    with D) → the gated RMSNorm as the diagonal factor SiLU(z)·w/rms(y ⊙ SiLU(z)) at this input → out_proj.
+
+    Parameters
+    ----------
+    layer : Layer
+        A Mamba-2 layer.
+    u : array_like or torch.Tensor, shape (batch, L, d_model)
+        The residual-stream input of the block (before its RMSNorm), as for :func:`ltv`.
+
+    Returns
+    -------
+    BlockFactors
+        ``inputs`` = RMSNorm(u), the mixer's input; core channels = d_inner (head-major).
+
+    Raises
+    ------
+    ShapeError, NonFiniteError
+        As :func:`ltv`, for a bad ``u``.
+    """
+    system, z, u = _pieces(layer, u)
+    cfg, p = layer.config, layer.params
+    d_inner = cfg["d_inner"]
+    b, L = u.shape[:2]
+    with torch.no_grad():
+        hidden = ops.rms_norm(u, p["norm.weight"], cfg["eps"])
+        w_in = p["mixer.in_proj.weight"][d_inner : 2 * d_inner]
+        b_in = p.get("mixer.in_proj.bias")
+        b_in = None if b_in is None else b_in[d_inner : 2 * d_inner]
+        conv_w = p["mixer.conv1d.weight"][:d_inner]
+        conv_b = p.get("mixer.conv1d.bias")
+        conv_b = None if conv_b is None else conv_b[:d_inner]
+        pre = ops.causal_depthwise_conv(F.linear(hidden, w_in, b_in), conv_w, conv_b)
+        y = torch.from_numpy(system.output_ref()).reshape(b, L, d_inner)
+        gate = F.silu(z.double())
+        groups = (y * gate).view(b, L, cfg["ngroups"], -1)
+        scale = torch.rsqrt(groups.pow(2).mean(-1, keepdim=True) + cfg["norm_eps"]).expand_as(groups)
+        gate = gate * scale.reshape(b, L, d_inner) * p["mixer.norm.weight"].double()
+    return BlockFactors(
+        inputs=hidden, w_in=w_in, b_in=b_in, core=system, conv_w=conv_w, conv_b=conv_b,
+        act=torch.sigmoid(pre), gate=gate, w_out=p["mixer.out_proj.weight"], b_out=p.get("mixer.out_proj.bias"),
+    )
+
+
 def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Layer:
     d_model, d_inner, H = config["d_model"], config["d_inner"], config["nheads"]
     gN, k = config["ngroups"] * config["d_state"], config["d_conv"]
@@ -504,6 +553,7 @@ FAMILY = register(
         variants=A_INITS,
         presets=PRESETS,
         ltv=ltv,
+        dsf_block=dsf_block,
         layer_from_params=layer_from_params,
         config_from_params=config_from_params,
         bias_eigenvalues=bias_eigenvalues,

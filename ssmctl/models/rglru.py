@@ -34,6 +34,7 @@ from ..errors import ShapeError, SsmctlError, unknown_name
 from ..systems.ltv import LTVSystem
 from . import _torch_ops as ops
 from .base import Family, Layer, Model, register
+from .dsf_block import BlockFactors
 
 __all__ = [
     "FAMILY",
@@ -45,6 +46,7 @@ __all__ = [
     "param_shapes",
     "ltv",
     "block_output_ref",
+    "dsf_block",
     "bias_eigenvalues",
     "recurrence_base",
     "continuous_A",
@@ -87,7 +89,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 _PREFIX = "temporal_block."
 _LRU = "temporal_block.rg_lru."
-_CONFIG_KEYS = ("d_model", "lru_width", "num_heads", "d_conv", "c", "eps")
+_CONFIG_KEYS = ("d_model", "lru_width", "num_heads", "d_conv", "c", "eps", "convention", "pre_norm")
+#: "recurrentgemma" (= transformers): tanh-GELU on the y branch, input multiplier √(1 − a²), state reset at
+#: token 0; "ssm-benchmark" (jsie7/ssm-benchmark RGLRU): erf-GELU, √(1 − a² + 1e-6), no reset.
+CONVENTIONS: tuple[str, ...] = ("recurrentgemma", "ssm-benchmark")
 
 
 def param_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -108,7 +113,7 @@ def param_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """
     d, w, H, k = config["d_model"], config["lru_width"], config["num_heads"], config["d_conv"]
     bw = w // H
-    return {
+    shapes = {
         "temporal_pre_norm.weight": (d,),
         _PREFIX + "linear_x.weight": (w, d),
         _PREFIX + "linear_x.bias": (w,),
@@ -124,6 +129,9 @@ def param_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
         _LRU + "recurrent_gate_weight": (H, bw, bw),
         _LRU + "recurrent_gate_bias": (H, bw),
     }
+    if not config.get("pre_norm", True):  # a bare mixer: its input is already normed
+        del shapes["temporal_pre_norm.weight"]
+    return shapes
 
 
 def config_from_params(params: dict[str, Any], **known: Any) -> dict[str, Any]:
@@ -209,6 +217,8 @@ def layer_from_params(params: dict[str, Any], config: dict[str, Any] | None = No
         "d_conv": config["d_conv"],
         "c": float(c),
         "eps": float(config["eps"]),
+        "convention": config.get("convention", "recurrentgemma"),
+        "pre_norm": bool(config.get("pre_norm", True)),
         "a_init": None,  # set by init(); a checkpoint does not say how its a was initialized
         "norm": "RMSNorm with (1 + weight)",
         "activation": "gelu_tanh on the y branch",
@@ -219,16 +229,26 @@ def layer_from_params(params: dict[str, Any], config: dict[str, Any] | None = No
     return Layer(family=NAME, index=index, params=tensors, config=layer_config)
 
 
-def _pieces(layer: Layer, u: Any, reset: bool) -> tuple[LTVSystem, torch.Tensor, torch.Tensor]:
+def _mixer_input(layer: Layer, u: torch.Tensor) -> torch.Tensor:
+    """û: the block's RMSNorm of u, or u itself for a bare mixer (``pre_norm`` False)."""
+    if not layer.config.get("pre_norm", True):
+        return u
+    return ops.rms_norm(u, layer.params["temporal_pre_norm.weight"], layer.config["eps"], unit_offset=True)
+
+
+def _pieces(layer: Layer, u: Any, reset: bool | None) -> tuple[LTVSystem, torch.Tensor, torch.Tensor]:
     """The LTVSystem, the y branch (batch, L, lru_width) and the checked input u."""
     cfg, p = layer.config, layer.params
     u = ops.layer_input(NAME, layer.index, u, cfg["d_model"])
     w, H = cfg["lru_width"], cfg["num_heads"]
     b, L = u.shape[:2]
     with torch.no_grad():
-        hidden = ops.rms_norm(u, p["temporal_pre_norm.weight"], cfg["eps"], unit_offset=True)
+        hawk = cfg.get("convention") == "ssm-benchmark"
+        reset = not hawk if reset is None else reset
+        hidden = _mixer_input(layer, u)
         y_branch = F.gelu(
-            F.linear(hidden, p[_PREFIX + "linear_y.weight"], p[_PREFIX + "linear_y.bias"]), approximate="tanh"
+            F.linear(hidden, p[_PREFIX + "linear_y.weight"], p[_PREFIX + "linear_y.bias"]),
+            approximate="none" if hawk else "tanh",
         )
         x = F.linear(hidden, p[_PREFIX + "linear_x.weight"], p[_PREFIX + "linear_x.bias"])
         x = ops.causal_depthwise_conv(x, p[_PREFIX + "conv_1d.weight"], p[_PREFIX + "conv_1d.bias"])
@@ -243,7 +263,7 @@ def _pieces(layer: Layer, u: Any, reset: bool) -> tuple[LTVSystem, torch.Tensor,
         dt = cfg["c"] * gate_r
         log_a = -dt * F.softplus(p[_LRU + "recurrent_param"])
         a = torch.exp(log_a)
-        multiplier = torch.sqrt(1.0 - torch.exp(2.0 * log_a))
+        multiplier = torch.sqrt(1.0 - torch.exp(2.0 * log_a) + (1e-6 if hawk else 0.0))
         if reset:
             multiplier[:, 0] = 1.0
         Bbar = (multiplier * gate_i)[..., None, None]
@@ -256,7 +276,7 @@ def _pieces(layer: Layer, u: Any, reset: bool) -> tuple[LTVSystem, torch.Tensor,
     return system, y_branch, u
 
 
-def ltv(layer: Layer, u: Any, *, reset: bool = True) -> LTVSystem:
+def ltv(layer: Layer, u: Any, *, reset: bool | None = None) -> LTVSystem:
     """Per-token system of an RG-LRU layer for the block input ``u`` (batch, L, d_model).
 
     Parameters
@@ -265,9 +285,10 @@ def ltv(layer: Layer, u: Any, *, reset: bool = True) -> LTVSystem:
         An RG-LRU layer.
     u : tensor or array, shape (batch, L, d_model)
         The residual-stream input of the block (before its RMSNorm); converted to float32.
-    reset : bool, default True
+    reset : bool, optional
         Treat token 0 as a segment start, as the reference does (B̄_0 = i_0 instead of √(1 − a_0²)·i_0).
-        False gives the steady-state form at every token (a continuation of an earlier segment).
+        False gives the steady-state form at every token (a continuation of an earlier segment). Default: the
+        layer's convention (recurrentgemma resets, ssm-benchmark does not).
 
     Returns
     -------
@@ -286,7 +307,7 @@ def ltv(layer: Layer, u: Any, *, reset: bool = True) -> LTVSystem:
     return _pieces(layer, u, reset)[0]
 
 
-def block_output_ref(layer: Layer, u: Any, *, reset: bool = True) -> np.ndarray:
+def block_output_ref(layer: Layer, u: Any, *, reset: bool | None = None) -> np.ndarray:
     """The temporal residual u + linear_out(h ⊙ y_branch), h from the LTVSystem's sequential reference.
 
     Parameters
@@ -295,7 +316,7 @@ def block_output_ref(layer: Layer, u: Any, *, reset: bool = True) -> np.ndarray:
         An RG-LRU layer.
     u : tensor or array, shape (batch, L, d_model)
         The block input, as for :func:`ltv`.
-    reset : bool, default True
+    reset : bool, optional
         Segment start at token 0, as for :func:`ltv`.
 
     Returns
@@ -430,6 +451,42 @@ def init_recurrent_param(
     return (x * abs(hi - lo) + lo).float()
 
 
+def dsf_block(layer: Layer, u: Any, *, reset: bool | None = None) -> BlockFactors:
+    """The temporal block's mixer (after its RMSNorm) as factors around the RG-LRU, at input ``u``.
+
+    linear_x (+ bias) → causal conv (+ bias) → RG-LRU (the DSF core) → diag(GELU_tanh(linear_y(û))) →
+    linear_out (+ bias).
+
+    Parameters
+    ----------
+    layer : Layer
+        An RG-LRU layer.
+    u : tensor or array, shape (batch, L, d_model)
+        The residual-stream input of the block (before its RMSNorm), as for :func:`ltv`.
+    reset : bool, optional
+        Segment start at token 0, as for :func:`ltv`.
+
+    Returns
+    -------
+    BlockFactors
+        ``inputs`` = the normed û, the mixer's input; core channels = lru_width.
+
+    Raises
+    ------
+    ShapeError, NonFiniteError
+        As :func:`ltv`, for a bad ``u``.
+    """
+    system, y_branch, u = _pieces(layer, u, reset)
+    p = layer.params
+    with torch.no_grad():
+        hidden = _mixer_input(layer, u)
+    return BlockFactors(
+        inputs=hidden, w_in=p[_PREFIX + "linear_x.weight"], b_in=p[_PREFIX + "linear_x.bias"], core=system,
+        conv_w=p[_PREFIX + "conv_1d.weight"], conv_b=p[_PREFIX + "conv_1d.bias"], gate=y_branch,
+        w_out=p[_PREFIX + "linear_out.weight"], b_out=p[_PREFIX + "linear_out.bias"],
+    )
+
+
 def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Layer:
     d, w, H, k = config["d_model"], config["lru_width"], config["num_heads"], config["d_conv"]
     bw = w // H
@@ -457,7 +514,7 @@ def _init_layer(config: dict[str, Any], index: int, gen: torch.Generator) -> Lay
         _LRU + "recurrent_gate_weight": normal((H, bw, bw), gate_std),
         _LRU + "recurrent_gate_bias": torch.zeros(H, bw),
     }
-    layer = layer_from_params(params, {key: config[key] for key in _CONFIG_KEYS}, index)
+    layer = layer_from_params(params, {key: config[key] for key in _CONFIG_KEYS if key in config}, index)
     layer.config["a_init"] = config["a_init"]
     return layer
 
@@ -540,6 +597,7 @@ FAMILY = register(
         variants=A_INITS,
         presets=PRESETS,
         ltv=ltv,
+        dsf_block=dsf_block,
         layer_from_params=layer_from_params,
         config_from_params=config_from_params,
         bias_eigenvalues=bias_eigenvalues,

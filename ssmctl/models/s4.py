@@ -21,14 +21,14 @@ so the conjugate half cannot be dropped. :func:`system` writes it in real coordi
 then discretizes bilinearly: Ā = (I − ΔA/2)^{-1}(I + ΔA/2), B̄ = (I − ΔA/2)^{-1}ΔB.
 
 HiPPO trap: at init A is unitarily similar to HiPPO-LegS, whose eigenvalues are exactly −1..−N, but LAPACK's
-eigenvalues of the dense matrix are off by O(N) (extreme non-normality). Use
-:func:`exact_continuous_eigenvalues` / :func:`exact_discrete_eigenvalues` at init and
-:mod:`ssmctl.analysis.pseudospectra` for trained layers.
+eigenvalues of the dense matrix are off by O(N) (extreme non-normality). :func:`system` therefore hands
+its ``DenseLTI`` the exact spectrum (:func:`exact_discrete_eigenvalues`) while the layer is at init, so every
+entry point (``layer.eigenvalues()``, ``ssmctl.eigenvalues(layer.system())``, memory horizons, plots) gives
+it; for trained layers the system warns that its eigenproblem is ill-conditioned, and
+:mod:`ssmctl.analysis.pseudospectra` says what the eigenvalues are worth.
 """
 
 from __future__ import annotations
-
-import warnings
 
 from typing import Any, Mapping
 
@@ -347,7 +347,8 @@ def system(layer: Layer) -> DenseLTI:
     Returns
     -------
     DenseLTI
-        Ā (H, N, N), B̄ (H, N, 1), C (H, c, N), D (H, c, 1), real.
+        Ā (H, N, N), B̄ (H, N, 1), C (H, c, N), D (H, c, 1), real; ``exact_eigenvalues`` (H, N) from
+        :func:`exact_discrete_eigenvalues` while the layer is at its HiPPO-LegS init, else None.
     """
     A, B, C, D = _continuous_real(layer)
     S, N = A.shape[0], A.shape[-1]
@@ -366,7 +367,11 @@ def system(layer: Layer) -> DenseLTI:
         # C̃ = C(I − Ā^l)  ⇒  Cᵀ = (I − Ā^l)^{-ᵀ} C̃ᵀ.
         M = eye - np.linalg.matrix_power(Ad, l)
         C = np.linalg.solve(M.transpose(0, 2, 1), C.transpose(0, 2, 1)).transpose(0, 2, 1)
-    return DenseLTI(Ad, Bd, C, D, meta=system_meta(NAME, layer.index))
+    try:  # the closed-form spectrum while A and P are still HiPPO-LegS; LAPACK's is off by O(N) there
+        exact = exact_discrete_eigenvalues(layer)
+    except UnsupportedSystemError:
+        exact = None  # trained: DenseLTI.eigenvalues() warns when its eigenproblem is ill-conditioned
+    return DenseLTI(Ad, Bd, C, D, meta=system_meta(NAME, layer.index), exact_eigenvalues=exact)
 
 
 def exact_continuous_eigenvalues(N: int) -> np.ndarray:
@@ -436,18 +441,6 @@ def exact_discrete_eigenvalues(layer: Layer, rtol: float = 1e-3) -> np.ndarray:
     return (1.0 + x / 2.0) / (1.0 - x / 2.0)
 
 
-def _eigenvalues_hook(layer: Layer) -> np.ndarray:
-    """Exact spectrum at init; for trained layers LAPACK's (unreliable) eigenvalues, with a warning."""
-    try:
-        return exact_discrete_eigenvalues(layer).astype(np.complex128)
-    except UnsupportedSystemError as exc:
-        warnings.warn(
-            f"{exc}; falling back to LAPACK eigenvalues of the non-normal DPLR matrix, which can be off by O(N)",
-            stacklevel=3,
-        )
-        return system(layer).eigenvalues()
-
-
 FAMILY = register(
     Family(
         name=NAME,
@@ -475,6 +468,5 @@ FAMILY = register(
         presets={k: dict(v) for k, v in PRESETS.items()},
         system=system,
         layer_from_params=layer_from_params,
-        eigenvalues=_eigenvalues_hook,
     )
 )

@@ -2,12 +2,11 @@
 first use.
 
     import ssmctl
-    ssmctl.plot.eigenvalues(model)         # unit-disk eigenvalue cloud coloured by memory horizon
-    ssmctl.plot.impulse(sys, L=256)
-    ssmctl.plot.bode(sys)
+    ssmctl.plot.eigenvalues(model)         # eigenvalues coloured by memory horizon (disk, or the near-1 view)
+    ssmctl.plot.impulse(sys, L=256)        # step(sys), bode(sys), nyquist(sys), sigma(sys), pzmap(sys[0])
     ssmctl.plot.simulation_figure(result)  # an LTV simulation's panels
 
-``lti`` holds the plots of systems and layers, ``ltv`` those of an LTV simulation, ``compare`` the
+``lti`` holds the plots of systems and layers (``views`` the eigenvalue views near z = 1), ``ltv`` those of an LTV simulation, ``compare`` the
 inspect/compare panels of checkpoints, ``figures`` the paper's figures and tables, ``io`` figure saving.
 """
 
@@ -15,11 +14,11 @@ from __future__ import annotations
 
 from .compare import plot_compare, plot_inspect
 from .io import save_figure
-from .lti import bode, eigenvalues, hankel, impulse, pseudospectrum
+from .lti import bode, eigenvalues, hankel, impulse, nyquist, pseudospectrum, pzmap, sigma, step
 from .ltv import abs_heatmap, dt_histogram, memory_trace, simulation_figure, transition_decay
 
 __all__ = [
-    "eigenvalues", "impulse", "bode", "hankel", "pseudospectrum",
+    "eigenvalues", "impulse", "step", "bode", "nyquist", "sigma", "pzmap", "hankel", "pseudospectrum",
     "abs_heatmap", "dt_histogram", "memory_trace", "transition_decay", "simulation_figure",
     "plot_inspect", "plot_compare", "save_figure",
 ]

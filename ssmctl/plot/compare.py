@@ -1,8 +1,8 @@
 """Figures of ``ssmctl inspect --plot`` and ``ssmctl compare --plot``.
 
-One panel per layer for inspect (the unit-disk eigenvalue plot of :func:`ssmctl.plot.eigenvalues`); one row
-per layer pair for compare: overlaid unit-disk plots of A and B, and their radius and phase histograms side
-by side in the bins of Task-Level-Insights-from-Eigenvalues.
+One panel per layer for inspect (the eigenvalue plot of :func:`ssmctl.plot.eigenvalues`, one shared memory
+colour bar); one row per layer pair for compare: A's and B's eigenvalues overlaid (on the disk or in the near-1
+view), and their radius and phase histograms side by side in the bins of Task-Level-Insights-from-Eigenvalues.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import lti as plot
+from ._common import readable_log_ticks
+from .views import choose_view, setup_view_axes, view_coordinates
 from ..analysis.spectrum import memory_horizon
 from ..errors import SsmctlError
 from ..checkpoints.inspect import EPS, PHASE_EDGES_DEG, RADIUS_EDGES, phase_histogram, radius_histogram
 
-__all__ = ["plot_inspect", "plot_compare", "unit_disk_overlay", "histogram_pair", "memory_histogram_pair"]
+__all__ = ["plot_inspect", "plot_compare", "eigenvalue_overlay", "histogram_pair", "memory_histogram_pair"]
 
 # A dense plot of many layers stays legible with this many panels per row.
 _COLS = 4
@@ -27,12 +29,16 @@ def _grid(n: int, cols: int, size: float = 3.2) -> tuple[Any, np.ndarray]:
     import matplotlib.pyplot as plt
 
     rows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols + 1.0, size * rows), squeeze=False,
+                             layout="constrained")
     return fig, axes
 
 
 def plot_inspect(report: Mapping[str, Any], eigenvalues: Mapping[int, np.ndarray]) -> Any:
-    """Every layer of an inspect report: its eigenvalues on the unit disk (attention layers: a note).
+    """Every layer of an inspect report: its eigenvalues (attention layers: a note), one memory colour bar.
+
+    Each panel uses :func:`ssmctl.plot.eigenvalues`' view rule (the unit disk, or the near-1 view when most
+    eigenvalues crowd the unit circle); all panels share one colour scale of the memory horizon.
 
     Parameters
     ----------
@@ -47,8 +53,13 @@ def plot_inspect(report: Mapping[str, Any], eigenvalues: Mapping[int, np.ndarray
     n = len(rows)
     cols = min(_COLS, max(1, n))
     fig, axes = _grid(n, cols)
+    eps = float(report["eps"])
+    shown = {row["index"]: np.asarray(eigenvalues[row["index"]]).reshape(-1) for row in rows
+             if row["kind"] in ("LTI", "LTV") and eigenvalues.get(row["index"]) is not None}
+    horizons = memory_horizon(np.concatenate(list(shown.values())), eps=eps) if shown else np.ones(1)
+    norm = plot.memory_norm(horizons)
     for ax, row in zip(axes.flat, rows):
-        lam = eigenvalues.get(row["index"]) if row["kind"] in ("LTI", "LTV") else None
+        lam = shown.get(row["index"])
         if lam is None:
             ax.axis("off")
             what = row.get("name") or f"layer {row['index']}"
@@ -56,20 +67,22 @@ def plot_inspect(report: Mapping[str, Any], eigenvalues: Mapping[int, np.ndarray
                     ha="center", va="center", fontsize=7, wrap=True, transform=ax.transAxes)
             continue
         at = f" at {row['at']}" if row.get("at") else ""
-        plot.eigenvalues(lam.reshape(-1), ax=ax, title=f"layer {row['index']} {row['family']}{at}",
-                         colorbar=False, inset=True)
+        plot.eigenvalues(lam, ax=ax, title=f"layer {row['index']} {row['family']}{at}", eps=eps,
+                         colorbar=False, inset=True, norm=norm)
         ax.title.set_fontsize(8)
+        for label in (ax.xaxis.label, ax.yaxis.label):
+            label.set_fontsize(7)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    fig.suptitle(f"{report['path']} — eigenvalues per layer (colour: memory horizon, ε = {report['eps']:g})",
-                 fontsize=9)
-    fig.tight_layout()
+    if shown:
+        plot.memory_colorbar(fig.axes[0], norm, eps, bool(np.isinf(horizons).any()), target=axes)
+    fig.suptitle(f"{report['path']} — eigenvalues per layer, coloured by memory horizon (ε = {eps:g})", fontsize=9)
     return fig
 
 
-def unit_disk_overlay(lam_a: np.ndarray, lam_b: np.ndarray, ax: Any, *, labels: tuple[str, str] = ("A", "B"),
-                      max_points: int = 8000) -> Any:
-    """A and B eigenvalues on one unit-disk plot (B first, A on top).
+def eigenvalue_overlay(lam_a: np.ndarray, lam_b: np.ndarray, ax: Any, *, labels: tuple[str, str] = ("A", "B"),
+                       max_points: int = 8000, view: str = "auto") -> Any:
+    """A's and B's eigenvalues in one view, their points interleaved so neither side hides the other.
 
     Parameters
     ----------
@@ -80,35 +93,50 @@ def unit_disk_overlay(lam_a: np.ndarray, lam_b: np.ndarray, ax: Any, *, labels: 
     labels : (str, str), default ("A", "B")
         Legend entries of A and B.
     max_points : int, default 8000
-        Each side larger than this is shown as a fixed random subset of that many points.
+        Each side larger than this is shown as a fixed random subset of that many points (the legend says so).
+    view : {"auto", "disk", "splane", "margin"}, default "auto"
+        As in :func:`ssmctl.plot.eigenvalues`; ``"auto"`` applies its rule to A and B together.
 
     Returns
     -------
     matplotlib Axes
-        ``ax``, square, limits at least ±1.05.
+        ``ax``; its first collection holds every drawn point (A in colour C0, B in C1) in a fixed random
+        order, so that A is drawn over B as often as B over A.
     """
-    theta = np.linspace(0, 2 * np.pi, 400)
-    ax.plot(np.cos(theta), np.sin(theta), color="0.3", lw=0.8)
+    import matplotlib.colors as mcolors
+    from matplotlib.lines import Line2D
+
     rng = np.random.default_rng(0)
-    lim = 1.05
-    for lam, color, label, z in ((lam_b, "C1", labels[1], 1), (lam_a, "C0", labels[0], 2)):
+    sides = []
+    for lam, label in ((lam_a, labels[0]), (lam_b, labels[1])):
         lam = np.asarray(lam, dtype=np.complex128).reshape(-1)
+        total = lam.size
         if lam.size > max_points:
             lam = lam[rng.choice(lam.size, max_points, replace=False)]
-        if lam.size:
-            lim = max(lim, float(np.abs(lam).max()) * 1.05)
-        # Rasterized like ssmctl.plot.eigenvalues: thousands of vector markers would bloat an SVG or PDF.
-        ax.scatter(lam.real, lam.imag, s=5, alpha=0.6, linewidths=0, color=color, label=label, zorder=z,
-                   rasterized=True)
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.legend(fontsize=7, loc="upper left", markerscale=2)
+        sides.append((lam, label + (f" ({lam.size} of {total})" if lam.size < total else "")))
+    chosen = choose_view(np.concatenate([sides[0][0], sides[1][0]]), view)
+    xs, ys, colours, handles = [], [], [], []
+    for (lam, label), color in zip(sides, ("C0", "C1")):
+        x, y, drawn = view_coordinates(lam, chosen)
+        xs.append(x)
+        ys.append(y)
+        colours.append(np.broadcast_to(mcolors.to_rgba(color, 0.55), (x.size, 4)))
+        hidden = int((~drawn).sum())
+        handles.append(Line2D([], [], ls="", marker="o", ms=4, color=color,
+                              label=label + (f", {hidden} with |λ| ≥ 1 not drawn" if hidden else "")))
+    x, y, c = np.concatenate(xs), np.concatenate(ys), np.concatenate(colours)
+    order = rng.permutation(x.size)
+    # Rasterized like ssmctl.plot.eigenvalues: thousands of vector markers would bloat an SVG or PDF.
+    ax.scatter(x[order], y[order], s=5, c=c[order], linewidths=0, rasterized=True)
+    setup_view_axes(ax, chosen, x, y)
+    for label in (ax.xaxis.label, ax.yaxis.label):
+        label.set_fontsize(7)
+    ax.legend(handles=handles, fontsize=7, loc="upper left")
     return ax
 
 
 def histogram_pair(hist_a: Mapping[str, Any], hist_b: Mapping[str, Any], ax: Any, *, title: str = "",
-                   labels: tuple[str, str] = ("A", "B")) -> Any:
+                   labels: tuple[str, str] = ("A", "B"), xlabel: str = "bin") -> Any:
     """Percentages of A and B per bin as side-by-side bars.
 
     Parameters
@@ -122,6 +150,8 @@ def histogram_pair(hist_a: Mapping[str, Any], hist_b: Mapping[str, Any], ax: Any
         Axes title.
     labels : (str, str), default ("A", "B")
         Legend entries of A and B.
+    xlabel : str, default "bin"
+        Label of the bin axis (what is binned, with its unit).
 
     Returns
     -------
@@ -134,6 +164,7 @@ def histogram_pair(hist_a: Mapping[str, Any], hist_b: Mapping[str, Any], ax: Any
     ax.set_xticks(x)
     ax.set_xticklabels(hist_a["labels"], rotation=45, ha="right", fontsize=6)
     ax.set_ylabel("% of eigenvalues", fontsize=7)
+    ax.set_xlabel(xlabel, fontsize=7)
     ax.set_title(title, fontsize=8)
     ax.legend(fontsize=7)
     return ax
@@ -180,6 +211,8 @@ def memory_histogram_pair(lam_a: np.ndarray, lam_b: np.ndarray, ax: Any, *, eps:
             ax.hist(ok, edges, color=color, alpha=0.55,
                     label=f"{label}: median {np.median(k):.3g}" + (f", {n_inf} ∞" if n_inf else ""))
         ax.set_xscale("log")
+        readable_log_ticks(ax.xaxis)
+        ax.tick_params(axis="x", labelsize=7)
     ax.set_xlabel(f"memory horizon (tokens, ε = {eps:g})", fontsize=7)
     ax.set_ylabel("eigenvalues", fontsize=7)
     ax.set_title("memory horizons", fontsize=8)
@@ -221,21 +254,21 @@ def plot_compare(report: Mapping[str, Any], eigenvalues: Mapping[str, Any], laye
         pairs = [p for p in pairs if p[0] in wanted]
     eps = float(report.get("eps", EPS))
     n = max(1, len(pairs))
-    fig, axes = plt.subplots(n, 3, figsize=(11, 3.1 * n), squeeze=False)
+    fig, axes = plt.subplots(n, 3, figsize=(11, 3.3 * n), squeeze=False, layout="constrained")
     for row_axes, (ia, ib) in zip(axes, pairs):
         la, lb = eigenvalues["a"][ia], eigenvalues["b"][ib]
-        unit_disk_overlay(la, lb, row_axes[0], labels=("A", "B"))
+        eigenvalue_overlay(la, lb, row_axes[0], labels=("A", "B"))
         row_axes[0].set_title(f"layer {ia}" + (f" / {ib}" if ib != ia else ""), fontsize=8)
         histogram_pair(radius_histogram(la), radius_histogram(lb), row_axes[1],
-                       title=f"|λ| (edges {', '.join(f'{e:g}' for e in RADIUS_EDGES)})")
+                       title=f"|λ| (edges {', '.join(f'{e:g}' for e in RADIUS_EDGES)})", xlabel="|λ| bin")
         if _phase_is_trivial(la, lb):
             memory_histogram_pair(la, lb, row_axes[2], eps=eps)
         else:
             histogram_pair(phase_histogram(la), phase_histogram(lb), row_axes[2],
-                           title=f"|arg λ| in degrees (edges {', '.join(f'{e:g}' for e in PHASE_EDGES_DEG)})")
+                           title=f"|arg λ| in degrees (edges {', '.join(f'{e:g}' for e in PHASE_EDGES_DEG)})",
+                           xlabel="|arg λ| bin (degrees)")
     if not pairs:
         for ax in axes.flat:
             ax.axis("off")
     fig.suptitle(f"A = {report['a']}\nB = {report['b']}", fontsize=8)
-    fig.tight_layout()
     return fig

@@ -139,10 +139,11 @@ def plot_clouds(clouds: dict[str, tuple[Any, np.ndarray]]) -> Any:
     n = len(clouds)
     cols = min(4, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.2 * rows), squeeze=False, layout="constrained")
     for ax, (name, (layer, lam)) in zip(axes.flat, clouds.items()):
         kind = "LTV: Ā_t" if layer.kind == "LTV" else "LTI"
-        plot.eigenvalues(lam, ax=ax, title=f"{name} ({kind})", eps=EPS)
+        # Figure 2 of the paper is drawn on the unit disk (its zoom inset resolves the crowd near z = 1).
+        plot.eigenvalues(lam, ax=ax, title=f"{name} ({kind})", eps=EPS, view="disk")
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.suptitle(
@@ -151,7 +152,6 @@ def plot_clouds(clouds: dict[str, tuple[Any, np.ndarray]]) -> Any:
         f"{CLOUD_INPUT['batch']}×{CLOUD_INPUT['length']} tokens.",
         fontsize=10,
     )
-    fig.tight_layout()
     return fig
 
 

@@ -134,7 +134,8 @@ def check_figure_path(path: str | os.PathLike[str]) -> str:
 def save_figure(fig: Any, path: str | os.PathLike[str], *, close: bool = True) -> str:
     """Write a matplotlib figure to ``path``: the format from the suffix, :data:`DPI`, tight bounding box.
 
-    The parent folder is created when missing. Vector formats keep the figure's rasterized artists (the large
+    The parent folder is created when missing. A figure's layout engine runs once and its result is kept
+    (saving again, in any format, gives the same layout and the same bytes). Vector formats keep the figure's rasterized artists (the large
     scatter clouds of :func:`ssmctl.plot.eigenvalues`) as embedded images at :data:`DPI`.
 
     Parameters
@@ -161,6 +162,11 @@ def save_figure(fig: Any, path: str | os.PathLike[str], *, close: bool = True) -
     try:
         fmt = check_figure_path(path)
         ensure_folder(Path(path).parent)
+        # Run the layout engine once and freeze its result: constrained layout around equal-aspect axes with
+        # a colour bar moves by a pixel on every draw, and the same figure must give the same bytes.
+        if fig.get_layout_engine() is not None:
+            fig.draw_without_rendering()
+            fig.set_layout_engine("none")
         try:
             with matplotlib.rc_context({"svg.hashsalt": _SVG_SALT}):
                 fig.savefig(path, format=fmt, dpi=DPI, bbox_inches="tight", metadata=_METADATA[fmt])

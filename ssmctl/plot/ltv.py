@@ -18,6 +18,7 @@ import numpy as np
 
 from ..engine.stats import LayerStats
 from ..errors import SsmctlError
+from ._common import new_axes, readable_log_ticks
 
 __all__ = ["abs_heatmap", "dt_histogram", "memory_trace", "transition_decay", "simulation_figure"]
 
@@ -26,12 +27,7 @@ _MAX_POINTS = 4000
 
 
 def _axes(ax: Any = None) -> Any:
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt
-
-    _, ax = plt.subplots(figsize=(5, 3.5))
-    return ax
+    return new_axes(ax, figsize=(5.0, 3.5))
 
 
 def _check(stats: Any) -> LayerStats:
@@ -43,7 +39,8 @@ def _check(stats: Any) -> LayerStats:
 
 
 def abs_heatmap(stats: LayerStats, ax: Any = None, title: str | None = None, max_channels: int = 512) -> Any:
-    """|Ā_t| of each channel's slowest mode, averaged over the tokens of each bin: channels × token bins.
+    """|Ā_t| of each channel's slowest mode (Mamba-2: each head's), averaged over the tokens of each bin: channels ×
+    token bins.
 
     Parameters
     ----------
@@ -75,8 +72,9 @@ def abs_heatmap(stats: LayerStats, ax: Any = None, title: str | None = None, max
                    vmax=1.0, extent=(0, s.n_tokens, 0, s.n_channels), interpolation="nearest")
     ax.figure.colorbar(im, ax=ax, label="|Ā_t| (slowest mode)")
     ax.set_xlabel(f"token (bins of {s.heatmap_bin})")
-    ax.set_ylabel("channel" + (f" (every {step}th)" if step > 1 else ""))
-    ax.set_title(title or "|Ā_t| over tokens × channels")
+    kind = s.extra.get("channel_kind", "channel")  # Mamba-2: heads
+    ax.set_ylabel(kind + (f" (every {step}th)" if step > 1 else ""))
+    ax.set_title(title or f"|Ā_t| over tokens × {kind}s")
     return ax
 
 
@@ -114,7 +112,7 @@ def dt_histogram(stats: LayerStats, ax: Any = None, title: str | None = None) ->
     ax.stairs(c / max(c.sum(), 1), e, fill=True, alpha=0.7)
     ax.set_xscale("log")
     ax.axvline(s.rate_quantiles[0.5], color="k", lw=1, ls="--", label=f"median {s.rate_quantiles[0.5]:.3g}")
-    ax.set_xlabel("Δ_t")
+    ax.set_xlabel("Δ_t  (step size, in tokens)")
     ax.set_ylabel("fraction of (token, channel)")
     ax.legend(fontsize=8)
     ax.set_title(title or "step size Δ_t")
@@ -155,8 +153,8 @@ def memory_trace(stats: LayerStats, ax: Any = None, batch: int = 0, title: str |
     Returns
     -------
     matplotlib Axes
-        Log y axis; traces longer than 4000 tokens are drawn as per-bin min–max bands, infinite horizons
-        as gaps.
+        Log y axis; traces longer than 4000 tokens are drawn as per-bin min–max bands with a line through
+        each bin's geometric midpoint √(min·max) (``ax.lines``), infinite horizons as gaps.
 
     Raises
     ------
@@ -168,20 +166,24 @@ def memory_trace(stats: LayerStats, ax: Any = None, batch: int = 0, title: str |
     ax = _axes(ax)
     if not 0 <= batch < s.memory_token_max.shape[0]:
         raise SsmctlError(f"batch {batch} outside 0..{s.memory_token_max.shape[0] - 1}")
+    binned = False
     for trace, label, color in ((s.memory_token_max[batch], "longest channel", "C3"),
                                 (s.memory_token_gmean[batch], "geometric mean over channels", "C0")):
         finite = np.where(np.isfinite(trace), trace, np.nan)
         x, lo, hi = _envelope(finite)
         if lo is hi:
-            ax.plot(x, lo, color=color, lw=0.8, label=label)
+            ax.plot(x, lo, color=color, lw=1.0, label=label)
         else:
-            ax.fill_between(x, lo, hi, color=color, alpha=0.5, lw=0, label=label + " (min–max per bin)")
-            # where a bin is flat (min = max, e.g. a repeated token) the band has no height: draw its line
-            ax.plot(x, np.where(lo == hi, lo, np.nan), color=color, lw=0.8)
+            # The band alone vanishes where a bin's min and max nearly agree (a smooth trace): a line through
+            # each bin's geometric midpoint keeps both traces visible, the band shows the spread around it.
+            ax.fill_between(x, lo, hi, color=color, alpha=0.3, lw=0)
+            ax.plot(x, np.sqrt(lo * hi), color=color, lw=1.0, label=label)
+            binned = True
     ax.set_yscale("log")
+    readable_log_ticks(ax.yaxis)
     ax.set_xlabel("token t")
     ax.set_ylabel(f"memory horizon (tokens, ε = {s.eps:g})")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, title="band: min–max per bin of tokens" if binned else None, title_fontsize=7)
     ax.set_title(title or "frozen-time memory per token")
     return ax
 
@@ -258,7 +260,7 @@ def simulation_figure(result: Any, layers: Sequence[int] | None = None, max_laye
     if len(chosen) > max_layers:
         idx = np.linspace(0, len(chosen) - 1, max_layers).round().astype(int)
         chosen = [chosen[i] for i in sorted(set(idx))]
-    fig, axes = plt.subplots(len(chosen), 4, figsize=(19, 3.4 * len(chosen)), squeeze=False)
+    fig, axes = plt.subplots(len(chosen), 4, figsize=(19, 3.6 * len(chosen)), squeeze=False, layout="constrained")
     for row, i in zip(axes, chosen):
         s = result.stats[i]
         tag = f"{result.family} layer {i}"
@@ -266,6 +268,5 @@ def simulation_figure(result: Any, layers: Sequence[int] | None = None, max_laye
         dt_histogram(s, ax=row[1], title=f"{tag}: Δ_t")
         memory_trace(s, ax=row[2], title=f"{tag}: memory horizon")
         transition_decay(s, ax=row[3], title=f"{tag}: transition products")
-    fig.suptitle(f"{result.family} ({result.source}): {result.n_tokens} tokens", y=1.0)
-    fig.tight_layout()
+    fig.suptitle(f"{result.family} ({result.source}): {result.n_tokens} tokens")
     return fig

@@ -20,13 +20,19 @@ Shapes: λ (..., N), B (..., N, m), C (..., p, N), D (..., p, m); leading dims b
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal, Mapping
 
 import numpy as np
 
-from ..errors import NonFiniteError, ShapeError, unknown_name
+from ..errors import NonFiniteError, ShapeError, SsmctlWarning, unknown_name
 
-__all__ = ["DiagonalLTI", "DenseLTI", "OUTPUT_MODES", "OutputMode"]
+__all__ = ["DiagonalLTI", "DenseLTI", "OUTPUT_MODES", "OutputMode", "EIGENVECTOR_CONDITION_WARN", "eigenvector_condition"]
+
+#: Eigenvector condition κ₂(V) above which a :class:`DenseLTI` without exact eigenvalues warns that LAPACK's
+#: eigenvalues of Ā are unreliable: by Bauer–Fike a rounding-level perturbation (~1e-16·‖Ā‖) of Ā may move
+#: them by κ·1e-16·‖Ā‖, so above 1e8 they can be off in the 8th digit and far worse near S4's ~1e15.
+EIGENVECTOR_CONDITION_WARN = 1e8
 
 OutputMode = Literal["complex", "real", "conj_pair"]
 OUTPUT_MODES: tuple[str, ...] = ("complex", "real", "conj_pair")
@@ -60,6 +66,30 @@ def _batch_shape(name_shapes: list[tuple[str, tuple[int, ...]]]) -> tuple[int, .
     except ValueError:
         desc = ", ".join(f"{n} {s}" for n, s in name_shapes)
         raise ShapeError(f"batch dimensions do not broadcast: {desc}") from None
+
+
+def eigenvector_condition(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LAPACK's eigenvalues of a stack of square matrices and the condition κ₂(V) of their eigenvectors.
+
+    Parameters
+    ----------
+    A : ndarray, shape (..., n, n)
+        Real or complex matrices.
+
+    Returns
+    -------
+    eigenvalues : ndarray, complex128, shape (..., n)
+    kappa : ndarray, float64, shape (...)
+        ‖V‖₂‖V^{-1}‖₂ with unit-norm columns of V: 1 for normal matrices, ``inf`` for defective ones (and 1
+        for n = 0).
+    """
+    if A.shape[-1] == 0:
+        return np.zeros(A.shape[:-1], dtype=np.complex128), np.ones(A.shape[:-2])
+    lam, V = np.linalg.eig(A)
+    V = V / np.linalg.norm(V, axis=-2, keepdims=True)
+    with np.errstate(all="ignore"):
+        kappa = np.linalg.cond(V)
+    return lam.astype(np.complex128), np.where(np.isfinite(kappa), kappa, np.inf)
 
 
 class _System:
@@ -255,12 +285,12 @@ class DiagonalLTI(_System):
             A = np.zeros(self.batch_shape + (N, N))
             idx = np.arange(N)
             A[..., idx, idx] = lam.real
-            return DenseLTI(A, B.real, self.real_factor * C.real, D, dt=self.dt, meta=self.meta)
+            return DenseLTI(A, B.real, self.real_factor * C.real, D, dt=self.dt, meta=self.meta, exact_eigenvalues=lam)
         if self.output == "complex":
             A = np.zeros(lam.shape + (lam.shape[-1],), dtype=np.complex128)
             idx = np.arange(lam.shape[-1])
             A[..., idx, idx] = lam
-            return DenseLTI(A, B, C, D, dt=self.dt, meta=self.meta)
+            return DenseLTI(A, B, C, D, dt=self.dt, meta=self.meta, exact_eigenvalues=lam)
         N = self.n_stored
         idx = np.arange(N)
         A = np.zeros(self.batch_shape + (2 * N, 2 * N))
@@ -271,7 +301,7 @@ class DiagonalLTI(_System):
         Br = np.concatenate([B.real, B.imag], axis=-2)
         f = self.real_factor
         Cr = f * np.concatenate([C.real, -C.imag], axis=-1)
-        return DenseLTI(A, Br, Cr, D, dt=self.dt, meta=self.meta)
+        return DenseLTI(A, Br, Cr, D, dt=self.dt, meta=self.meta, exact_eigenvalues=self.augmented()[0])
 
     def _index_batch(self, key: Any) -> "DiagonalLTI":
         lam, B, C, D = self.broadcast_arrays()
@@ -298,6 +328,10 @@ class DenseLTI(_System):
     C : array_like, shape (..., p, n)
     D : array_like, shape (..., p, m), optional
     dt, meta : as for :class:`DiagonalLTI`.
+    exact_eigenvalues : array_like, complex, shape (..., n), optional
+        The eigenvalues of Ā when they are known in closed form (S4 at its HiPPO-LegS init; the modes of a
+        diagonal system made dense). :meth:`eigenvalues` returns them instead of LAPACK's, whose
+        eigenvalues of strongly non-normal matrices are unreliable. Kept by indexing.
     """
 
     def __init__(
@@ -308,6 +342,7 @@ class DenseLTI(_System):
         D: Any = None,
         dt: float | None = None,
         meta: Mapping[str, Any] | None = None,
+        exact_eigenvalues: Any = None,
     ) -> None:
         A = _as_array("A", A, np.float64)
         B = _as_array("B", B, np.float64)
@@ -329,6 +364,19 @@ class DenseLTI(_System):
         self.A, self.B, self.C, self.D = (x.astype(dtype, copy=False) for x in (A, B, C, D))
         self.dt = dt
         self.meta = dict(meta or {})
+        self.exact_eigenvalues: np.ndarray | None = None
+        if exact_eigenvalues is not None:
+            lam = _as_array("exact_eigenvalues", exact_eigenvalues, np.complex128)
+            if lam.ndim < 1 or lam.shape[-1] != n:
+                raise ShapeError(f"exact_eigenvalues must have shape (..., n) = (..., {n}), got {lam.shape}")
+            try:
+                lam = np.broadcast_to(lam, self.batch_shape + (n,))
+            except ValueError:
+                raise ShapeError(
+                    f"exact_eigenvalues {lam.shape} do not broadcast to the batch shape {self.batch_shape} (+ ({n},))"
+                ) from None
+            self.exact_eigenvalues = lam
+        self._warned = False
 
     @property
     def n_states(self) -> int:
@@ -351,16 +399,33 @@ class DenseLTI(_System):
         return not np.iscomplexobj(self.A)
 
     def eigenvalues(self) -> np.ndarray:
-        """Eigenvalues of Ā by LAPACK, shape (..., n) complex.
+        """Eigenvalues of Ā, shape (..., n) complex: the exact ones when known, else LAPACK's.
 
         Returns
         -------
         ndarray, complex, shape (..., n)
-            For strongly non-normal matrices (S4's DPLR form) these are ill-conditioned: a layer's
-            ``eigenvalues()`` uses its family's exact spectrum where it has one.
+            :attr:`exact_eigenvalues` (a copy) when the system carries them. Otherwise LAPACK's eigenvalues;
+            when the eigenvector condition κ₂(V) of some batch element exceeds
+            :data:`EIGENVECTOR_CONDITION_WARN` (strongly non-normal Ā, e.g. a trained S4 layer's DPLR matrix)
+            an :class:`~ssmctl.errors.SsmctlWarning` names the largest κ, once per system: those
+            eigenvalues can be far off, and the ε-pseudospectrum says what they are worth.
         """
+        if self.exact_eigenvalues is not None:
+            return self.exact_eigenvalues.copy()
         A = np.broadcast_to(self.A, self.batch_shape + self.A.shape[-2:])
-        return np.linalg.eigvals(A).astype(np.complex128)
+        lam, kappa = eigenvector_condition(A)
+        bad = kappa > EIGENVECTOR_CONDITION_WARN
+        if bad.any() and not self._warned:
+            self._warned = True
+            where = f" ({int(bad.sum())} of {bad.size} systems)" if self.batch_shape else ""
+            warnings.warn(
+                f"{self.label}: ill-conditioned eigenproblem, eigenvector condition {float(kappa.max()):.3g} "
+                f"> {EIGENVECTOR_CONDITION_WARN:g}{where}: LAPACK's eigenvalues of this non-normal Ā may be far "
+                "off; see ssmctl.pseudospectrum / ssmctl.plot.pseudospectrum for what they are worth",
+                SsmctlWarning,
+                stacklevel=2,
+            )
+        return lam
 
     def broadcast_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(A, B, C, D) broadcast to the full batch shape (views, not copies)."""
@@ -387,7 +452,8 @@ class DenseLTI(_System):
         A, B, C, D = self.broadcast_arrays()
         if not isinstance(key, tuple):
             key = (key,)
-        return DenseLTI(A[key], B[key], C[key], D[key], dt=self.dt, meta=self.meta)
+        exact = None if self.exact_eigenvalues is None else self.exact_eigenvalues[key]
+        return DenseLTI(A[key], B[key], C[key], D[key], dt=self.dt, meta=self.meta, exact_eigenvalues=exact)
 
     def __repr__(self) -> str:
         return (

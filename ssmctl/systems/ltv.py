@@ -45,6 +45,9 @@ class LTVSystem:
     output: OutputMode = "real"
     meta: dict[str, Any] = field(default_factory=dict)
     inputs: Any = None
+    # log Ā_t, same shape as lam, where the family computes it directly: exact where Ā_t under- or overflows
+    # (the DSF's Φ is built from its cumulative sums).
+    log_lam: Any = None
 
     def __post_init__(self) -> None:
         lam, B, C = (tuple(np.shape(x)) for x in (self.lam, self.B, self.C))

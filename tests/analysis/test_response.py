@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -166,3 +168,21 @@ def test_impulse_response_against_explicit_powers(rng, output, m, p, L):
     # Lengths around the power tables' block of 32, SISO (folded residues) and MIMO (power table) branches.
     sys = random_diagonal(rng, N=5, m=m, p=p, output=output, batch=(2,), radius=(0.5, 0.99))
     np.testing.assert_allclose(ssmctl.impulse_response(sys, L), _impulse_by_powers(sys, L), rtol=1e-11, atol=1e-13)
+
+
+def test_dc_gain_with_a_pole_at_one_says_so():
+    """An accumulator (λ = 1) has no DC gain: NaN/inf entries come with a warning, only for those systems."""
+    from ssmctl.errors import SsmctlWarning
+
+    lam = np.array([[1.0, 0.5], [0.2, 0.5]])
+    sys = ssmctl.DiagonalLTI(lam, np.ones((2, 2, 1)), np.ones((2, 1, 2)), output="real")
+    with pytest.warns(SsmctlWarning, match=r"pole at z = 1 \(nearest eigenvalue 1\+0j\) in 1 of 2 systems"):
+        G = ssmctl.dc_gain(sys)
+    assert not np.isfinite(G[0]).all()
+    np.testing.assert_allclose(G[1, 0, 0], 1 / 0.8 + 1 / 0.5, rtol=1e-14)  # Σ 1/(1 − λ), closed form
+    dense = sys[0].to_dense()
+    with pytest.warns(SsmctlWarning, match="pole at z = 1"):
+        assert not np.isfinite(ssmctl.dc_gain(dense)).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SsmctlWarning)
+        ssmctl.dc_gain(sys[1])

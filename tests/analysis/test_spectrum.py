@@ -1,8 +1,12 @@
+import re
+import warnings
+
 import numpy as np
 import pytest
 
 import ssmctl
-from ssmctl.errors import SsmctlError
+from ssmctl.analysis.spectrum import MARGINAL_TOL, format_modulus, marginal_note
+from ssmctl.errors import SsmctlError, SsmctlWarning
 from tests.helpers import random_diagonal
 
 
@@ -21,7 +25,41 @@ def test_radius_and_margin(rng):
     np.testing.assert_allclose(r, np.abs(sys.lam).max(axis=-1))
     np.testing.assert_allclose(ssmctl.spectral_margin(sys), 1 - r)
     unstable = ssmctl.DiagonalLTI(np.array([1.2, 0.5]), np.ones((2, 1)), np.ones((1, 2)))
-    assert ssmctl.spectral_margin(unstable) == pytest.approx(-0.2)
+    with pytest.warns(SsmctlWarning, match="spectral radius 1.2 is outside the unit circle: unstable"):
+        assert ssmctl.spectral_margin(unstable) == pytest.approx(-0.2)
+
+
+@pytest.mark.parametrize(
+    "r, note",
+    [
+        (1 - 7e-9, "spectral radius 1 − 7e-09 is within 1e-06 of the unit circle: marginally stable"),
+        (1 - 1e-15, "spectral radius 1 − 1e-15 is within 1e-06 of the unit circle"),
+        (1 - 1e-6, "spectral radius 1 − 1e-06 is within 1e-06"),
+        (1.0, "spectral radius 1 is on the unit circle: not asymptotically stable"),
+        (1 + 3e-9, "spectral radius 1 + 3e-09 is outside the unit circle: unstable"),
+        (1 - 2e-6, None),
+        (0.5, None),
+    ],
+)
+def test_near_marginal_radius_is_never_rounded_into_another_statement(r, note):
+    sys = ssmctl.DiagonalLTI(np.array([r, 0.3]), np.ones((2, 1)), np.ones((1, 2)))
+    if note is None:
+        assert marginal_note(r) is None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", SsmctlWarning)
+            assert ssmctl.spectral_radius(sys) == r
+        return
+    assert marginal_note(r).startswith(note)
+    with pytest.warns(SsmctlWarning, match=re.escape(note)):
+        assert ssmctl.spectral_radius(sys) == r
+
+
+def test_format_modulus_keeps_the_gap_to_one():
+    assert format_modulus(0.999999993) == "1 − 7e-09"
+    assert format_modulus(0.99991) == "0.9999"
+    assert format_modulus(0.99996) == "1 − 4e-05"  # would read "1" at 4 digits
+    assert format_modulus(1.0) == "1" and format_modulus(1 + 2e-12) == "1 + 2e-12"
+    assert format_modulus(0.25) == "0.25" and MARGINAL_TOL == 1e-6
 
 
 def test_memory_horizon_closed_form():

@@ -290,3 +290,25 @@ def test_margins_refuse_mimo():
     sys = rand_diag(np.random.default_rng(8), 3, 2, 1)
     with pytest.raises(UnsupportedSystemError, match=r"SISO loops only; this system has 2 inputs and 1 outputs"):
         stability_margins(sys)
+
+
+def test_margins_of_an_unstable_open_loop_say_so():
+    """L(z) = k/(z − a), a = 1.5: python-control reports margins as for any loop; ours are the same numbers and
+    a warning says they are no statement about the closed loop (its pole a − k is what decides)."""
+    from ssmctl.errors import SsmctlWarning
+
+    a, k = 1.5, 0.8
+    ss = control.ss([[a]], [[1.0]], [[k]], [[0.0]], dt=True)
+    loop = from_control(ss)
+    with pytest.warns(SsmctlWarning, match=r"open loop is not stable, spectral radius 1\.5: gain and phase margins"):
+        m = stability_margins(loop)
+    ref = _pc_margins(loop)
+    w = np.linspace(0, np.pi, 200001)
+    sweep = np.abs(1 + k / (np.exp(1j * w) - a))  # the closed form of |1 + L(e^{iω})|
+    assert m.gm == pytest.approx(ref[0], rel=1e-9) and m.sm == pytest.approx(sweep.min(), rel=1e-9)
+    batch = DiagonalLTI(np.array([[0.5], [1.5]]), np.ones((2, 1, 1)), np.ones((2, 1, 1)), output="real")
+    with pytest.warns(SsmctlWarning, match=r"\(1 of 2 systems\)"):
+        stability_margins(batch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SsmctlWarning)
+        stability_margins(batch[0])  # a stable loop: no warning

@@ -175,7 +175,7 @@ def test_s4d_with_positive_real_part_is_refused_clearly(tmp_path):
     kernel = cb.s4d_diag_kernel(3, 8)
     kernel["A_real"][0, 1] = -0.25
     sd = cb.s4_state_dict(kernel, 1, l_kernel=None)
-    hp = {"model": {"layer": {"mode": "diag", "real_transform": "none"}}}
+    hp = {"model": {"layer": {"mode": "diag", "real_transform": "none", "dt_transform": "softplus"}}}
     path = cb.lightning_ckpt(tmp_path / "u.ckpt", sd, hp, tmp_path)
     with pytest.raises(UnsupportedSystemError, match=r"Re A >= 0.*real_transform 'none'"):
         load(path)
@@ -343,3 +343,23 @@ def test_attention_only_checkpoint_lists_layers_with_sizes(tmp_path):
     assert report["layers"][0]["sizes"] == {"d_model": 32, "d_qk": 16, "variant": "softmax or linear (same keys)"}
     with pytest.raises(UnsupportedSystemError, match="no family to initialize"):
         compare_report(path, "init")
+
+
+def test_near_marginal_layer_is_shown_and_warned(tmp_path):
+    """Mamba-2 with A_log = −30 on every head: |λ| = exp(−softplus(dt_bias)·e^−30) ≈ 1 − 1e-15 (closed form).
+    The table shows 1 − d, not 1, and the warnings column says the layer is marginal."""
+    model = cb.hf_model("mamba2", num_hidden_layers=1)
+    mixer = model.backbone.layers[0].mixer
+    with torch.no_grad():
+        mixer.A_log.fill_(-30.0)
+    report = inspect_report(cb.save_hf(model, tmp_path / "m"))
+    row = report["layers"][0]
+    gap = -np.expm1(-F.softplus(mixer.dt_bias.detach().double()).numpy() * np.exp(-30.0))  # 1 − |λ| per head
+    assert 1 - row["spectral_radius"] == pytest.approx(gap.min(), rel=0.3)  # float64 |λ| rounds at 1e-16
+    assert row["memory_horizon_max"] > 1e14
+    assert any("within 1e-06 of the unit circle: marginally stable" in w for w in row["warnings"])
+    text = inspect_text(report)
+    line = next(l for l in text.splitlines() if l.strip().startswith("0 "))
+    assert "1 − " in line and "marginally stable" in line
+    healthy = inspect_report(cb.save_hf(cb.hf_model("mamba2", num_hidden_layers=1), tmp_path / "h"))["layers"][0]
+    assert not any("unit circle" in w for w in healthy["warnings"])

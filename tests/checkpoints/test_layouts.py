@@ -135,7 +135,9 @@ def test_hf_known_reads_config_json_names():
     assert hf_known("mamba", {}) == {}
 
 
-def test_ssm_benchmark_attention_sizes():
+def test_ssm_benchmark_attention_layers_are_attention_blocks():
+    """ssm-benchmark's MHA/MHNA mixers load as attention-family layers (the DSF view); an attention module
+    that lacks the mixer's tensors stays an other sub-layer, listed with its sizes."""
     shapes = {
         "layers.0.attention.Wqk.weight": (2 * 8, 16),
         "layers.0.attention.Wv.weight": (16, 16),
@@ -143,7 +145,14 @@ def test_ssm_benchmark_attention_sizes():
         "layers.0.attention.out_proj.weight": (16, 16),
         "layers.1.attention.Wqk.weight": (2 * 8, 16),
         "layers.1.attention.Wv.weight": (16, 16),
+        "layers.1.attention.out_proj.weight": (16, 16),
+        "layers.2.attention.Wqk.weight": (2 * 8, 16),
+        "layers.2.attention.Wv.weight": (16, 16),
     }
-    by_index = {o.index: o for o in _detect(shapes).other_layers}
-    assert by_index[0].sizes == {"d_model": 16, "d_qk": 8, "num_heads": 4, "variant": "normalized"}
-    assert by_index[1].sizes == {"d_model": 16, "d_qk": 8, "variant": "softmax or linear (same keys)"}
+    found = _detect(shapes)
+    assert found.family == "attention"
+    assert found.layouts == ["ssm-benchmark-attention", "ssm-benchmark-norm-attention"]
+    assert [b.index for b in found.blocks] == [0, 1]
+    assert found.blocks[0].keys["Wn.weight"] == "layers.0.attention.Wn.weight"
+    by_index = {o.index: o for o in found.other_layers}
+    assert by_index[2].sizes == {"d_model": 16, "d_qk": 8, "variant": "softmax or linear (same keys)"}

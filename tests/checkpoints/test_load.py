@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 import ssmctl
-from ssmctl.errors import CheckpointError, NonFiniteError, ShapeError, UnsupportedSystemError
-from ssmctl.checkpoints.inspect import layer_spectrum
+from ssmctl.errors import CheckpointError, MissingHintError, NonFiniteError, ShapeError, UnknownNameError, UnsupportedSystemError
+from ssmctl.checkpoints.inspect import inspect_report, layer_spectrum
 from ssmctl.checkpoints.load import SpectralOnlyLayer, load, scan
 
 from .. import ckpt_builders as cb
@@ -358,9 +358,10 @@ def test_s4_lightning_ckpt_recovers_c_from_c_tilde(tmp_path, l_kernel):
 def test_s4_at_hippo_init_gives_exact_eigenvalues(tmp_path):
     H, N = 2, 16
     kernel = cb.s4_kernel(H, N, seed=2)
-    m = load(cb.write_state_dict(cb.s4_state_dict(kernel, 1, prefix="layers.{i}.layer."), tmp_path / "s4.pt"))
+    path = cb.write_state_dict(cb.s4_state_dict(kernel, 1, prefix="layers.{i}.layer."), tmp_path / "s4.pt")
+    m = load(path, dt_transform="softplus")
     lam = layer_spectrum(m.layers[0])["eigenvalues"].real  # (H, N)
-    dt = np.logaddexp(0.0, kernel["inv_dt"])  # softplus (s4.yaml)
+    dt = np.logaddexp(0.0, kernel["inv_dt"])  # softplus, as hinted
     x = -dt * np.arange(1, N + 1)
     np.testing.assert_allclose(np.sort(lam, axis=-1), np.sort((1 + x / 2) / (1 - x / 2), axis=-1), rtol=1e-10)
 
@@ -381,8 +382,16 @@ def test_s4d_diag_hyperparameters_are_honoured(tmp_path):
     got = layer_spectrum(m.layers[0])["eigenvalues"]
     for h in range(H):
         assert_same_set(got[h], expected(np.exp(kernel["inv_dt"][:, 0]))[h], rtol=1e-10)
-    # the same tensors without hyperparameters: s4.yaml's softplus is assumed, and the values differ
-    m2 = load(cb.write_state_dict(sd, tmp_path / "s4d.pt"))
+    # the same tensors without hyperparameters: the setting is asked for, never guessed
+    bare = cb.write_state_dict(sd, tmp_path / "s4d.pt")
+    with pytest.raises(MissingHintError, match=r"does not record dt_transform: pass dt_transform= to ssmctl.load "
+                       r"\(CLI: --dt-transform\), one of exp, softplus"):
+        load(bare)
+    got_exp = layer_spectrum(load(bare, dt_transform="exp").layers[0])["eigenvalues"]
+    np.testing.assert_array_equal(got_exp, got)
+    with pytest.raises(CheckpointError, match=r"records dt_transform='exp' but the hint says 'softplus'"):
+        load(cb.lightning_ckpt(tmp_path / "s4d2.ckpt", sd, hp, tmp_path), dt_transform="softplus")
+    m2 = load(bare, dt_transform="softplus")
     got2 = layer_spectrum(m2.layers[0])["eigenvalues"]
     for h in range(H):
         assert_same_set(got2[h], expected(np.logaddexp(0.0, kernel["inv_dt"][:, 0]))[h], rtol=1e-10)
@@ -483,3 +492,124 @@ def test_unknown_layout_and_missing_path(tmp_path):
         load(tmp_path / "cnn.pt")
     with pytest.raises(CheckpointError, match="never downloads"):
         load(tmp_path / "state-spaces" / "mamba-130m")
+
+
+# --- hints: settings a checkpoint does not record ----------------------------------------------------------
+def _s4d_zoh_kernel(kernel, L):
+    """K_k of an SSMKernelDiag (ZOH, Δ = exp(inv_dt)), computed here from its definition:
+    K_k = 2 Re Σ_n C_n B_n (e^{ΔA_n} − 1)/A_n · e^{kΔA_n}, plus D at k = 0. Shape (H, L)."""
+    c = lambda x: x[..., 0] + 1j * x[..., 1]  # noqa: E731
+    A = -np.exp(kernel["A_real"][0]) - 1j * kernel["A_imag"][0]  # (K,)
+    dt = np.exp(kernel["inv_dt"])  # (H, 1)
+    CB = c(kernel["C"])[0] * c(kernel["B"])[0, 0]  # (H, K)
+    dA = np.exp(dt * A)
+    k = np.arange(L)
+    K = 2 * np.einsum("hn,hnl->hl", CB * (dA - 1) / A, dA[:, :, None] ** k).real
+    K[:, 0] += kernel["D"][0]
+    return K
+
+
+def test_state_spaces_s4_python_defaults_load_right_with_the_hint(tmp_path):
+    """S4 and S4D layers as state-spaces/s4's Python classes build them (dt_transform='exp', Δ = exp(inv_dt)),
+    saved as a bare state dict: with dt_transform="exp" the impulse responses are the reference kernels; without
+    it the load stops and names the setting; softplus (the old silent guess) gives a different kernel."""
+    H, N, L = 3, 8, 64
+    s4k = cb.s4_kernel(H, N, seed=4)
+    dt = np.exp(np.random.default_rng(4).uniform(np.log(1e-3), np.log(1e-1), (H, 1)))
+    s4k["inv_dt"] = np.log(dt)  # the SSMKernel class default: Δ = exp(inv_dt)
+    same_dt = dict(s4k, inv_dt=cb.softplus_inv(dt))  # the builders' reference reads Δ = softplus(inv_dt)
+    s4_path = cb.write_state_dict(cb.s4_state_dict(s4k, 1, prefix="layers.{i}.layer."), tmp_path / "s4.pt")
+    s4dk = cb.s4d_diag_kernel(H, N, seed=5, dt_transform="exp")
+    s4d_path = cb.write_state_dict(cb.s4_state_dict(s4dk, 1, l_kernel=None), tmp_path / "s4d.pt")
+
+    K = ssmctl.impulse_response(load(s4_path, dt_transform="exp").layers[0].system(), L)[..., 0, 0]
+    for h in range(H):
+        np.testing.assert_allclose(K[h], _impulse_complex(same_dt, h, L), rtol=1e-9, atol=1e-12)
+    K = ssmctl.impulse_response(load(s4d_path, dt_transform="exp").layers[0].system(), L)[..., 0, 0]
+    np.testing.assert_allclose(K, _s4d_zoh_kernel(s4dk, L), rtol=1e-9, atol=1e-12)
+
+    for path, layout in ((s4_path, "s4-dplr"), (s4d_path, "s4d-diag")):
+        with pytest.raises(MissingHintError, match=rf"layout {layout} .* does not record dt_transform: pass "
+                           r"dt_transform= to ssmctl.load \(CLI: --dt-transform\), one of exp, softplus"):
+            load(path)
+        wrong = ssmctl.impulse_response(load(path, dt_transform="softplus").layers[0].system(), L)
+        right = ssmctl.impulse_response(load(path, dt_transform="exp").layers[0].system(), L)
+        assert np.abs(wrong - right).max() > 1e-3 * np.abs(right).max()
+
+
+def test_unknown_or_bad_hints_are_errors_listing_the_known(tmp_path):
+    path = cb.write_state_dict(cb.s4d_minimal_state_dict(1, 2, 4), tmp_path / "m.pt")
+    with pytest.raises(UnknownNameError, match=r"unknown hint 'dt_transfrom'; known: dt_transform"):
+        load(path, dt_transfrom="exp")
+    with pytest.raises(UnknownNameError, match=r"unknown dt_transform \(--dt-transform\) 'log'; known: exp, softplus"):
+        load(path, dt_transform="log")
+    assert load(path, dt_transform="exp").family == "s4d"  # a hint the layout does not need is harmless
+
+
+# --- Mamba state dicts without the backbone. prefix -----------------------------------------------------------
+def _renamed(model, prefix):
+    """The model's tensors as mamba_ssm's MixerModel / mambapy name them: backbone. → prefix, embeddings →
+    embedding (MixerModel: embedding.weight; mambapy MambaLM: mamba.layers.{i}, embedding.weight)."""
+    out = {}
+    for k, v in model.state_dict().items():
+        if k == "backbone.embeddings.weight":
+            out["embedding.weight"] = v
+        elif k.startswith("backbone.layers."):
+            out[prefix + k[len("backbone."):]] = v
+        elif k == "backbone.norm_f.weight":
+            out["norm_f.weight"] = v
+    return out
+
+
+@pytest.mark.parametrize("name", ["mamba", "mamba2"])
+@pytest.mark.parametrize("prefix", ["", "mamba."])
+def test_mixer_model_state_dicts_load_as_their_family(tmp_path, name, prefix):
+    model = cb.hf_model(name, num_hidden_layers=2)
+    ref = load(cb.save_hf(model, tmp_path / "hf"))
+    path = cb.write_state_dict(_renamed(model, prefix), tmp_path / "mixer.pt")
+    hints = {"ngroups": 1} if name == "mamba2" else {}
+    if name == "mamba2":  # n_groups lives in config.json only: asked for, not assumed
+        with pytest.raises(MissingHintError, match=r"layout mixer-mamba2 .* does not record ngroups.*--ngroups"):
+            load(path)
+    m = load(path, **hints)
+    assert m.family == name and m.extras["layouts"] == [f"mixer-{name}"] and len(m) == 2
+    assert [l.index for l in m.layers] == [0, 1]
+    torch.testing.assert_close(m.extras["embedding"], ref.extras["embedding"])
+    u = np.random.default_rng(0).standard_normal((1, 5, model.config.hidden_size)).astype(np.float32)
+    for a, b in zip(m.layers, ref.layers):
+        np.testing.assert_array_equal(_eigs(a), _eigs(b))
+        got, want = a.ltv(u), b.ltv(u)
+        torch.testing.assert_close(torch.as_tensor(got.lam), torch.as_tensor(want.lam), rtol=0, atol=0)
+    row = inspect_report(path, hints=hints)["layers"][0]
+    assert row["family"] == name and row["memory_horizon_median"] == inspect_report(ref)["layers"][0]["memory_horizon_median"]
+
+
+def test_ssm_parameters_are_never_no_ssm_layers(tmp_path):
+    """An A_log beside a mixer.in_proj that no layout claims (here a 3-d A_log) is an error, not attention."""
+    model = cb.hf_model("mamba", num_hidden_layers=1)
+    sd = _renamed(model, "")
+    sd["layers.0.mixer.A_log"] = sd["layers.0.mixer.A_log"][None]
+    with pytest.raises(CheckpointError, match=r"SSM parameter\(s\) that no known layout claims \(layers.0.mixer.A_log\)"):
+        load(cb.write_state_dict(sd, tmp_path / "odd.pt"))
+
+
+@pytest.mark.parametrize("module", ["FFTConv", "S4Block"])
+def test_one_layer_state_dict_loads_as_a_one_layer_model(tmp_path, module):
+    """One S4 / S4D layer's own state_dict() (kernel.*, D; an S4Block's layer.kernel.*, layer.D): layer 0."""
+    H, N, L = 2, 8, 32
+    root = "" if module == "FFTConv" else "layer."
+    s4k = cb.s4_kernel(H, N, seed=6, perturb=0.1)
+    sd = {root + ("D" if k == "D" else f"kernel.{k}"): torch.as_tensor(v) for k, v in s4k.items()}
+    if module == "S4Block":
+        sd["output_linear.0.weight"] = torch.zeros(2 * H, H)
+    m = load(cb.write_state_dict(sd, tmp_path / "s4_layer.pt"), dt_transform="softplus")
+    assert (m.family, len(m), m.layers[0].index, m.extras["layouts"]) == ("s4", 1, 0, ["s4-dplr"])
+    K = ssmctl.impulse_response(m.layers[0].system(), L)[..., 0, 0]
+    for h in range(H):
+        np.testing.assert_allclose(K[h], _impulse_complex(s4k, h, L), rtol=1e-9, atol=1e-12)
+    s4dk = cb.s4d_diag_kernel(H, N, seed=7, dt_transform="exp")
+    sd = {root + ("D" if k == "D" else f"kernel.{k}"): torch.as_tensor(v) for k, v in s4dk.items()}
+    m = load(cb.write_state_dict(sd, tmp_path / "s4d_layer.safetensors"), dt_transform="exp")
+    assert (m.family, len(m), m.extras["layouts"]) == ("s4d", 1, ["s4d-diag"])
+    K = ssmctl.impulse_response(m.layers[0].system(), L)[..., 0, 0]
+    np.testing.assert_allclose(K, _s4d_zoh_kernel(s4dk, L), rtol=1e-9, atol=1e-12)

@@ -114,3 +114,45 @@ def test_errors_exit_2_with_a_message(tmp_path, capsys):
     torch.save({"conv.weight": torch.zeros(2, 2)}, tmp_path / "cnn.pt")
     assert main(["inspect", str(tmp_path / "cnn.pt")]) == 2
     assert "unknown checkpoint layout" in capsys.readouterr().err
+
+
+def test_hint_flags_reach_the_loader(tmp_path, capsys):
+    """--dt-transform on inspect / compare / simulate; without it a bare S4D state dict is one line, exit 2."""
+    from ssmctl.checkpoints.inspect import inspect_report
+    from ssmctl.cli.common import hints_from_args
+
+    sd = cb.s4_state_dict(cb.s4d_diag_kernel(2, 8, dt_transform="exp"), 1, l_kernel=None)
+    path = str(cb.write_state_dict(sd, tmp_path / "s4d.pt"))
+    assert main(["inspect", path]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "does not record dt_transform" in err and "--dt-transform" in err
+    assert main(["inspect", path, "--dt-transform", "exp", "--json"]) == 0
+    report = _strict(capsys.readouterr().out)
+    expected = inspect_report(path, hints={"dt_transform": "exp"})
+    assert report["layers"][0]["memory_horizon_median"] == pytest.approx(expected["layers"][0]["memory_horizon_median"])
+    assert report["config"]["dt_transform"] == "exp"
+    assert main(["compare", path, path, "--dt-transform", "exp", "--json"]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["inspect", path, "--dt-transform", "log"])
+    assert "invalid choice: 'log' (choose from" in capsys.readouterr().err
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    assert hints_from_args(parser.parse_args(["inspect", "x"])) == {}
+    assert hints_from_args(parser.parse_args(["inspect", "x", "--dt-transform", "softplus"])) == {"dt_transform": "softplus"}
+
+
+def test_simulate_takes_the_same_hint_flags():
+    from ssmctl.checkpoints.hints import HINTS
+    from ssmctl.cli.common import hints_from_args
+    from ssmctl.cli.simulate import register as register_simulate
+
+    parser = argparse.ArgumentParser()
+    register_simulate(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["simulate", "x", "--random-tokens", "4", "--dt-transform", "exp"])
+    assert hints_from_args(args) == {"dt_transform": "exp"}
+    args = parser.parse_args(["simulate", "x", "--random-tokens", "4", "--ngroups", "2"])
+    assert hints_from_args(args) == {"ngroups": 2}
+    help_text = parser._subparsers._group_actions[0].choices["simulate"].format_help()
+    for hint in HINTS.values():  # one table: every hint is a flag of every loading command
+        assert hint.flag in help_text

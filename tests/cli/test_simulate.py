@@ -76,7 +76,8 @@ def test_json_is_strict_and_matches_the_engine(folder, capsys):
         assert decay["lags"] == [1, 2, 4, 8, 16, 32, 64, 128]
         assert all(b <= a + 1e-12 for a, b in zip(decay["norm_mean"], decay["norm_mean"][1:]))  # products shrink
     ids = np.random.default_rng(3).integers(0, 50, size=(1, 200))
-    direct = simulate(ssmctl.load(path), ids, layers=[0, 2], device="cpu").summary()
+    # the CLI's default device is "auto" (CUDA where there is one): the engine runs on the device it reported
+    direct = simulate(ssmctl.load(path), ids, layers=[0, 2], device=report["device"]).summary()
     assert report["layers"][1]["abs_min"] == pytest.approx(direct["layers"][1]["abs_min"], rel=1e-6)
     assert report["scan_backend"] == direct["scan_backend"]
     # the tensor scan gives the same statistics as whichever scan "auto" picked
@@ -290,3 +291,27 @@ def test_torchrun_two_processes_write_one_report(folder, tmp_path, capsys):
     report = json.loads(out.stdout)  # exactly one JSON document: rank 1 stays quiet
     assert report["layers"] == one["layers"]
     assert (report["batch"], report["total_tokens"]) == (5, 345)
+
+
+def test_near_marginal_abs_max_is_not_rounded_to_one(tmp_path, capsys):
+    """Channel 0 with a fixed Δ (dt_proj row 0 = 0) and A_log = log(7e-9/Δ): |Ā| max = exp(−7e-9) =
+    0.999999993 (closed form), printed as 1 − 7e-09 and warned about, not as 1."""
+    torch.manual_seed(0)
+    cfg = transformers.MambaConfig(vocab_size=50, hidden_size=16, state_size=4, num_hidden_layers=1)
+    model = transformers.MambaForCausalLM(cfg)
+    mixer = model.backbone.layers[0].mixer
+    with torch.no_grad():
+        mixer.dt_proj.weight[0] = 0.0
+        mixer.dt_proj.bias[0] = 0.5
+        delta = math.log1p(math.exp(0.5))  # softplus(0.5)
+        mixer.A_log[0] = math.log(7e-9 / delta)
+    model.save_pretrained(tmp_path / "m")
+    assert _run(["simulate", str(tmp_path / "m"), "--random-tokens", "16", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.strip().startswith("0 "))
+    assert "1 − 7e-09" in row
+    assert "warning: layer 0: |Ā_t| max 1 − 7e-09 is within 1e-06 of the unit circle: marginally stable" in out
+    assert _run(["simulate", str(tmp_path / "m"), "--random-tokens", "16", "--json"]) == 0
+    layer = json.loads(capsys.readouterr().out)["layers"][0]
+    assert 1 - layer["abs_max"] == pytest.approx(-math.expm1(-7e-9), rel=1e-5)  # float32 Δ·a: ~1e-7 relative
+    assert layer["warnings"] and "within 1e-06" in layer["warnings"][0]

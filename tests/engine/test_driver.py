@@ -11,9 +11,11 @@ import torch
 import torch.nn.functional as F
 
 import ssmctl
+from tests.helpers import needs_grouped_gated_norm
 from ssmctl.errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSystemError
 from ssmctl.models import mamba
 from ssmctl.models.base import Layer, Model
+from ssmctl.engine import driver
 from ssmctl.engine.driver import default_chunk, default_slab, partial_note, resolve_device, simulate
 from ssmctl.engine.native import native_available, native_status
 
@@ -26,8 +28,14 @@ from transformers.models.recurrent_gemma import modeling_recurrent_gemma  # noqa
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 L, VOCAB = 50, 40
-# Both scans run every transformers comparison: the compiled CPU kernel and the tensor form (the GPU's path).
-SCANS = ["tensor", pytest.param("native", marks=pytest.mark.skipif(not native_available(), reason=native_status()))]
+# Every scan runs every transformers comparison: the compiled CPU kernel, the tensor form and, on a GPU, the Triton kernel.
+SCANS = ["tensor", pytest.param("native", marks=pytest.mark.skipif(not native_available(), reason=native_status())),
+         pytest.param("triton", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"))]
+
+
+def _device(scan: str) -> str:
+    """The fused Triton kernel runs on the GPU (its interpreter runs are in test_triton_scan.py), the others here."""
+    return "cuda" if scan == "triton" else "cpu"
 
 
 def _np(x):
@@ -105,7 +113,8 @@ def our_mamba(hf_mamba, tmp_path_factory):
 @pytest.mark.parametrize("scan", SCANS)
 def test_mamba_every_layer_matches_transformers(hf_mamba, our_mamba, ids, chunk, scan):
     ref = _block_outputs(hf_mamba.layers, lambda: hf_mamba(ids))
-    res = simulate(our_mamba, ids, chunk=chunk, block=4, window=(0, L), device="cpu", scan=scan, keep_output=True)
+    res = simulate(our_mamba, ids, chunk=chunk, block=4, window=(0, L), device=_device(scan), scan=scan,
+                   keep_output=True)
     assert res.layers == [0, 1, 2] and res.n_tokens == L and res.batch == 2
     assert _rel(res.output, ref[2]) < 1e-4  # the last layer's output over all chunks
     assert res.scan_backend == scan and res.summary()["scan_backend"] == scan
@@ -186,6 +195,7 @@ def hf_mamba2():
     return model
 
 
+@needs_grouped_gated_norm
 @pytest.mark.parametrize("chunk", [L, 9])
 @pytest.mark.parametrize("scan", SCANS)
 def test_mamba2_every_layer_matches_transformers(hf_mamba2, ids, chunk, scan, monkeypatch, tmp_path_factory):
@@ -200,7 +210,7 @@ def test_mamba2_every_layer_matches_transformers(hf_mamba2, ids, chunk, scan, mo
     monkeypatch.setattr(modeling_mamba2, "mamba2_chunk_scan", spy)
     ref = _block_outputs(hf_mamba2.backbone.layers, lambda: hf_mamba2(ids))
     model = _saved_and_loaded(hf_mamba2, tmp_path_factory)
-    res = simulate(model, ids, chunk=chunk, block=4, window=(0, L), device="cpu", scan=scan)
+    res = simulate(model, ids, chunk=chunk, block=4, window=(0, L), device=_device(scan), scan=scan)
     assert res.scan_backend == scan
     for i in range(2):
         assert _rel(res.windows[i]["layer_output"], ref[i]) < 1e-4
@@ -260,14 +270,14 @@ def test_recurrentgemma_recurrent_blocks_match_transformers(hf_griffin, ids, sca
     # Layer 0 from token ids: the embedding and its √d scaling go through Model.extras.
     # (ssmctl.load records the bfloat16-rounded √d_model in extras["embedding_scale"]; the engine applies it)
     first = Model("rglru", {}, model.layers[:1], extras=model.extras)
-    res0 = simulate(first, ids, chunk=8, window=(0, L), device="cpu", scan=scan)
+    res0 = simulate(first, ids, chunk=8, window=(0, L), device=_device(scan), scan=scan)
     assert res0.scan_backend == scan
     assert _rel(res0.windows[0]["system"].lam[..., 0], gates[0]) < 1e-5
     assert _rel(res0.windows[0]["layer_output"], inputs[0] + temporal[0]) < 1e-4
     # Layer 1 fed the input transformers gave it (after layer 0's MLP half, which ssmctl does not model).
     second = Model("rglru", {}, model.layers[1:2])
     for chunk in (L, 6):
-        res1 = simulate(second, inputs[1], chunk=chunk, window=(0, L), device="cpu", scan=scan)
+        res1 = simulate(second, inputs[1], chunk=chunk, window=(0, L), device=_device(scan), scan=scan)
         assert _rel(res1.windows[0]["layer_output"], inputs[1] + temporal[1]) < 1e-4
         assert _rel(res1.windows[0]["system"].lam[..., 0], gates[1]) < 1e-5
 
@@ -316,11 +326,13 @@ def test_device_choice():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_matches_transformers_and_the_cpu(hf_mamba, our_mamba, ids):
-    # The GPU runs the tensor scan in one slab per chunk; every layer must still match transformers (on the CPU).
+@pytest.mark.parametrize("scan", ["auto", "tensor"])
+def test_cuda_matches_transformers_and_the_cpu(hf_mamba, our_mamba, ids, scan):
+    # The GPU runs the Triton kernel ("auto") or the tensor scan in one slab per chunk; every layer must still
+    # match transformers (on the CPU), and the statistics the CPU's.
     ref = _block_outputs(hf_mamba.layers, lambda: hf_mamba(ids))
-    gpu = simulate(our_mamba, ids, chunk=16, window=(0, L), device="cuda")
-    assert gpu.device.startswith("cuda") and gpu.scan_backend == "tensor"
+    gpu = simulate(our_mamba, ids, chunk=16, window=(0, L), device="cuda", scan=scan)
+    assert gpu.device.startswith("cuda") and gpu.scan_backend == ("triton" if scan == "auto" else "tensor")
     for i in range(3):
         assert _rel(gpu.windows[i]["layer_output"], ref[i]) < 1e-4
     cpu = simulate(our_mamba, ids, chunk=16, device="cpu").summary()
@@ -390,7 +402,11 @@ def test_time_invariant_layers_are_refused(our_mamba):
         simulate(Model("s4d", {}, [lti]), torch.randn(1, 4, 24), device="cpu")
 
 
-def test_nan_reported_with_layer_and_token(our_mamba):
+@pytest.mark.parametrize("deferred", [False, True])
+def test_nan_reported_with_layer_and_token(our_mamba, deferred, monkeypatch):
+    # deferred: the GPU's way (checks kept on the device, read after the loop, the run repeated with checks
+    # after every chunk when one failed), forced here on the CPU; the messages are the same
+    monkeypatch.setattr(driver, "_checks_each_chunk", lambda dev: not deferred)
     u = torch.randn(1, 40, 24)
     u[0, 23, 5] = float("nan")
     with pytest.raises(NonFiniteError, match="input has NaN/Inf at token 23"):
@@ -412,6 +428,36 @@ def test_nan_reported_with_layer_and_token(our_mamba):
     with pytest.raises(NonFiniteError, match=r"layer 1 \(mamba\) at token 31"):
         simulate(Model("mamba", {}, layers), u, chunk=16, device="cpu")
     assert simulate(Model("mamba", {}, layers[:1]), u, chunk=16, device="cpu").n_tokens == 40
+
+
+class _HostRead(AssertionError):
+    pass
+
+
+def test_deferred_checks_read_nothing_back_inside_the_loop_and_change_nothing(our_mamba, ids, monkeypatch):
+    """The GPU's chunk loop: no value goes from the device to the host until the loop ends (every way a tensor's
+    value reaches Python raises here), and the statistics are those of the checking loop."""
+    eager = simulate(our_mamba, ids, chunk=16, device="cpu").summary()
+    monkeypatch.setattr(driver, "_checks_each_chunk", lambda dev: False)
+    go = driver._Run.go
+
+    def strict_go(self, bar):
+        def refuse(*args, **kwargs):
+            raise _HostRead("a tensor's value was read on the host inside the chunk loop")
+
+        with monkeypatch.context() as m:
+            for name in ("__bool__", "__int__", "__float__", "__index__", "item", "tolist", "numpy", "cpu"):
+                m.setattr(torch.Tensor, name, refuse)
+            go(self, bar)
+
+    monkeypatch.setattr(driver._Run, "go", strict_go)
+    deferred = simulate(our_mamba, ids, chunk=16, device="cpu", scan="native" if native_available() else "auto")
+    got = deferred.summary()
+    for a, b in zip(got["layers"], eager["layers"]):
+        for key in ("abs_min", "abs_max", "dt_median", "memory_horizon_median"):
+            assert a[key] == b[key]
+        assert a["transition_decay"] == b["transition_decay"]
+        assert a["dt_out_of_histogram_range"] == b["dt_out_of_histogram_range"]
 
 
 def test_layers_selection_runs_only_what_is_needed(our_mamba, ids):

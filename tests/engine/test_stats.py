@@ -236,13 +236,29 @@ def test_nan_and_negative_rates_are_rejected():
         st.update(bad)
 
 
-def test_rates_outside_the_histogram_range_land_in_the_edge_bins():
+def test_deferred_checks_flag_nan_and_negative_rates_on_the_device():
+    # the simulation driver's mode on a GPU: nothing is read back per update, the failure shows at the end
+    for value in (float("nan"), -0.5):
+        st = LTVStats(torch.ones(3, 2), 10)
+        st.defer_checks = True
+        bad = torch.rand(1, 4, 3)
+        bad[0, 2, 1] = value
+        st.update(bad)  # no error yet: the histogram stays within its bins
+        st.update(torch.rand(1, 4, 3))
+        assert bool(st.deferred_failure()) and int(st.rate_hist.sum()) == 8 * 3
+        with pytest.raises(NonFiniteError, match="some rate was NaN or negative"):
+            st.result()
+
+
+@pytest.mark.parametrize("deferred", [False, True])
+def test_rates_outside_the_histogram_range_land_in_the_edge_bins(deferred):
     lo, hi, w = 1e-4, 10.0, 0.05
     K = math.ceil(math.log(hi / lo) / w)
     inside = lo * np.exp(w * (np.arange(0, K, 7) + 0.5))  # mid-bin rates, bins 0, 7, 14, …
     outside = np.array([0.0, 1e-9, lo * 0.999, hi, 3e3])
     a = torch.tensor([[1.0], [2.0]], dtype=torch.float64)
     st = LTVStats(a, len(inside) + len(outside), rate_range=(lo, hi), bin_width=w)
+    st.defer_checks = deferred  # counted and clamped on the device, unconditionally
     for r in (inside, outside):  # a chunk well inside the range, then one outside it
         st.update(torch.tensor(np.stack([r, r[::-1]], -1)[None], dtype=torch.float32))
     res = st.result()
@@ -279,3 +295,73 @@ def test_odd_sized_chunks_keep_the_bin_indices_aligned():
     st = LTVStats(a, 17, batch=3)
     st.update(rate)
     assert st.result().rate_hist.sum() == rate.numel()
+
+
+# --- Mamba-2: one decay per head ----------------------------------------------------------------------------
+
+def test_mamba2_statistics_per_head_equal_per_channel_statistics_collapsed():
+    # Independent of the engine: every channel (head, p) of the per-token system layer.ltv(u), in numpy, then
+    # collapsed over each head's P channels (all equal: one decay per head). The engine keeps heads only.
+    import ssmctl
+    from ssmctl.engine.driver import simulate
+    from ssmctl.models import mamba2
+
+    model = ssmctl.init("mamba2", d_model=32, headdim=8, d_state=4, n_layers=1, seed=4)
+    layer = model.layers[0]
+    u = torch.randn(2, 70, 32, generator=torch.Generator().manual_seed(2))
+    res = simulate(model, u, device="cpu", chunk=32, heatmap_bins=10).stats[0]
+    sys = layer.ltv(u)
+    b, T, H, P, N = sys.lam.shape
+    absA = sys.lam.abs().double().numpy().reshape(b, T, H * P, N)  # per channel
+    dt = sys.dt.double().numpy().reshape(b, T, H * P)
+    assert res.n_channels == H and res.n_states == 1 and H * P == layer.config["d_inner"]
+
+    # each channel's largest |Ā_t| (b, T, channels), and its −ln from Δ_t and A (near 1, float32 |Ā_t| would
+    # lose its last digits of 1 − |Ā_t|)
+    slow = absA.max(-1)
+    a = np.repeat(-mamba2.continuous_A(layer).astype(np.float64), P)  # per channel
+    assert np.allclose(slow, np.exp(-dt * a), rtol=1e-6)
+    neg_log_slow = dt * a
+    assert res.abs_min == pytest.approx(absA.min(), rel=1e-6) and res.abs_max == pytest.approx(absA.max(), rel=1e-6)
+    assert res.rate_min == pytest.approx(dt.min(), rel=1e-6) and res.rate_max == pytest.approx(dt.max(), rel=1e-6)
+    # histograms: per-channel counts, each head's P channels identical, one of them per head
+    w = res.bin_width
+    k = np.floor((np.log(dt) - res.rate_edges[0]) / w).astype(int)
+    per_channel = np.stack([np.bincount(k[:, :, c].ravel(), minlength=len(res.rate_hist)) for c in range(H * P)])
+    per_channel = per_channel.reshape(H, P, -1)
+    assert (per_channel == per_channel[:, :1]).all()
+    collapsed = per_channel[:, 0].sum(0)
+    assert res.rate_hist.sum() == collapsed.sum() == b * T * H
+    assert np.abs(np.cumsum(res.rate_hist) - np.cumsum(collapsed)).max() <= 2  # float32 vs float64 at bin edges
+    for q in (0.05, 0.5, 0.95):  # a head's value repeated P times leaves the quantiles where they were
+        assert abs(math.log(res.rate_quantiles[q]) - math.log(np.quantile(dt, q))) <= w
+    # per-token horizons over channels: geometric mean and maximum
+    horizon = np.log(100.0) / neg_log_slow
+    np.testing.assert_allclose(res.memory_token_gmean, np.exp(np.log(horizon).mean(-1)), rtol=1e-5)
+    np.testing.assert_allclose(res.memory_token_max, horizon.max(-1), rtol=1e-5)
+    # heatmap and transition-product decay per channel, averaged over each head's channels
+    hb = res.heatmap_bin
+    heat = slow.mean(0)
+    per_channel_heat = np.stack([heat[i:i + hb].mean(0) for i in range(0, T, hb)]).reshape(-1, H, P)
+    np.testing.assert_allclose(res.heatmap, per_channel_heat.mean(-1), rtol=1e-5)
+    logs = np.concatenate([np.zeros((b, 1, H * P)), np.cumsum(-neg_log_slow, axis=1)], axis=1)
+    for j, (lag, stride) in enumerate(zip(res.lags, res.lag_stride)):
+        ts = np.arange(0, T - lag, stride) + lag  # pairs (s, t = s + lag), s on the lag's sampling grid
+        assert res.lag_pairs[j] == b * len(ts)
+        prods = np.exp(logs[:, ts + 1] - logs[:, ts + 1 - lag])  # Π_{s<k≤t} |Ā_k| per channel
+        per_head = prods.mean((0, 1)).reshape(H, P).mean(-1)
+        np.testing.assert_allclose(res.decay_channel[j], per_head, rtol=2e-5, atol=1e-30)
+        frozen = (slow[:, ts] ** lag).mean()
+        assert res.frozen_mean[j] == pytest.approx(frozen, rel=2e-5, abs=1e-30)
+
+
+def test_mamba2_statistics_memory_scales_with_heads_not_channels():
+    from ssmctl import init
+    from ssmctl.engine.blocks import runner_for
+
+    sizes = []
+    for d_model, headdim in ((16, 4), (64, 16)):  # 8 heads each, 32 and 128 channels
+        runner = runner_for(init("mamba2", d_model=d_model, headdim=headdim, d_state=4, n_layers=1)[0], "cpu")
+        assert runner.a.shape == (8, 1)
+        sizes.append(LTVStats(runner.a, 4096).state_numel())
+    assert sizes[0] == sizes[1]

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import ssmctl
+from tests.helpers import needs_grouped_gated_norm
 from ssmctl.errors import (
     CheckpointError,
     ShapeError,
@@ -137,6 +138,7 @@ def test_delta_and_transition_match_what_transformers_scan_sees(hf_block, layer,
     assert rel_err(sys.inputs[..., 0], seen["x"]) < 1e-5
 
 
+@needs_grouped_gated_norm
 def test_simulated_block_output_matches_transformers(hf_block, layer, u):
     with torch.no_grad():
         ref = hf_block(u).double().numpy()

@@ -296,3 +296,63 @@ def test_family_record():
     assert (fam.parametrization, fam.discretization, fam.structure) == ("LTI", "Bilinear", "SISO")
     assert fam.implementation == "Convolution and Recurrence" and fam.scaffolding == "MLP / H3"
     assert "l_kernel" in fam.notes and fam.defaults["d_state"] == 64
+
+
+def test_every_entry_point_gives_the_exact_spectrum():
+    """One answer: layer, ssmctl.eigenvalues of the layer and of its system, memory horizons, inspect, the
+    figures' table and the pseudospectrum plot all give λ̄ = (1 − Δk/2)/(1 + Δk/2), k = 1..N (closed form)."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from ssmctl.checkpoints.inspect import layer_row, layer_spectrum
+    from ssmctl.plot.figures import memory_horizon_rows
+
+    layer = ssmctl.init("s4", d_model=3, n_layers=1, seed=0)[0]  # N = 64: LAPACK is O(1) off here
+    k = np.arange(1, 65)
+    dt = _dt(layer)
+    closed = (1 - dt * k / 2) / (1 + dt * k / 2)  # (H, N)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the exact spectrum needs no warning
+        answers = {
+            "layer.eigenvalues()": layer.eigenvalues(),
+            "ssmctl.eigenvalues(layer)": ssmctl.eigenvalues(layer),
+            "ssmctl.eigenvalues(layer.system())": ssmctl.eigenvalues(layer.system()),
+            "system[1] (indexed)": ssmctl.eigenvalues(layer.system()[1])[None].repeat(3, 0),
+            "inspect": layer_spectrum(layer)["eigenvalues"],
+        }
+    for where, lam in answers.items():
+        lam = np.asarray(lam)
+        if where.startswith("system[1]"):
+            np.testing.assert_allclose(np.sort(lam[0].real), np.sort(closed[1]), rtol=1e-13, err_msg=where)
+            continue
+        np.testing.assert_allclose(np.sort(lam.real, -1), np.sort(closed, -1), rtol=1e-13, err_msg=where)
+        assert not np.asarray(lam).imag.any(), where
+    mem = np.log(1e-2) / np.log(np.abs(closed))
+    for sys_or_layer in (layer, layer.system()):
+        np.testing.assert_allclose(np.sort(ssmctl.memory_horizon(sys_or_layer), -1), np.sort(mem, -1), rtol=1e-12)
+    row = layer_row(layer)
+    assert row["memory_horizon_median"] == pytest.approx(np.median(mem), rel=1e-12)
+    assert ssmctl.spectral_radius(layer.system()) == pytest.approx(np.abs(closed).max(1), rel=1e-14)
+    fig_row = memory_horizon_rows({"s4": (layer, ssmctl.eigenvalue_cloud(layer))})[0]
+    assert fig_row["memory_median"] == pytest.approx(np.median(mem), rel=1e-12)
+    ax = ssmctl.plot.pseudospectrum(layer.system()[0], resolution=8)
+    dots = ax.collections[-1].get_offsets()
+    np.testing.assert_allclose(np.sort(np.asarray(dots)[:, 0]), np.sort(closed[0]), rtol=1e-13)
+    np.testing.assert_array_equal(np.asarray(dots)[:, 1], 0.0)
+    plt.close(ax.figure)
+
+
+def test_layer_without_closed_form_warns_once_about_its_eigenproblem():
+    """The same DPLR matrix without its closed form (as any user-built DenseLTI): LAPACK's answer comes with
+    one warning naming κ(V) ≈ 1e15, pointing to the pseudospectrum."""
+    layer = ssmctl.init("s4", d_model=2, d_state=64, n_layers=1)[0]
+    exact = layer.system()
+    sys_ = ssmctl.DenseLTI(exact.A, exact.B, exact.C, exact.D)
+    assert sys_.exact_eigenvalues is None and exact.exact_eigenvalues is not None
+    with pytest.warns(ssmctl.errors.SsmctlWarning, match=r"eigenvector condition \d.*e\+\d+ > 1e\+08.*pseudospectrum") as rec:
+        lam = ssmctl.eigenvalues(sys_)
+        ssmctl.eigenvalues(sys_)  # once per system
+    assert len(rec) == 1
+    np.testing.assert_array_equal(lam, np.linalg.eigvals(sys_.A))
+    assert np.abs(lam.imag).max() > 0.1  # what LAPACK makes of a real spectrum: why the warning exists

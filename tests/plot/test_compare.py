@@ -9,7 +9,9 @@ import pytest
 
 from ssmctl.errors import SsmctlError
 from ssmctl.checkpoints.inspect import PHASE_EDGES_DEG, RADIUS_EDGES
-from ssmctl.plot.compare import histogram_pair, plot_compare, plot_inspect, unit_disk_overlay
+import matplotlib.colors as mcolors
+
+from ssmctl.plot.compare import eigenvalue_overlay, histogram_pair, plot_compare, plot_inspect
 
 
 @pytest.fixture(autouse=True)
@@ -31,19 +33,47 @@ def _points(ax, k):
     return np.asarray(off[:, 0]) + 1j * np.asarray(off[:, 1])
 
 
+def _sides(ax):
+    """The overlay's points split by colour: (A's, B's), each in drawing order."""
+    pts = _points(ax, 0)
+    colours = ax.collections[0].get_facecolors()[:, :3]
+    is_a = np.all(np.isclose(colours, mcolors.to_rgb("C0")), axis=1)
+    is_b = np.all(np.isclose(colours, mcolors.to_rgb("C1")), axis=1)
+    assert (is_a ^ is_b).all()
+    return pts[is_a], pts[is_b], is_a
+
+
 def _cloud(rng, n, r=(0.05, 1.3)):
     return rng.uniform(*r, n) * np.exp(1j * rng.uniform(-np.pi, np.pi, n))
 
 
-def test_unit_disk_overlay_draws_both_sets_and_subsamples_large_ones():
+def test_overlay_draws_both_sets_interleaved_and_subsamples_large_ones():
     rng = np.random.default_rng(0)
     a, b = _cloud(rng, 50), _cloud(rng, 300)
-    ax = unit_disk_overlay(a, b, plt.subplots()[1], max_points=100)
-    drawn_b, drawn_a = _points(ax, 0), _points(ax, 1)  # B first, A on top
-    np.testing.assert_array_equal(drawn_a, a)
+    ax = eigenvalue_overlay(a, b, plt.subplots()[1], max_points=100)
+    drawn_a, drawn_b, is_a = _sides(ax)
+    np.testing.assert_array_equal(np.sort_complex(drawn_a), np.sort_complex(a))
     assert drawn_b.size == 100 and np.isin(drawn_b, b).all() and np.unique(drawn_b).size == 100
+    # neither side is drawn wholly on top of the other: A's points are spread through the drawing order
+    first_a, last_a = np.flatnonzero(is_a)[[0, -1]]
+    assert first_a < 0.25 * is_a.size and last_a > 0.75 * is_a.size
     np.testing.assert_allclose(np.abs(ax.lines[0].get_xdata() + 1j * ax.lines[0].get_ydata()), 1.0)
     assert ax.get_xlim()[1] == pytest.approx(1.05 * max(np.abs(a).max(), np.abs(drawn_b).max()))
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("Re λ", "Im λ")
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["A", "B (100 of 300)"]
+
+
+def test_overlay_of_eigenvalues_at_the_circle_uses_the_margin_view():
+    rng = np.random.default_rng(3)
+    a = np.exp(-rng.uniform(1e-5, 5e-3, 40) + 1j * rng.uniform(-0.1, 0.1, 40))
+    b = np.exp(-rng.uniform(1e-4, 5e-3, 40))
+    ax = eigenvalue_overlay(a, b, plt.subplots()[1])
+    drawn_a, drawn_b, _ = _sides(ax)
+    np.testing.assert_allclose(np.sort(drawn_a.real), np.sort(1 - np.abs(a)), rtol=1e-12)
+    np.testing.assert_allclose(np.sort(drawn_a.imag), np.sort(np.angle(a)), atol=1e-15)
+    np.testing.assert_allclose(np.sort(drawn_b.real), np.sort(1 - b), rtol=1e-12)
+    assert ax.get_xscale() == "log" and ax.get_xlabel().startswith("1 − |λ|") and "rad/token" in ax.get_ylabel()
 
 
 def test_histogram_pair_bars_are_the_percentages():
@@ -53,6 +83,7 @@ def test_histogram_pair_bars_are_the_percentages():
     heights = [p.get_height() for p in ax.patches]
     assert heights == ha["percent"] + hb["percent"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "y", "z"] and ax.get_title() == "t"
+    assert ax.get_xlabel() == "bin" and ax.get_ylabel() == "% of eigenvalues"
 
 
 def test_plot_compare_rows_hold_each_pair_and_its_bins():
@@ -63,8 +94,9 @@ def test_plot_compare_rows_hold_each_pair_and_its_bins():
     axes = np.array(fig.axes).reshape(2, 3)
     for (ia, ib), (disk, rad, ph) in zip(eig["pairs"], axes):
         la, lb = eig["a"][ia], eig["b"][ib]
-        np.testing.assert_array_equal(_points(disk, 1), la)
-        np.testing.assert_array_equal(_points(disk, 0), lb)
+        drawn_a, drawn_b, _ = _sides(disk)
+        np.testing.assert_array_equal(np.sort_complex(drawn_a), np.sort_complex(la))
+        np.testing.assert_array_equal(np.sort_complex(drawn_b), np.sort_complex(lb))
         expected = np.concatenate([_percent(np.abs(la), RADIUS_EDGES), _percent(np.abs(lb), RADIUS_EDGES)])
         np.testing.assert_allclose([p.get_height() for p in rad.patches], expected)
         deg_a, deg_b = (np.degrees(np.abs(np.angle(x))) for x in (la, lb))
@@ -136,3 +168,35 @@ def test_memory_panel_counts_eigenvalues_on_the_circle_as_infinite():
     assert legend[0].endswith(", 2 ∞") and "∞" not in legend[1]
     assert sum(p.get_height() for p in fig.axes[2].containers[0]) == 2  # only the finite horizons are drawn
     plt.close(fig)
+
+
+def _overlapping_tick_labels(ax):
+    ax.figure.canvas.draw()
+    renderer = ax.figure.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+    return [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)], len(boxes)
+
+
+@pytest.mark.parametrize("span", [(20.0, 70.0), (5.0, 5e4)])
+def test_memory_histogram_tick_labels_do_not_overlap(span):
+    k = np.geomspace(*span, 50)  # horizons inside one decade, and over four
+    lam = np.exp(np.log(1e-2) / k)
+    report, eig = _report({0: lam}, {0: lam ** 1.1})
+    fig = plot_compare(report, eig)
+    overlaps, n = _overlapping_tick_labels(fig.axes[2])
+    assert not overlaps and n >= 2
+
+
+def test_plot_inspect_has_one_memory_colourbar_and_labelled_axes():
+    rng = np.random.default_rng(2)
+    eig = {0: _cloud(rng, 30, (0.1, 0.99)), 1: _cloud(rng, 20, (0.1, 0.99))}
+    report = {"path": "p", "eps": 1e-2, "layers": [
+        {"index": 0, "kind": "LTI", "family": "s4d", "at": None},
+        {"index": 1, "kind": "LTV", "family": "mamba", "at": "dt_bias"}]}
+    fig = plot_inspect(report, eig)
+    bars = [ax for ax in fig.axes if "memory horizon" in ax.get_ylabel()]
+    assert len(bars) == 1
+    norm = fig.axes[0].collections[0].norm
+    k = np.log(1e-2) / np.log(np.abs(np.concatenate([eig[0], eig[1]])))
+    assert (norm.vmin, norm.vmax) == pytest.approx((k.min(), k.max()))  # one scale for every panel
+    assert all(fig.axes[i].get_xlabel() == "Re λ" and fig.axes[i].get_ylabel() == "Im λ" for i in (0, 1))

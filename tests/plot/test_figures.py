@@ -82,3 +82,19 @@ def test_write_all(tmp_path):
     assert (out / "eigenvalues_init.png").read_bytes().startswith(b"\x89PNG")
     assert "data:image/png;base64" in (out / "eigenvalues_init.svg").read_text()  # the clouds stay rasterized
     assert set(plt.get_fignums()) == open_before  # the figure was closed
+
+
+def test_plot_clouds_draws_each_family_on_the_disk_with_labels_and_a_colourbar():
+    from types import SimpleNamespace
+
+    import matplotlib.pyplot as plt
+
+    from ssmctl.plot.figures import plot_clouds
+
+    lam = np.exp(-np.linspace(1e-4, 1e-3, 40) + 1j * np.linspace(-0.1, 0.1, 40))  # would pick the near-1 view
+    fig = plot_clouds({"a": (SimpleNamespace(kind="LTI"), lam), "b": (SimpleNamespace(kind="LTV"), lam * 0.5)})
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels[:2]] == ["a (LTI)", "b (LTV: Ā_t)"]
+    assert all((ax.get_xlabel(), ax.get_ylabel()) == ("Re λ", "Im λ") for ax in panels[:2])  # the paper's disk
+    assert sum("memory horizon" in ax.get_ylabel() for ax in fig.axes) == 2
+    plt.close(fig)

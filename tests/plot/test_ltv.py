@@ -97,3 +97,47 @@ def test_flat_stretches_of_the_memory_trace_are_drawn(result):
     drawn = [line.get_ydata() for line in ax.get_lines()]
     assert any(np.nanmax(d) == 42.0 for d in drawn) and any(np.nanmax(d) == 21.0 for d in drawn)
     plt.close(ax.figure)
+
+
+def test_binned_memory_trace_draws_a_line_through_each_band(result):
+    stats = result.stats[0]
+    rng = np.random.default_rng(0)
+    longest = np.exp(rng.uniform(5, 6, (1, 9000)))
+    gmean = np.exp(rng.uniform(2, 3, (1, 9000)))
+    ax = pl.memory_trace(type(stats)(**{**stats.__dict__, "memory_token_max": longest, "memory_token_gmean": gmean}))
+    size = -(-9000 // pl._MAX_POINTS)  # tokens per bin
+    for line, trace in zip(ax.get_lines(), (longest[0], gmean[0])):
+        pad = np.concatenate([trace, np.full(-9000 % size, np.nan)]).reshape(-1, size)
+        np.testing.assert_allclose(line.get_ydata(), np.sqrt(np.nanmin(pad, 1) * np.nanmax(pad, 1)))
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["longest channel", "geometric mean over channels"]
+    plt.close(ax.figure)
+
+
+def test_every_panel_labels_its_axes_with_units(result):
+    fig = pl.simulation_figure(result, layers=[0])
+    heat, dt, mem, decay = fig.axes[:4]
+    assert heat.get_xlabel().startswith("token") and heat.get_ylabel() == "channel"
+    assert any("|Ā_t|" in ax.get_ylabel() for ax in fig.axes[4:])  # the heatmap's colour bar
+    assert dt.get_xlabel().startswith("Δ_t") and "tokens" in dt.get_xlabel() and dt.get_ylabel()
+    assert mem.get_xlabel() == "token t" and "tokens" in mem.get_ylabel()
+    assert "tokens" in decay.get_xlabel() and decay.get_ylabel()
+    assert all(ax.get_title().startswith("mamba layer 0") for ax in (heat, dt, mem, decay))
+    plt.close(fig)
+
+
+def test_mamba2_heatmap_has_one_row_per_head(one_torch_thread):
+    # Mamba-2's statistics are per head (checked against per-channel numbers in tests/engine/test_stats.py)
+    model = ssmctl.init("mamba2", d_model=16, headdim=8, d_state=4, n_layers=1, seed=1)
+    u = torch.randn(1, 120, 16, generator=torch.Generator().manual_seed(0))
+    result = simulate(model, u, device="cpu", heatmap_bins=40)
+    s = result.stats[0]
+    sys0 = model.layers[0].ltv(u)
+    heads = sys0.lam.shape[2]
+    assert s.n_channels == heads and result.summary()["layers"][0]["channel_kind"] == "head"
+    fig, ax = plt.subplots()
+    pl.abs_heatmap(s, ax=ax)
+    heat = np.asarray(ax.images[0].get_array())
+    slow = sys0.lam[0, :, :, 0, 0].double().numpy()  # (L, heads): one eigenvalue per head
+    np.testing.assert_allclose(heat, slow.reshape(40, 3, heads).mean(axis=1).T, rtol=1e-5)
+    assert ax.get_ylabel() == "head" and ax.get_title() == "|Ā_t| over tokens × heads"
+    plt.close(fig)

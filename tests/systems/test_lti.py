@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 import ssmctl
+from ssmctl import DenseLTI, DiagonalLTI
 from ssmctl.errors import NonFiniteError, ShapeError, UnknownNameError
 
 from tests.helpers import random_diagonal
@@ -123,3 +124,65 @@ def test_errors_are_value_errors():
     assert issubclass(ssmctl.errors.SsmctlError, ValueError)
     with pytest.raises(ValueError, match="state sizes disagree"):
         ssmctl.DiagonalLTI(np.ones(3), np.ones((4, 1)), np.ones((1, 3)))
+
+
+# --- exact eigenvalues carried by a DenseLTI ---------------------------------------------------------------
+def test_exact_eigenvalues_are_returned_and_kept_by_indexing():
+    import warnings
+
+    from ssmctl.errors import SsmctlWarning
+
+    n = 12
+    Q = np.linalg.qr(np.random.default_rng(0).standard_normal((n, n)))[0]
+    shift = np.diag(np.ones(n - 1), 1)
+    J = Q @ (0.5 * np.eye(n) + shift) @ Q.T  # a Jordan block: LAPACK scatters 0.5 on a circle
+    A = np.stack([J, Q @ (0.25 * np.eye(n) + shift) @ Q.T])
+    exact = np.stack([np.full(n, 0.5), np.full(n, 0.25)]).astype(complex)
+    sys = DenseLTI(A, np.ones((n, 1)), np.ones((1, n)), exact_eigenvalues=exact)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SsmctlWarning)  # carried eigenvalues need no warning
+        np.testing.assert_array_equal(sys.eigenvalues(), exact)
+        np.testing.assert_array_equal(sys[1].eigenvalues(), exact[1])
+        np.testing.assert_array_equal(ssmctl.spectral_radius(sys), [0.5, 0.25])
+    lapack = np.linalg.eigvals(J)
+    assert np.abs(lapack - 0.5).max() > 1e-3  # why carrying them matters
+    with pytest.raises(ShapeError, match=r"exact_eigenvalues must have shape \(\.\.\., n\) = \(\.\.\., 12\)"):
+        DenseLTI(A, np.ones((n, 1)), np.ones((1, n)), exact_eigenvalues=np.zeros(3))
+    with pytest.raises(ShapeError, match="do not broadcast to the batch shape"):
+        DenseLTI(A, np.ones((n, 1)), np.ones((1, n)), exact_eigenvalues=np.zeros((3, n)))
+
+
+def test_non_normal_dense_system_without_exact_spectrum_warns_once():
+    from ssmctl.errors import SsmctlWarning
+    from ssmctl.systems.lti import EIGENVECTOR_CONDITION_WARN
+
+    n = 12
+    Q = np.linalg.qr(np.random.default_rng(0).standard_normal((n, n)))[0]
+    J = Q @ (0.5 * np.eye(n) + np.diag(np.ones(n - 1), 1)) @ Q.T
+    sys = DenseLTI(np.stack([J, np.diag(np.linspace(0.1, 0.9, n))]), np.ones((n, 1)), np.ones((1, n)))
+    kappa = ssmctl.eigenvalue_condition(sys)
+    assert kappa[0] > EIGENVECTOR_CONDITION_WARN and kappa[1] == pytest.approx(1.0)
+    with pytest.warns(SsmctlWarning) as rec:
+        lam = sys.eigenvalues()
+        sys.eigenvalues()
+    assert len(rec) == 1
+    msg = str(rec[0].message)
+    assert f"eigenvector condition {kappa.max():.3g} > 1e+08 (1 of 2 systems)" in msg and "pseudospectrum" in msg
+    np.testing.assert_array_equal(lam, np.linalg.eigvals(sys.A))
+    normal = DenseLTI(np.diag(np.linspace(0.1, 0.9, n)), np.ones((n, 1)), np.ones((1, n)))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SsmctlWarning)
+        normal.eigenvalues()
+
+
+@pytest.mark.parametrize("output", ["complex", "real", "conj_pair"])
+def test_diagonal_to_dense_carries_its_modes(output, rng):
+    sys = DiagonalLTI(rng.uniform(0.1, 0.9, (2, 3)) * np.exp(1j * rng.uniform(0, 3, (2, 3))),
+                      rng.standard_normal((2, 3, 1)), rng.standard_normal((2, 1, 3)), output=output)
+    dense = sys.to_dense()
+    np.testing.assert_array_equal(dense.eigenvalues(), sys.eigenvalues())
+    for b in range(2):  # and they are the eigenvalues of the dense matrix
+        got = np.sort_complex(np.linalg.eigvals(dense.A[b]))
+        np.testing.assert_allclose(got, np.sort_complex(sys.eigenvalues()[b]), atol=1e-12)
