@@ -424,7 +424,7 @@ def merge_layer_stats(a, b):
     Returns
     -------
     LayerStats
-        Per-token traces by position, shape (1, longest L); ``extra`` is dropped (not known to merge).
+        Per-token traces by position, shape (1, longest L); ``extra`` keeps the entries both sides agree on.
 
     Raises
     ------
@@ -482,6 +482,11 @@ def merge_layer_stats(a, b):
         heatmap=heat.mean(),
         heatmap_bin=heat.bin,
         rate_out_of_range=a.rate_out_of_range + b.rate_out_of_range,
-        extra={},
+        extra=_common_extra(a.extra, b.extra),
         parts=parts,
     )
+
+
+def _common_extra(a: dict, b: dict) -> dict:
+    """The entries of two ``extra`` dicts that are plain values equal on both sides (e.g. ``channel_kind``)."""
+    return {k: v for k, v in a.items() if isinstance(v, (str, int, float, bool)) and b.get(k) == v}
