@@ -391,7 +391,8 @@ EIGENVALUE_INITIALIZATIONS = [
         names = list(ssmctl.families())
         layers = {name: ssmctl.init(name, d_model=64, n_layers=1, seed=0).layers[0] for name in names}
         clouds = {name: ssmctl.eigenvalue_cloud(layer) for name, layer in layers.items()}
-        fig, axes = plt.subplots(4, 4, figsize=(18, 16), layout='constrained')
+        n_rows = -(-2 * len(names) // 4)  # two panels per family, four per row
+        fig, axes = plt.subplots(n_rows, 4, figsize=(18, 4 * n_rows), layout='constrained')
         for i, name in enumerate(names):
             kind = 'LTV: Ā_t' if layers[name].kind == 'LTV' else 'LTI'
             disk, near = axes.flat[2 * i], axes.flat[2 * i + 1]

@@ -17,6 +17,7 @@ if "torch" not in _sys.modules:
     _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import errors, plot
+from .analysis import summary as _summary  # noqa: F401  (registers the rich display)
 from .analysis.cloud import eigenvalue_cloud
 from .analysis.dsf import Phi, dsf, dsf_eigenvalues, materialize, materialize_ref
 from .analysis.norms import *  # noqa: F401,F403

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["SCHEMA_VERSION", "to_jsonable", "dumps", "format_table", "fmt"]
+__all__ = ["SCHEMA_VERSION", "to_jsonable", "dumps", "format_table", "fmt", "format_modulus"]
 
 SCHEMA_VERSION = 1
 
@@ -126,3 +126,27 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers
     out = [line, "  ".join("-" * w for w in widths)]
     out += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
     return "\n".join(out)
+
+
+def format_modulus(r: float, digits: int = 4) -> str:
+    """|λ| as text that never rounds a near-marginal modulus into 1: ``"1 − 7e-09"`` for 0.999999993.
+
+    Parameters
+    ----------
+    r : float
+        A modulus (or spectral radius).
+    digits : int, default 4
+        Significant digits (of r, or of 1 − r when r rounds to 1 at that precision).
+
+    Returns
+    -------
+    str
+        ``f"{r:.{digits}g}"`` when that text differs from "1" or r is exactly 1; else ``"1 − d"`` (r < 1)
+        or ``"1 + d"`` (r > 1) with d = |1 − r|.
+    """
+    r = float(r)
+    text = f"{r:.{digits}g}"
+    if text != "1" or r == 1.0:
+        return text
+    d = abs(1.0 - r)
+    return f"1 {'−' if r < 1.0 else '+'} {d:.{min(digits, 2)}g}"

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import SsmctlError, SsmctlWarning
 from ..systems.lti import DenseLTI, DiagonalLTI, _as_array, as_system, eigenvector_condition
+from .progress import Progress
 
 __all__ = [
     "eigenvalue_condition",
@@ -91,11 +92,14 @@ def _sigma_min(A: np.ndarray, z: np.ndarray) -> np.ndarray:
     zf = z.reshape(-1)
     out = np.empty(b * F)
     eye = np.eye(n)
-    step = max(1, _BLOCK_ELEMENTS // max(n * n, 1))
-    for start in range(0, b * F, step):
-        sl = slice(start, min(start + step, b * F))
-        M = zf[sl, None, None] * eye - A[which[sl]]
-        out[sl] = np.linalg.svd(M, compute_uv=False)[:, -1]
+    # Blocks of a few hundred points keep the bar moving for S4-sized matrices (~1 ms per SVD).
+    step = max(1, min(_BLOCK_ELEMENTS // max(n * n, 1), 1024))
+    with Progress(b * F, "sigma_min(zI - A)", unit="pt") as bar:
+        for start in range(0, b * F, step):
+            sl = slice(start, min(start + step, b * F))
+            M = zf[sl, None, None] * eye - A[which[sl]]
+            out[sl] = np.linalg.svd(M, compute_uv=False)[:, -1]
+            bar.update(sl.stop - sl.start)
     return out.reshape(b, F)
 
 

@@ -520,7 +520,8 @@ def stability_margins(sys: Any) -> StabilityMargins:
     subdivided until derivative bounds prove that no arc hides a further crossing or a smaller |1 + G|
     (the stability margin is certified to 1e-9 relative), then refined by a vectorized Illinois root
     finder; it works for thousands of states and for whole batches. Strongly non-normal dense systems
-    (no usable eigenbasis) keep the initial grid without that proof.
+    (no usable eigenbasis) keep the initial grid without that proof. Static gains (B̄ = 0 or C = 0: G ≡ D)
+    cross nothing, as in python-control: gm = pm = inf, sm = |1 + D|.
 
     Parameters
     ----------
@@ -557,6 +558,9 @@ def stability_margins(sys: Any) -> StabilityMargins:
             stacklevel=2,
         )
     G = _SisoPointwise(sys)
+    static = np.zeros(G.lam.shape[0], dtype=bool) if G.dense is not None else ~G.res.any(axis=-1)
+    if static.any():
+        return _margins_with_static_rows(sys, G, static)
     nb, real = G.lam.shape[0], sys.is_real
     lo, hi = (0.0, np.pi) if real else (-np.pi, np.pi)
     rows_all = np.arange(nb)
@@ -634,6 +638,29 @@ def stability_margins(sys: Any) -> StabilityMargins:
 
     shape = sys.batch_shape
     return StabilityMargins(*(x.reshape(shape)[()] for x in (gm, pm, sm, wpc, wgc, wms)))
+
+
+def _margins_with_static_rows(sys: DiagonalLTI | DenseLTI, G: "_SisoPointwise", static: np.ndarray) -> StabilityMargins:
+    """Margins of a batch in which some systems are static gains G ≡ d (B̄ = 0 or C = 0, e.g. a Mamba channel
+    at zero input without conv bias): their Nyquist plot is one point, which python-control treats as crossing
+    nothing (gm = pm = inf, sm = |1 + d|, no crossover frequencies). The grid search, which would subdivide
+    the identically-zero |G| − 1 forever, runs on the other systems only."""
+    nb = static.size
+    out = [np.full(nb, np.inf), np.full(nb, np.inf), np.abs(1.0 + G.d), np.full(nb, np.nan), np.full(nb, np.nan),
+           np.zeros(nb)]
+    dynamic = np.flatnonzero(~static)
+    if dynamic.size:
+        flat = [x.reshape((-1,) + x.shape[len(sys.batch_shape):]) for x in sys.broadcast_arrays()]
+        if isinstance(sys, DiagonalLTI):
+            sub = DiagonalLTI(*(x[dynamic] for x in flat), output=sys.output, dt=sys.dt, meta=sys.meta)
+        else:
+            exact = sys.exact_eigenvalues
+            if exact is not None:
+                exact = np.broadcast_to(exact, sys.batch_shape + exact.shape[-1:]).reshape(-1, exact.shape[-1])[dynamic]
+            sub = DenseLTI(*(x[dynamic] for x in flat), dt=sys.dt, meta=sys.meta, exact_eigenvalues=exact)
+        for col, values in zip(out, stability_margins(sub)):
+            col[dynamic] = values
+    return StabilityMargins(*(x.reshape(sys.batch_shape)[()] for x in out))
 
 
 # Relative accuracy to which the stability margin is certified, and the narrowest arc the crossing search

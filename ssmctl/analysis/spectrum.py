@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
+from ..report import format_modulus
 from ..errors import SsmctlError, SsmctlWarning, UnsupportedSystemError
 from ..systems.control import standard_form
 from ..systems.lti import DenseLTI, DiagonalLTI, _as_array, as_system
@@ -21,30 +22,6 @@ __all__ = [
 #: exceeds any sequence, and a trained value that close to 1 is stable or not only by rounding. inspect,
 #: simulate and :func:`spectral_radius` all use this one threshold.
 MARGINAL_TOL = 1e-6
-
-
-def format_modulus(r: float, digits: int = 4) -> str:
-    """|λ| as text that never rounds a near-marginal modulus into 1: ``"1 − 7e-09"`` for 0.999999993.
-
-    Parameters
-    ----------
-    r : float
-        A modulus (or spectral radius).
-    digits : int, default 4
-        Significant digits (of r, or of 1 − r when r rounds to 1 at that precision).
-
-    Returns
-    -------
-    str
-        ``f"{r:.{digits}g}"`` when that text differs from "1" or r is exactly 1; else ``"1 − d"`` (r < 1)
-        or ``"1 + d"`` (r > 1) with d = |1 − r|.
-    """
-    r = float(r)
-    text = f"{r:.{digits}g}"
-    if text != "1" or r == 1.0:
-        return text
-    d = abs(1.0 - r)
-    return f"1 {'−' if r < 1.0 else '+'} {d:.{min(digits, 2)}g}"
 
 
 def marginal_note(radius: Any, what: str = "spectral radius") -> str | None:

@@ -6,6 +6,7 @@
     ssmctl inspect PATH            per-layer eigenvalue table of a checkpoint (--json, --plot)
     ssmctl compare A B|init        how the eigenvalues moved between two checkpoints (--json, --plot)
     ssmctl simulate PATH           token-by-token eigenvalues, step sizes and memory of LTV layers on an input
+    ssmctl analyze PATH|FAMILY     H2, H∞, DC gain, margins and Hankel values of every layer (--json, --plot)
 """
 
 from __future__ import annotations
@@ -41,13 +42,13 @@ def demo_system(channels: int = 8, d_state: int = 32, seed: int = 0):
 
 
 def demo_report(channels: int = 8, d_state: int = 32, seed: int = 0, hsv_rtol: float = 1e-3) -> dict[str, Any]:
-    from ..analysis import norms
-    from ..analysis.response import dc_gain
-    from ..analysis.spectrum import memory_horizon, spectral_radius
+    from ..analysis.spectrum import memory_horizon
+    from ..analysis.summary import channel_table
 
     sys_, dt = demo_system(channels, d_state, seed)
     k = memory_horizon(sys_)
-    hsv = norms.hankel_singular_values(sys_)
+    # The numbers `ssmctl analyze` prints, from the same table.
+    t = channel_table(sys_, columns=("h2", "hinf", "dc_gain", "hankel_states"), hankel_tol=hsv_rtol)
     rows = []
     for c in range(channels):
         rows.append(
@@ -55,12 +56,12 @@ def demo_report(channels: int = 8, d_state: int = 32, seed: int = 0, hsv_rtol: f
                 "channel": c,
                 "dt": float(dt[c]),
                 "n_states": sys_.n_states,
-                "spectral_radius": float(spectral_radius(sys_)[c]),
+                "spectral_radius": float(t["radius"][c]),
                 "memory_horizon_median": float(np.median(k[c])),
-                "h2_norm": float(norms.h2_norm(sys_)[c]),
-                "hinf_norm": float(norms.hinf_norm(sys_)[c]),
-                "dc_gain": float(dc_gain(sys_)[c, 0, 0]),
-                "states_used": int(np.count_nonzero(hsv[c] > hsv_rtol * hsv[c, 0])),
+                "h2_norm": float(t["h2"][c]),
+                "hinf_norm": float(t["hinf"][c]),
+                "dc_gain": float(t["dc_gain"][c]),
+                "states_used": int(t["hankel_states"][c]),
             }
         )
     return {
@@ -186,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .simulate import register as register_simulate
 
     register_simulate(sub)
+
+    from .analyze import register as register_analyze
+
+    register_analyze(sub)
     return parser
 
 

@@ -14,7 +14,6 @@ token and layer) and whatever the caller asks to keep (a window, the final outpu
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -26,7 +25,9 @@ from .stats import LayerStats, LTVStats
 from ..analysis.spectrum import marginal_note
 from ..errors import NonFiniteError, ShapeError, SsmctlError, UnsupportedSystemError
 from ..models.base import Model
-from ..report import SCHEMA_VERSION
+from ..analysis.progress import Progress
+from ..report import SCHEMA_VERSION, format_modulus
+from ..systems import _display
 from .blocks import RUNNERS, runner_for
 from .native import native_available, native_status
 from .scan import SCAN_BACKENDS
@@ -378,6 +379,71 @@ class SimulationResult:
         }
 
 
+    def _plain_repr(self) -> str:
+        return (f"SimulationResult({self.family!r}, tokens={self.n_tokens}, batch={self.batch}, "
+                f"layers={self.layers})")
+
+    def __repr__(self) -> str:
+        return _display.text(self, "simulation", self._plain_repr())
+
+    def _repr_html_(self) -> str:
+        return _display.html(self, "simulation", self._plain_repr())
+
+    def to_frame(self) -> Any:
+        """One row per simulated layer: the scalar fields of :meth:`summary`'s layer rows.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``layer``; columns ``channels``, ``states_per_channel``, ``abs_min``, ``abs_median``,
+            ``abs_max``, ``dt_min``, ``dt_median``, ``dt_max``, ``memory_horizon_median``,
+            ``memory_horizon_inf_count``, ``scan_fallback_columns``.
+
+        Raises
+        ------
+        SsmctlError
+            When pandas is not installed.
+        """
+        return _display.frame(self, "simulation")
+
+
+_SIM_ROWS = [("index", "layer"), ("channels", "channels"), ("states_per_channel", "states"),
+             ("abs_min", "min|Ā_t|"), ("abs_median", "median|Ā_t|"), ("abs_max", "max|Ā_t|"),
+             ("dt_median", "median Δ_t"), ("memory_horizon_median", "memory median (tokens)")]
+
+
+def _describe_simulation(res: SimulationResult, full: bool) -> _display.Summary:
+    rows = res.summary()["layers"]
+    facts = [("run", f"{res.family} from {res.source}: {res.n_tokens} tokens × batch {res.batch} on {res.device}, "
+                     f"{res.seconds:.3g} s ({res.tokens_per_second:,.0f} tok/s, scan {res.scan_backend})"),
+             ("layers", f"{res.layers}" + (f" (windows kept: {sorted(res.windows)})" if res.windows else ""))]
+    if rows:
+        worst = max(rows, key=lambda r: r["abs_max"])
+        facts.append(("max|Ā_t|", f"{format_modulus(worst['abs_max'], 6)}, margin 1 − |Ā_t| "
+                                  f"{_display.fmt_margin(1.0 - worst['abs_max'])} (layer {worst['index']})"))
+    if res.partial:
+        facts.append(("partial", res.partial))
+    facts.append(("details", "res.stats[i] (LayerStats), res.summary(), res.to_frame()"))
+    scalar = [k for k, _ in _SIM_ROWS if k != "index"] + ["dt_min", "dt_max", "memory_horizon_inf_count",
+                                                          "scan_fallback_columns"]
+    columns = {k: np.asarray([r[k] for r in rows]) for k in scalar}
+    return _display.Summary("SimulationResult", facts, rows=rows if full else None, row_columns=_SIM_ROWS,
+                            columns=columns, index=(["layer"], [np.asarray([r["index"] for r in rows])]))
+
+
+_display.register("simulation", _describe_simulation)
+
+
+def _nanmedian(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64).ravel()
+    return float(np.median(x)) if x.size else math.nan
+
+
+def _finite_max(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64).ravel()
+    return float(x.max()) if x.size else math.nan
+
+
 # --- inputs ------------------------------------------------------------------------------------------------
 def _as_tensor(x: Any) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
@@ -553,6 +619,8 @@ def simulate(
         Keep the last simulated layer's whole output sequence (memory L·d_model).
     progress : bool, optional
         Progress line on stderr over the whole input (default: when stderr is a terminal; never on ranks > 0).
+        Progress bar (:mod:`ssmctl.analysis.progress`; default: in terminals and Jupyter, once the run takes
+        more than a second).
     heatmap_bins : int
         Token bins of the |Ā_t| heatmap, at most (bins are a power of two of tokens wide).
     parallel : bool, optional
@@ -730,6 +798,45 @@ class _Unit:
             threads=torch.get_num_threads() if dev.type == "cpu" else None,
         )
 
+    def stats_factory() -> dict[int, LTVStats]:
+        return {i: LTVStats(runners[i].a, L, batch=batch, lags=lags, lag_samples=lag_samples, eps=eps,
+                            heatmap_bins=heatmap_bins, device=dev) for i in chosen}
+
+    stats = stats_factory()
+    bar = Progress(L, "simulate", unit="tok", enabled=progress)
+    start = time.perf_counter()
+    # On the CPU every chunk is checked as it comes (checks are free there). On a GPU a check waits for the
+    # device, so the checks accumulate on it and are read once at the end; only when one failed does the run
+    # repeat with the checks made chunk by chunk, which raise the precise error.
+    run = _Run(src, runners, stats, window, chunk, block, keep_output, eager=_checks_each_chunk(dev))
+    with bar:
+        run.go(bar)
+    if not run.eager and run.failed():
+        _Run(src, runners, stats_factory(), window, chunk, block, keep_output, eager=True).go(None)
+        raise NonFiniteError("NaN/Inf appeared on the device, but a run with checks after every chunk did not "
+                             "find it again")
+    outputs, windows, fallback = run.outputs, run.windows, run.fallback
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    seconds = time.perf_counter() - start
+    return SimulationResult(
+        family=model.family,
+        source=str(model.source),
+        n_tokens=L,
+        batch=batch,
+        layers=chosen,
+        stats={i: _finished(s, runners[i].family) for i, s in stats.items()},
+        windows={i: _finish(w, window) for i, w in windows.items()} if window else {},
+        output=torch.cat(outputs, dim=1) if keep_output else None,
+        device=str(dev),
+        chunk=chunk,
+        slab=slab,
+        seconds=seconds,
+        scan_fallback=fallback,
+        scan_backend=runners[0].used_backend,
+        partial=partial_note(model),
+    )
+
 
 def _checks_each_chunk(dev: torch.device) -> bool:
     """Check every chunk as it comes (the CPU), or defer the checks to the end of the loop (a GPU)."""
@@ -757,7 +864,7 @@ class _Run:
         # on the device: some chunk's input or some layer's output was not finite (deferred checks only)
         self.bad = torch.zeros((), dtype=torch.bool, device=runners[0].device)
 
-    def go(self, bar: _Progress | None) -> None:
+    def go(self, bar: Progress | None) -> None:
         src, runners, stats, window = self.src, self.runners, self.stats, self.window
         L = src.length
         dev = runners[0].device
@@ -796,6 +903,7 @@ class _Run:
                     self.outputs.append(u.cpu())
                 if bar is not None:
                     bar.add((t1 - t0) * src.batch)
+                    bar.update(t1 - t0)
 
     def failed(self) -> bool:
         """Whether a deferred check failed (one host round trip for all of them)."""

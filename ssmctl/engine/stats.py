@@ -37,6 +37,8 @@ import numpy as np
 import torch
 
 from ..errors import NonFiniteError, ShapeError, SsmctlError
+from ..report import fmt, format_modulus
+from ..systems import _display
 from ._tensor_cache import lru_get
 from ._stats_work import _CACHE, _Plan, _Scratch
 from .mergeable import HeatBins, LogHistogram, Parts, Positional, dd, decay_fields, hist_quantile, hist_summaries, \
@@ -145,6 +147,61 @@ class LayerStats:
             raise SsmctlError(f"lag {lag} was not measured; measured lags: {self.lags.tolist()}")
         k = int(hits[0])
         return float(self.decay_mean[k]), float(self.frozen_mean[k])
+
+
+    def __repr__(self) -> str:
+        return _display.text(self, "layer_stats", self._plain_repr())
+
+    def _repr_html_(self) -> str:
+        return _display.html(self, "layer_stats", self._plain_repr())
+
+    def _plain_repr(self) -> str:
+        return f"LayerStats(tokens={self.n_tokens}, channels={self.n_channels}, states={self.n_states})"
+
+    def to_frame(self) -> Any:
+        """The transition-product decay against the lag, one row per measured lag.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``lag``; columns ``stride``, ``pairs``, ``norm_mean`` (mean ‖Ā_t ⋯ Ā_{t−lag+1}‖),
+            ``norm_max_channel``, ``frozen_norm_mean`` (the frozen-time guess ‖Ā_t‖^lag).
+
+        Raises
+        ------
+        SsmctlError
+            When pandas is not installed.
+        """
+        return _display.frame(self, "layer_stats")
+
+
+def _describe_stats(s: LayerStats, full: bool) -> _display.Summary:
+    q = s.abs_quantiles
+    facts = [
+        ("size", f"{s.n_tokens} tokens, {s.n_channels} channels, {s.n_states} states each"),
+        ("|Ā_t|", f"min {fmt(s.abs_min)}, median {fmt(q[0.5])}, max {format_modulus(s.abs_max, 6)}"),
+        ("margin 1 − |Ā_t|", f"min {_display.fmt_margin(1.0 - s.abs_max)} over tokens, channels and states"),
+        ("Δ_t", f"min {fmt(s.rate_min)}, median {fmt(s.rate_quantiles[0.5])}, max {fmt(s.rate_max)}"),
+        (f"memory (eps {fmt(s.eps)})", f"median {fmt(s.memory_horizon_quantiles[0.5])}, "
+                                      f"{max(s.memory_horizon_quantiles)} quantile "
+                                      f"{fmt(s.memory_horizon_quantiles[max(s.memory_horizon_quantiles)])} tokens"
+                                      + (f", {s.memory_horizon_inf_count} infinite" if s.memory_horizon_inf_count
+                                         else "")),
+    ]
+    if s.lags.size:
+        k = int(np.nanargmax(np.where(s.lag_pairs > 0, s.lags, -1)))
+        facts.append((f"transition product at lag {int(s.lags[k])}",
+                      f"mean ‖Ā_t⋯Ā_(t−lag+1)‖ {fmt(s.decay_mean[k])} (frozen-time guess {fmt(s.frozen_mean[k])})"))
+    picture = None
+    if full and s.abs_hist.size:
+        picture = _display.histogram_svg(s.abs_hist, s.abs_edges / math.log(10), "log10(−ln|Ā_t|)  (≈ log10(1 − |Ā_t|))")
+    columns = {"stride": s.lag_stride, "pairs": s.lag_pairs, "norm_mean": s.decay_mean,
+               "norm_max_channel": s.decay_max_channel, "frozen_norm_mean": s.frozen_mean}
+    return _display.Summary("LayerStats", facts, picture=picture, columns=columns,
+                            index=(["lag"], [np.asarray(s.lags)]))
+
+
+_display.register("layer_stats", _describe_stats)
 
 
 class LTVStats:

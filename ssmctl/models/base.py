@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 from ..errors import SsmctlError, UnsupportedSystemError, unknown_name
+from ..systems import _display
 
 __all__ = ["Family", "Layer", "Model", "register", "families", "get_family", "init"]
 
@@ -155,8 +156,28 @@ class Layer:
             raise UnsupportedSystemError(f"{fam.name} is time-invariant: use layer.system()")
         return fam.ltv(self, u).frozen(t)
 
-    def __repr__(self) -> str:
+    def _plain_repr(self) -> str:
         return f"Layer(family={self.family!r}, index={self.index}, params={sorted(self.params)})"
+
+    def __repr__(self) -> str:
+        return _display.text(self, "layer", self._plain_repr())
+
+    def _repr_html_(self) -> str:
+        return _display.html(self, "layer", self._plain_repr())
+
+    def to_frame(self) -> Any:
+        """Per-channel table of the layer's system (LTV layers: at zero input), as ``system.to_frame()``.
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Raises
+        ------
+        SsmctlError
+            When pandas is not installed.
+        """
+        return _display.frame(self, "layer")
 
 
 @dataclass
@@ -178,8 +199,29 @@ class Model:
     def __getitem__(self, i: int) -> Layer:
         return self.layers[i]
 
-    def __repr__(self) -> str:
+    def _plain_repr(self) -> str:
         return f"Model(family={self.family!r}, layers={len(self.layers)}, source={self.source!r})"
+
+    def __repr__(self) -> str:
+        return _display.text(self, "model", self._plain_repr())
+
+    def _repr_html_(self) -> str:
+        return _display.html(self, "model", self._plain_repr())
+
+    def to_frame(self) -> Any:
+        """One row per layer: kind, channels, states, max|λ|, min margin, longest memory, max H2 and |DC gain|.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index: the layer index.
+
+        Raises
+        ------
+        SsmctlError
+            When pandas is not installed.
+        """
+        return _display.frame(self, "model")
 
 
 def register(family: Family) -> Family:

@@ -26,6 +26,7 @@ from typing import Any, Literal, Mapping
 import numpy as np
 
 from ..errors import NonFiniteError, ShapeError, SsmctlWarning, unknown_name
+from . import _display
 
 __all__ = ["DiagonalLTI", "DenseLTI", "OUTPUT_MODES", "OutputMode", "EIGENVECTOR_CONDITION_WARN", "eigenvector_condition"]
 
@@ -115,6 +116,31 @@ class _System:
         if not self.batch_shape:
             raise TypeError("len() of a system without batch dimensions")
         return self.batch_shape[0]
+
+    def _plain_repr(self) -> str:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return _display.text(self, "lti", self._plain_repr())
+
+    def _repr_html_(self) -> str:
+        return _display.html(self, "lti", self._plain_repr())
+
+    def to_frame(self) -> Any:
+        """Per-channel table (one row per batch element): spectral radius, margin, memory horizon, H2, DC gain.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index: the batch position (one level per batch dim); the numbers of
+            :func:`ssmctl.analysis.summary.channel_table`.
+
+        Raises
+        ------
+        SsmctlError
+            When pandas is not installed.
+        """
+        return _display.frame(self, "lti")
 
 
 class DiagonalLTI(_System):
@@ -309,7 +335,7 @@ class DiagonalLTI(_System):
             key = (key,)
         return DiagonalLTI(lam[key], B[key], C[key], D[key], output=self.output, dt=self.dt, meta=self.meta)
 
-    def __repr__(self) -> str:
+    def _plain_repr(self) -> str:
         return (
             f"DiagonalLTI(batch={self.batch_shape}, N={self.n_stored}, m={self.n_inputs}, "
             f"p={self.n_outputs}, output={self.output!r}{', ' + repr(self.label) if 'label' in self.meta else ''})"
@@ -455,7 +481,7 @@ class DenseLTI(_System):
         exact = None if self.exact_eigenvalues is None else self.exact_eigenvalues[key]
         return DenseLTI(A[key], B[key], C[key], D[key], dt=self.dt, meta=self.meta, exact_eigenvalues=exact)
 
-    def __repr__(self) -> str:
+    def _plain_repr(self) -> str:
         return (
             f"DenseLTI(batch={self.batch_shape}, n={self.n_states}, m={self.n_inputs}, p={self.n_outputs}, "
             f"{'real' if self.is_real else 'complex'}{', ' + repr(self.label) if 'label' in self.meta else ''})"

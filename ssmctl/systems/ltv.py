@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ShapeError
+from . import _display
 from .lti import DiagonalLTI, OutputMode
 
 __all__ = ["LTVSystem"]
@@ -65,6 +66,28 @@ class LTVSystem:
                 )
 
     def __repr__(self) -> str:
+        return _display.text(self, "ltv", self._plain_repr())
+
+    def _repr_html_(self) -> str:
+        return _display.html(self, "ltv", self._plain_repr())
+
+    def to_frame(self) -> Any:
+        """Per-channel table over tokens and batch: max and median |Ā_t| of the slowest mode, median memory
+        horizon, median Δ_t.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per channel (index levels: the channel axes).
+
+        Raises
+        ------
+        SsmctlError
+            When pandas is not installed.
+        """
+        return _display.frame(self, "ltv")
+
+    def _plain_repr(self) -> str:
         window = self.meta.get("window")
         where = f", tokens {window[0]}..{window[1] - 1}" if window else ""
         return (f"LTVSystem(batch={self.batch_size}, L={self.length}, channels={self.channel_shape}, "

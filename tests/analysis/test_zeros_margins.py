@@ -292,6 +292,27 @@ def test_margins_refuse_mimo():
         stability_margins(sys)
 
 
+def test_margins_of_static_gains_match_python_control_and_leave_the_others_alone():
+    """A channel with B̄ = 0 (a Mamba channel at zero input without conv bias) is a static gain G ≡ D; |G| − 1
+    is then identically zero (D = 1), which the crossing search must not subdivide forever."""
+    rng = np.random.default_rng(7)
+    lam = rng.uniform(0.2, 0.95, (4, 5)) * np.exp(1j * rng.uniform(0, np.pi, (4, 5)))
+    B = rng.standard_normal((4, 5, 1)) + 0j
+    B[[0, 2]] = 0.0
+    C = rng.standard_normal((4, 1, 5)) + 1j * rng.standard_normal((4, 1, 5))
+    D = np.array([1.0, 0.3, -0.5, -1.2]).reshape(4, 1, 1)
+    sys_ = ssmctl.DiagonalLTI(lam, B, C, D, output="conj_pair")
+    m = ssmctl.stability_margins(sys_)
+    for i in range(4):
+        ref = control.stability_margins(ssmctl.to_control(sys_[i]))
+        if i in (0, 2):
+            assert (m.gm[i], m.pm[i]) == (np.inf, np.inf) and np.isnan(m.wpc[i]) and np.isnan(m.wgc[i])
+            assert m.sm[i] == pytest.approx(ref[2], rel=1e-12) and (ref[0], ref[1]) == (np.inf, np.inf)
+        else:
+            one = ssmctl.stability_margins(sys_[i])
+            np.testing.assert_array_equal([np.asarray(x)[()] for x in one], [np.asarray(x)[i] for x in m])
+
+
 def test_margins_of_an_unstable_open_loop_say_so():
     """L(z) = k/(z − a), a = 1.5: python-control reports margins as for any loop; ours are the same numbers and
     a warning says they are no statement about the closed loop (its pole a − k is what decides)."""

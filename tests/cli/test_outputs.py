@@ -17,10 +17,11 @@ def _argv(command, tmp_path, out):
         "inspect": ["inspect", missing, "--plot", out],
         "compare": ["compare", missing, "init", "--plot", out],
         "simulate": ["simulate", missing, "--random-tokens", "5", "--plot", out],
+        "analyze": ["analyze", missing, "--plot", out],
     }[command]
 
 
-PLOTTING = ["eig", "inspect", "compare", "simulate"]
+PLOTTING = ["eig", "inspect", "compare", "simulate", "analyze"]
 
 
 def test_every_file_writing_command_is_covered():

@@ -468,3 +468,39 @@ def test_layers_selection_runs_only_what_is_needed(our_mamba, ids):
     summary = full.summary()
     assert [row["index"] for row in summary["layers"]] == [0, 1, 2]
     ssmctl.report.dumps(summary)  # strict JSON
+
+
+# --- rich display -------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def four_layer_run():
+    model = ssmctl.init("mamba", d_model=16, n_layers=4, seed=0)
+    u = np.random.default_rng(0).standard_normal((1, 600, 16)).astype(np.float32)
+    return simulate(model, u, window=(100, 110), progress=False)
+
+
+def test_simulation_result_and_stats_reprs_are_short(four_layer_run):
+    res = four_layer_run
+    text = repr(res)
+    assert text.startswith("SimulationResult('mamba', tokens=600, batch=1, layers=[0, 1, 2, 3])") and len(text) < 800
+    stats = repr(res.stats[3])
+    assert stats.startswith("LayerStats(tokens=600, channels=32, states=16)") and len(stats) < 1000
+    s = res.stats[3]
+    assert f"median {ssmctl.report.fmt(s.abs_quantiles[0.5])}" in stats
+    assert f"max {ssmctl.report.format_modulus(s.abs_max, 6)}" in stats
+    html = s._repr_html_()
+    assert "<svg" in html and "log10(−ln|Ā_t|)" in html and len(html) < 40_000
+    assert len(res._repr_html_()) < 20_000
+
+
+def test_simulation_frames_equal_the_summary(four_layer_run):
+    pytest.importorskip("pandas")
+    res = four_layer_run
+    df = res.to_frame()
+    rows = res.summary()["layers"]
+    assert df.index.tolist() == [0, 1, 2, 3]
+    for row in rows:
+        for key in ("abs_max", "dt_median", "memory_horizon_median", "channels"):
+            assert df.loc[row["index"], key] == row[key]
+    lags = res.stats[2].to_frame()
+    np.testing.assert_array_equal(lags.index, res.stats[2].lags)
+    np.testing.assert_array_equal(lags["norm_mean"], res.stats[2].decay_mean)
