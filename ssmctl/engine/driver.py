@@ -522,36 +522,6 @@ class _Inputs:
         return self.values[:, t0:t1].to(device, torch.float32)
 
 
-class _Progress:
-    """A one-line progress report on stderr over the whole input (no dependency); ``total`` None: unknown."""
-
-    def __init__(self, total: int | None, enabled: bool) -> None:
-        self.total, self.enabled, self.start, self.last, self.done = total, enabled, time.perf_counter(), 0.0, 0
-
-    def add(self, tokens: int) -> None:
-        self.done += tokens
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if now - self.last < 0.2:
-            return
-        self.last = now
-        rate = self.done / max(now - self.start, 1e-9)
-        if self.total:
-            eta = (self.total - self.done) / rate if rate > 0 else math.inf
-            bar = "#" * int(30 * min(self.done, self.total) / self.total)
-            line = f"simulate [{bar:<30}] {self.done}/{self.total} tokens  {rate:,.0f} tok/s  eta {eta:.0f}s"
-        else:
-            line = f"simulate {self.done} tokens  {rate:,.0f} tok/s"
-        print(f"\r{line}", end="", file=sys.stderr, flush=True)
-
-    def finish(self) -> None:
-        if self.enabled and self.last:
-            self.last = 0.0
-            self.add(0)
-            print(file=sys.stderr, flush=True)
-
-
 def _first_bad_token(x: torch.Tensor) -> tuple[int, int]:
     bad = ~torch.isfinite(x).reshape(x.shape[0], x.shape[1], -1).all(-1)  # (batch, T)
     b, t = bad.nonzero()[0].tolist()
@@ -618,9 +588,8 @@ def simulate(
     keep_output : bool
         Keep the last simulated layer's whole output sequence (memory L·d_model).
     progress : bool, optional
-        Progress line on stderr over the whole input (default: when stderr is a terminal; never on ranks > 0).
-        Progress bar (:mod:`ssmctl.analysis.progress`; default: in terminals and Jupyter, once the run takes
-        more than a second).
+        Progress bar over the whole input's tokens (:mod:`ssmctl.analysis.progress`; default: in terminals and
+        Jupyter, once the run takes more than a second); none on ranks > 0, nor for an iterable of unknown size.
     heatmap_bins : int
         Token bins of the |Ā_t| heatmap, at most (bins are a power of two of tokens wide).
     parallel : bool, optional
@@ -694,7 +663,8 @@ def simulate(
                               "in one process (parallel=False)")
     mine = corpus.shard(ctx.rank, ctx.world) if ctx else iter(corpus.units)
     quiet = ctx is not None and ctx.rank != 0
-    bar = _Progress(corpus.total_tokens, (not quiet) and (progress if progress is not None else sys.stderr.isatty()))
+    bar = Progress(corpus.total_tokens or 0, "simulate", unit="tok",
+                   enabled=False if quiet or not corpus.total_tokens else progress)
     unit = _Unit(model, chosen, dev, scan, chunk, block, slab, lags, lag_samples, eps, heatmap_bins, window,
                  keep_output, bar)
     result = None
@@ -718,6 +688,7 @@ def simulate(
             part = unit.run(src)
             result = part if result is None else result.merge(part)
     finally:
+        bar.close()
         if torch.get_num_threads() != torch_threads:
             torch.set_num_threads(torch_threads)
     if ctx is not None:  # every rank merges the ranks' results in rank order: the same answer everywhere
@@ -731,7 +702,6 @@ def simulate(
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         result.seconds = time.perf_counter() - start
-    bar.finish()
     return result
 
 
@@ -740,7 +710,7 @@ class _Unit:
 
     def __init__(self, model: Model, chosen: list[int], dev: torch.device, scan: str, chunk: int | str, block: int,
                  slab: Any, lags: Sequence[int] | None, lag_samples: int, eps: float, heatmap_bins: int,
-                 window: tuple[int, int] | None, keep_output: bool, bar: "_Progress") -> None:
+                 window: tuple[int, int] | None, keep_output: bool, bar: Progress) -> None:
         self.model, self.chosen, self.dev, self.scan = model, chosen, dev, scan
         self.chunk, self.block, self.slab, self.lags, self.lag_samples = chunk, block, slab, lags, lag_samples
         self.eps, self.heatmap_bins, self.window, self.keep_output, self.bar = eps, heatmap_bins, window, \
@@ -797,45 +767,6 @@ class _Unit:
             total_tokens=L * batch,
             threads=torch.get_num_threads() if dev.type == "cpu" else None,
         )
-
-    def stats_factory() -> dict[int, LTVStats]:
-        return {i: LTVStats(runners[i].a, L, batch=batch, lags=lags, lag_samples=lag_samples, eps=eps,
-                            heatmap_bins=heatmap_bins, device=dev) for i in chosen}
-
-    stats = stats_factory()
-    bar = Progress(L, "simulate", unit="tok", enabled=progress)
-    start = time.perf_counter()
-    # On the CPU every chunk is checked as it comes (checks are free there). On a GPU a check waits for the
-    # device, so the checks accumulate on it and are read once at the end; only when one failed does the run
-    # repeat with the checks made chunk by chunk, which raise the precise error.
-    run = _Run(src, runners, stats, window, chunk, block, keep_output, eager=_checks_each_chunk(dev))
-    with bar:
-        run.go(bar)
-    if not run.eager and run.failed():
-        _Run(src, runners, stats_factory(), window, chunk, block, keep_output, eager=True).go(None)
-        raise NonFiniteError("NaN/Inf appeared on the device, but a run with checks after every chunk did not "
-                             "find it again")
-    outputs, windows, fallback = run.outputs, run.windows, run.fallback
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    seconds = time.perf_counter() - start
-    return SimulationResult(
-        family=model.family,
-        source=str(model.source),
-        n_tokens=L,
-        batch=batch,
-        layers=chosen,
-        stats={i: _finished(s, runners[i].family) for i, s in stats.items()},
-        windows={i: _finish(w, window) for i, w in windows.items()} if window else {},
-        output=torch.cat(outputs, dim=1) if keep_output else None,
-        device=str(dev),
-        chunk=chunk,
-        slab=slab,
-        seconds=seconds,
-        scan_fallback=fallback,
-        scan_backend=runners[0].used_backend,
-        partial=partial_note(model),
-    )
 
 
 def _checks_each_chunk(dev: torch.device) -> bool:
@@ -902,8 +833,7 @@ class _Run:
                 if self.keep_output:
                     self.outputs.append(u.cpu())
                 if bar is not None:
-                    bar.add((t1 - t0) * src.batch)
-                    bar.update(t1 - t0)
+                    bar.update((t1 - t0) * src.batch)
 
     def failed(self) -> bool:
         """Whether a deferred check failed (one host round trip for all of them)."""

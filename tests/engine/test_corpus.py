@@ -96,12 +96,22 @@ def test_embeddings_corpus_of_different_lengths(model):
     assert _layers(res) == _layers(parts) and res.batch == 3 and res.n_tokens == 40
 
 
-def test_progress_covers_the_whole_corpus(model, seqs, capsys):
+def test_progress_covers_the_whole_corpus(model, seqs, monkeypatch):
+    import ssmctl.engine.driver as drv
+
+    seen = []
+
+    class Spy(drv.Progress):
+        def close(self):
+            seen.append((self.total, self.done, self.enabled))
+            super().close()
+
+    monkeypatch.setattr(drv, "Progress", Spy)
     simulate(model, seqs, device="cpu", progress=True, chunk=64)
-    err = capsys.readouterr().err
-    assert "1231/1231 tokens" in err.splitlines()[-1]
+    assert seen[0] == (1231, 1231, True)  # every token of every row of every sequence
+    seen.clear()
     simulate(model, iter(seqs), device="cpu", progress=True, chunk=64)
-    assert "simulate 1231 tokens" in capsys.readouterr().err.splitlines()[-1]  # unknown total: a count
+    assert seen[0][2] is False  # an iterable of unknown size: no bar
 
 
 def test_bad_corpora(model, seqs):
