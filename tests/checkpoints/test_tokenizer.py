@@ -17,13 +17,10 @@ WORDS = ["[UNK]", "a", "state", "space", "model", "remembers", "forgets"]
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
+    from tests.ckpt_builders import mamba_with_tokenizer
+
     path = tmp_path_factory.mktemp("tok")
-    cfg = transformers.MambaConfig(vocab_size=len(WORDS), hidden_size=16, state_size=4, num_hidden_layers=1)
-    transformers.MambaForCausalLM(cfg).save_pretrained(path)
-    bpe = tokenizers.Tokenizer(tokenizers.models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
-    bpe.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
-    transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="[UNK]").save_pretrained(path)
-    return path, bpe
+    return path, mamba_with_tokenizer(path, WORDS)
 
 
 def test_ids_are_the_tokenizers_own(folder):

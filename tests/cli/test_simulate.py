@@ -208,15 +208,12 @@ WORDS = ["the", "state", "space", "model", "reads", "a", "long", "text", "and", 
 
 @pytest.fixture(scope="module")
 def text_folder(tmp_path_factory):
-    """A Mamba checkpoint with its own tokenizer: a word-level `tokenizers` model wrapped and saved by transformers."""
-    tokenizers = pytest.importorskip("tokenizers")
-    torch.manual_seed(1)
+    """A Mamba checkpoint with its own tokenizer (tests/ckpt_builders.mamba_with_tokenizer)."""
+    pytest.importorskip("tokenizers")
+    from tests.ckpt_builders import mamba_with_tokenizer
+
     path = tmp_path_factory.mktemp("mamba_tok")
-    cfg = transformers.MambaConfig(vocab_size=len(WORDS), hidden_size=32, state_size=4, num_hidden_layers=2)
-    transformers.MambaForCausalLM(cfg).save_pretrained(path)
-    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
-    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
-    transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(path)
+    tok = mamba_with_tokenizer(path, WORDS, hidden_size=32, n_layers=2, seed=1)
     return str(path), tok
 
 
