@@ -32,6 +32,7 @@ __all__ = [
     "machine_info",
     "text_table",
     "markdown_table",
+    "extrapolate_seconds",
 ]
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
@@ -234,3 +235,23 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, 
     out = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
     out += ["| " + " | ".join(esc(c) for c in cells) + " |" for cells in _cells(rows, columns)]
     return "\n".join(out)
+
+
+def extrapolate_seconds(measured: dict[int, float], n: int, exponent: float, *, size: str = "N",
+                        clip: tuple[float, float] = (1.0, 3.5)) -> tuple[float, str] | None:
+    """Expected time of a baseline at size ``n`` from its times at smaller sizes (the benchmarks' skip rule).
+
+    With two measured smaller sizes the cost exponent is fitted on the two largest (clipped to ``clip``);
+    with one, ``exponent`` (the algorithm's) is used. Returns (seconds, how it was obtained), or None when no
+    smaller size was measured.
+    """
+    pts = sorted((k, t) for k, t in measured.items() if k < n and t and t > 0)
+    if not pts:
+        return None
+    n0, t0 = pts[-1]
+    how, alpha = "algorithm's exponent", exponent
+    if len(pts) >= 2:
+        n1, t1 = pts[-2]
+        alpha = min(max(math.log(t0 / t1) / math.log(n0 / n1), clip[0]), clip[1])
+        how = f"exponent fitted on {size}={n1},{n0}"
+    return t0 * (n / n0) ** alpha, f"extrapolated from {size}={n0} ({fmt_seconds(t0)}) as {size}^{alpha:.2f} ({how})"

@@ -36,6 +36,7 @@ if str(_ROOT) not in sys.path:  # run as a script from a checkout, without insta
 
 from benchmarks._common import (  # noqa: E402  (no numpy yet: --one-core must act before it loads)
     CallResult,
+    extrapolate_seconds,
     fmt_number,
     fmt_ratio,
     fmt_seconds,
@@ -322,17 +323,10 @@ def estimate_control_seconds(
     With two measured smaller sizes the cost exponent is fitted (clipped to [1, 3.5]); with one, the
     algorithm's exponent (``Analysis.exponent``) is used. Returns (seconds, how it was obtained) or None.
     """
-    pts = sorted((n, t) for n, t in measured.get((analysis, io), {}).items() if n < N and t and t > 0)
     alpha_theory = ANALYSES[analysis].exponent
-    if pts:
-        n0, t0 = pts[-1]
-        how = "algorithm's exponent"
-        alpha = alpha_theory
-        if len(pts) >= 2:
-            n1, t1 = pts[-2]
-            alpha = float(np.clip(math.log(t0 / t1) / math.log(n0 / n1), 1.0, 3.5))
-            how = f"exponent fitted on N={n1},{n0}"
-        return t0 * (N / n0) ** alpha, f"extrapolated from N={n0} ({fmt_seconds(t0)}) as N^{alpha:.2f} ({how})"
+    est = extrapolate_seconds(measured.get((analysis, io), {}), N, alpha_theory)
+    if est is not None:
+        return est
     if (analysis, io, N) in ISSUE_REFERENCE_SECONDS:
         return ISSUE_REFERENCE_SECONDS[(analysis, io, N)], f"the issue's reference measurement at N={N}"
     if (analysis, io, 256) in ISSUE_REFERENCE_SECONDS and N != 256:

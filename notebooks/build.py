@@ -893,6 +893,120 @@ TRAINED_VS_INIT = [
     _code("workdir.cleanup()"),
 ]
 
+DYNAMICAL_SYSTEMS_FRAMEWORK = [
+    _md(r"""
+        # The Dynamical Systems Framework: attention, RNNs and SSMs as one matrix
+
+        Every sequence mixer here can be written as $h_i = \Lambda_i h_{i-1} + B_i u_i$, $y_i = C_i h_i + D_i u_i$,
+        and its input-output map as one causal matrix $y = \Phi u$ with
+        $\Phi_{ij} = C_i \Lambda_i\cdots\Lambda_{j+1} B_j$ ($j < i$). This notebook puts softmax and linear
+        attention, qLSTM, S6, SSD, RG-LRU and the LRU side by side **on one input**: their $\Phi$, their transitions
+        $\Lambda_i$ over tokens, and the numerical rank of the Hankel blocks $\Phi[t{:}, {:}t]$ — the state each
+        layer actually uses across the cut $t$ (at most $N$ for a finite-state layer, generically
+        $\min(t, L-t)$ for softmax). Then a checkpoint written by `transformers` and read back with `ssmctl.load`,
+        and softmax as an infinite state: the error of its order-$p$ Taylor features against their state size.
+
+        All models are **randomly initialized** (no download, no training).
+    """),
+    _code(_LIGHT_SETUP + "\nimport os, tempfile, warnings\n"
+          "warnings.filterwarnings('ignore', message='IProgress not found')  # tqdm, imported by transformers\n"
+          "import transformers\ntransformers.logging.set_verbosity_error()\ntransformers.logging.disable_progress_bar()"),
+    _md("## Seven fresh layers, one input"),
+    _code("""
+        d, L = 16, 48
+        u = torch.from_numpy(np.random.default_rng(0).standard_normal((1, L, d)).astype(np.float32))
+        specs = {
+            'softmax attention': ('attention', dict(variant='softmax', num_heads=2, d_qk=16)),
+            'linear attention': ('attention', dict(variant='linear', num_heads=2, d_qk=16)),
+            'qLSTM': ('qlstm', {}),
+            'S6': ('s6', dict(d_state=8)),
+            'SSD': ('s6', dict(variant='ssd', d_state=8)),
+            'RG-LRU': ('rglru', {}),
+            'LRU': ('lru', dict(d_state=8)),
+        }
+        layers = {name: ssmctl.init(fam, d_model=d, n_layers=1, seed=0, **kw).layers[0] for name, (fam, kw) in specs.items()}
+        phis = {name: ssmctl.materialize(layer, u) for name, layer in layers.items()}
+        for name, phi in phis.items():
+            print(f'{name:18s} {phi}')
+    """),
+    _md(r"""
+        $|\Phi_{ij}|$ averaged over channels (`ssmctl.attention_map`), on one log colour scale; the blank
+        triangle is causality ($\Phi_{ij} = 0$ for $j > i$). The LRU is time-invariant: its $\Phi$ is Toeplitz.
+    """),
+    _code("ssmctl.plot.phi_heatmaps(phis, ncols=4);"),
+    _md(r"""
+        ## Where $\Lambda_i$ lies
+
+        S6, SSD, qLSTM and RG-LRU keep $\Lambda_i \in (0, 1)$ by construction and the LRU's constant
+        eigenvalues sit inside the unit disk; attention's $\Lambda_i = \eta_{i-1}/\eta_i$ exceeds 1 wherever its
+        normalizer falls (`ssmctl.lambda_bounds` counts how often).
+    """),
+    _code("""
+        rows = []
+        for name, layer in layers.items():
+            b = ssmctl.lambda_bounds(layer, u)
+            rows.append({'layer': name, 'min': b.min, 'max': b.max, 'above': f'{100 * b.frac_above:.1f}%',
+                         'inside': f'{100 * b.frac_inside:.1f}%'})
+        print(format_table(rows, ['layer', 'min', 'max', 'above', 'inside'],
+                           ['layer', '|Λ| min', '|Λ| max', 'Λ > 1', 'Λ in (0, 1)']))
+        ssmctl.plot.lambda_traces(layers, u);
+    """),
+    _md(r"""
+        ## The state each layer uses: the Hankel-rank profile
+
+        At each cut $t$, $\Phi[t{:}, {:}t]$ maps the inputs before $t$ to the outputs from $t$ on; everything passes
+        through $h_{t-1}$, so its rank is at most $N$ per channel. Softmax attention has no finite state: its
+        blocks have full rank $\min(t, L-t)$. (Linear attention's state per value channel is its head's key size,
+        8; the LRU's is $2N = 16$ real states, for all its channels at once.)
+    """),
+    _code("""
+        profiles = {name: ssmctl.hankel_profile(phi) for name, phi in phis.items()}
+        for name, prof in profiles.items():
+            rank = prof.rank.reshape(-1, len(prof.cuts)).max(axis=0)
+            print(f'{name:18s} max rank {rank.max():3d}; cuts at min(t, L − t): {(rank == prof.max_rank).sum()}/{len(prof.cuts)}')
+        ssmctl.plot.hankel_rank_profile(profiles, n_states=8);
+    """),
+    _md(r"""
+        ## A loaded checkpoint
+
+        A `transformers` Mamba written with `save_pretrained` and read back by `ssmctl.load` (safetensors, no code
+        executed). Its layers take the same $u$; the finite-state bound holds at $N = 8$. `ssmctl dsf` prints
+        the same measures per layer from the command line.
+    """),
+    _code("""
+        workdir = tempfile.TemporaryDirectory()  # deleted in the last cell
+        torch.manual_seed(0)
+        config = transformers.MambaConfig(hidden_size=d, num_hidden_layers=2, state_size=8, vocab_size=100)
+        path = os.path.join(workdir.name, 'mamba-tiny')
+        transformers.MambaForCausalLM(config).save_pretrained(path)
+        loaded = ssmctl.load(path)
+        loaded_phis = {f'loaded Mamba layer {i}': ssmctl.materialize(layer, u) for i, layer in enumerate(loaded.layers)}
+        loaded_profiles = {k: ssmctl.hankel_profile(v) for k, v in loaded_phis.items()}
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout='constrained')
+        ssmctl.plot.phi_heatmaps(loaded_phis, axes=list(axes[:2]))
+        ssmctl.plot.hankel_rank_profile({**loaded_profiles, 'softmax attention': profiles['softmax attention']},
+                                        n_states=8, ax=axes[2]);
+    """),
+    _code("""
+        from ssmctl.cli import main
+        main(['dsf', path, '--random-tokens', str(L)]);
+    """),
+    _md(r"""
+        ## Softmax as an infinite state
+
+        $\exp(q\cdot k/\sqrt m) = \sum_r (q\cdot k/\sqrt m)^r/r!$: truncating at order $p$ gives a finite DSF with
+        $\sum_{r\le p} m^r$ states per value channel. The error of its $\Phi$ falls with $p$ while the state grows
+        geometrically (`ssmctl.taylor_error`).
+    """),
+    _code("""
+        err = ssmctl.taylor_error(layers['softmax attention'], u, [0, 1, 2, 3])
+        print(format_table([{'p': p, 'n': n, 'e': e} for p, n, e in zip(err.orders, err.state_size, err.rel_error)],
+                           ['p', 'n', 'e'], ['order p', 'states per value channel', '‖Φ_p − Φ‖_F / ‖Φ‖_F']))
+        ssmctl.plot.taylor_error_curve(err);
+    """),
+    _code("workdir.cleanup()"),
+]
+
 
 def _cells(spec):
     cells = []
@@ -908,6 +1022,7 @@ NOTEBOOKS = {
     "inspect_a_checkpoint.ipynb": INSPECT_A_CHECKPOINT,
     "trained_vs_init.ipynb": TRAINED_VS_INIT,
     "ltv_simulation.ipynb": LTV_SIMULATION,
+    "dynamical_systems_framework.ipynb": DYNAMICAL_SYSTEMS_FRAMEWORK,
 }
 
 

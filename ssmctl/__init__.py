@@ -20,6 +20,8 @@ from . import errors, plot
 from .analysis import summary as _summary  # noqa: F401  (registers the rich display)
 from .analysis.cloud import eigenvalue_cloud
 from .analysis.dsf import Phi, dsf, dsf_eigenvalues, materialize, materialize_ref
+from .analysis.dsf_measures import *  # noqa: F401,F403
+from .analysis.dsf_measures import __all__ as _dsf_measures_all
 from .analysis.norms import *  # noqa: F401,F403
 from .analysis.norms import __all__ as _norms_all
 from .analysis.response import *  # noqa: F401,F403
@@ -67,4 +69,5 @@ __all__ = [
     "materialize",
     "materialize_ref",
     "Phi",
+    *_dsf_measures_all,
 ]

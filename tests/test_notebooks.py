@@ -7,7 +7,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMES = ["quickstart.ipynb", "eigenvalue_initializations.ipynb", "lti_analysis.ipynb", "inspect_a_checkpoint.ipynb",
-         "trained_vs_init.ipynb", "ltv_simulation.ipynb"]
+         "trained_vs_init.ipynb", "ltv_simulation.ipynb", "dynamical_systems_framework.ipynb"]
 
 
 def _build_module():

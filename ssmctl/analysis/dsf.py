@@ -152,11 +152,12 @@ class Phi:
 
     def __init__(self, layout: str, shape: tuple[int, ...], rows: Callable[[int, int, int, int], np.ndarray],
                  offset: np.ndarray, inputs: np.ndarray, scope: str, dtype: Any, budget: int | None,
-                 work_per_pair: int, data: np.ndarray | None = None) -> None:
+                 work_per_pair: int | tuple[int, int], data: np.ndarray | None = None) -> None:
         self.layout, self.shape, self.offset, self.inputs, self.scope = layout, shape, offset, inputs, scope
         self.dtype = np.dtype(dtype)
         self._rows, self._budget, self._data = rows, budget, data
-        self._work = work_per_pair
+        # Temporaries of one rows(…) call: bytes per (i, j) pair, and per column whatever the row count.
+        self._work, self._work_col = work_per_pair if isinstance(work_per_pair, tuple) else (work_per_pair, 0)
 
     @property
     def length(self) -> int:
@@ -211,19 +212,21 @@ class Phi:
             r1 = min(L, r0 + step)
             yield r0, r1, self._window(r0, r1, 0, L)
 
-    def _window(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-        """Rows r0..r1−1, columns c0..c1−1, computed in column tiles whose temporaries fit half the budget."""
+    def _window(self, r0: int, r1: int, c0: int, c1: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows r0..r1−1, columns c0..c1−1, computed in column tiles whose temporaries fit half the budget;
+        written into ``out`` (that window's shape) when given, so filling Φ makes no second copy."""
         per_channel = self.layout == "per_channel"
         if self._data is not None:
             return self._data[:, :, r0:r1, c0:c1] if per_channel else self._data[:, r0:r1, c0:c1]
         budget = self._budget or _DEFAULT_WORKSPACE
-        tile = max(1, (budget // 2) // max(1, self._work * (r1 - r0)))
-        if tile >= c1 - c0:
+        tile = max(1, (budget // 2) // max(1, self._work * (r1 - r0) + self._work_col))
+        if tile >= c1 - c0 and out is None:
             return self._rows(r0, r1, c0, c1)
-        shape = list(self.shape)
-        row_axis = 2 if per_channel else 1
-        shape[row_axis], shape[row_axis + 1] = r1 - r0, c1 - c0
-        out = np.empty(shape, dtype=self.dtype)
+        if out is None:
+            shape = list(self.shape)
+            row_axis = 2 if per_channel else 1
+            shape[row_axis], shape[row_axis + 1] = r1 - r0, c1 - c0
+            out = np.empty(shape, dtype=self.dtype)
         for a in range(c0, c1, tile):
             b = min(c1, a + tile)
             if per_channel:
@@ -320,13 +323,14 @@ class _CoreRows:
         # Rows per sub-block: its direct part holds about three (b, ch, s, s, N) temporaries.
         room = (budget or _DEFAULT_WORKSPACE) // 4
         self.sub = int(max(1, min(16, math.isqrt(max(1, room // (24 * b * ch * N))))))
-        # Per (i, j) pair of a row block: the output and the product's result; per column the right factor.
-        self.work = 8 * b * ch * (3 + 4 * N)
+        # Per (i, j) pair of a row block: the output and the product's result; per column the right factor
+        # (its exponent, exponential and product with B, each (cols, N) per channel).
+        self.work = (8 * b * ch * 3, 8 * b * ch * 4 * N)
 
     def __call__(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         b, ch, _, _ = self.shape
         S, B, C, Z, sign = self.S, self.B, self.C, self.Z, self.sign
-        out = np.zeros((b, ch, r1 - r0, max(0, c1 - c0)))
+        out = np.empty((b, ch, r1 - r0, max(0, c1 - c0)))  # every entry is written below (zeros included)
         hi = min(c1, r1)  # Φ_ij = 0 for j > i
         for a in range(r0, r1, self.sub):
             e = min(r1, a + self.sub)
@@ -340,8 +344,9 @@ class _CoreRows:
                 if sign is not None:
                     left *= sign[:, :, a:e]
                     right *= sign[:, :, c0:jb]
-                out[:, :, a - r0 : e - r0, : jb - c0] = left @ right.transpose(0, 1, 3, 2)
+                np.matmul(left, right.transpose(0, 1, 3, 2), out=out[:, :, a - r0 : e - r0, : jb - c0])
             ja, jz = max(c0, a), min(hi, e)
+            out[:, :, a - r0 : e - r0, max(c0, jz) - c0 :] = 0.0  # above the diagonal
             if jz > ja:  # columns inside the sub-block: the differences directly, strictly below the diagonal
                 diff = S[:, :, a:e, None] - S[:, :, None, ja:jz]  # (b, ch, rows, cols, N)
                 below = (np.arange(ja, jz)[None, :] < np.arange(a, e)[:, None])[None, None, :, :, None]
@@ -392,7 +397,7 @@ def _block_rows(factors: Any, budget: int | None) -> tuple[Callable[[int, int, i
     width = 1 if taps is None else taps.shape[1]
     if factors.core is not None:
         core = _CoreRows(factors.core, budget)
-        core_work = core.work
+        core_work = sum(core.work)  # per pair, as if one row
     else:
         core_work = 8 * 2 * b * ch
 
@@ -563,11 +568,11 @@ def materialize(layer: Layer | LTVSystem, u: Any = None, *, scope: Scope = "core
     phi = Phi(layout, shape, rows, offset, inputs, scope, np.float64, budget, work)
     if budget is None or phi.nbytes <= budget:
         data = np.empty(shape)
-        for r0, r1, blk in phi.row_blocks():  # filled in place: no second copy of Φ
-            if layout == "per_channel":
-                data[:, :, r0:r1] = blk
-            else:
-                data[:, r0:r1] = blk
+        L = phi.length
+        step = phi._row_step(L)
+        for r0 in range(0, L, step):  # filled in place, tile by tile: no second copy of Φ
+            r1 = min(L, r0 + step)
+            phi._window(r0, r1, 0, L, out=data[:, :, r0:r1] if layout == "per_channel" else data[:, r0:r1])
         phi._data = data
     return phi
 

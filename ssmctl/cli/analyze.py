@@ -12,7 +12,6 @@ The numbers come from :func:`ssmctl.analysis.summary.layer_report`, as the rich 
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,7 @@ from ..analysis.progress import Progress, set_enabled
 from ..analysis.summary import COLUMNS, EPS, HANKEL_TOL, STEPS, layer_report
 from ..errors import SsmctlError
 from ..report import SCHEMA_VERSION, fmt, format_modulus, format_table
-from .common import add_eps_option, add_output_options, emit, write_plot
+from .common import add_eps_option, add_output_options, emit, model_from_target, write_plot
 
 __all__ = ["register", "cmd_analyze", "analyze_report", "analyze_text", "analyze_figure"]
 
@@ -30,19 +29,9 @@ _OPERATING_POINT = ("LTI layers: the layer's system. LTV layers: the frozen-time
 
 
 def _model(target: str, args: argparse.Namespace) -> Any:
-    from ..checkpoints.load import load
-    from ..models import families, init
-
-    hyper = {k: v for k, v in dict(d_model=args.d_model, d_state=args.d_state, n_layers=args.n_layers,
-                                   variant=args.variant, preset=args.preset, seed=args.seed).items() if v is not None}
-    if os.path.exists(target):
-        if hyper:
-            flags = ", ".join("--" + k.replace("_", "-") for k in hyper)
-            raise SsmctlError(f"{flags} set the sizes of a fresh init; {target!r} is a checkpoint, whose sizes are its own")
-        return load(target)
-    if target in families():
-        return init(target, **hyper)
-    raise SsmctlError(f"{target!r} is neither a file or folder nor a family name; families: {', '.join(families())}")
+    hyper = dict(d_model=args.d_model, d_state=args.d_state, n_layers=args.n_layers, variant=args.variant,
+                 preset=args.preset, seed=args.seed)
+    return model_from_target(target, hyper=hyper)
 
 
 def _count_nulls(col: np.ndarray) -> int:

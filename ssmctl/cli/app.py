@@ -148,7 +148,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``ssmctl`` argument parser with every subcommand (figures, eig, demo, inspect, compare, simulate).
+    """The ``ssmctl`` argument parser with every subcommand (figures, eig, demo, inspect, compare, simulate, analyze, dsf).
 
     Returns
     -------
@@ -191,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .analyze import register as register_analyze
 
     register_analyze(sub)
+
+    from .dsf import register as register_dsf
+
+    register_dsf(sub)
     return parser
 
 

@@ -9,10 +9,11 @@ import sys
 from typing import Any, Callable, Mapping
 
 from ..plot.io import FIGURE_FORMATS, check_figure_path, check_folder, save_figure
+from ..errors import SsmctlError
 from ..report import dumps
 
 __all__ = ["add_output_options", "add_eps_option", "add_hint_options", "hints_from_args", "prepare_outputs", "emit",
-           "write_plot"]
+           "write_plot", "model_from_target"]
 
 
 def add_output_options(p: argparse.ArgumentParser, *, plot: str | None = None,
@@ -46,20 +47,24 @@ def add_eps_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eps", type=float, default=1e-2, help="memory-horizon threshold (default 1e-2)")
 
 
-def add_hint_options(p: argparse.ArgumentParser) -> None:
+def add_hint_options(p: argparse.ArgumentParser, choices: Mapping[str, tuple[str, ...]] | None = None) -> None:
     """Add one option per hint of :data:`ssmctl.checkpoints.hints.HINTS` (e.g. ``--dt-transform {exp,softplus}``).
 
     Parameters
     ----------
     p : argparse.ArgumentParser
         The parser of a command that loads checkpoints.
+    choices : mapping hint name → tuple of str, optional
+        Wider choices for a hint on a command that also takes them elsewhere (``ssmctl dsf FAMILY --variant``
+        builds a fresh model of any family's variant); a checkpoint still checks the value against the table.
     """
     from ..checkpoints.hints import HINTS
 
     group = p.add_argument_group("hints", "settings a checkpoint may not record (used only where it does not)")
     for hint in HINTS.values():
-        group.add_argument(hint.flag, dest=f"hint_{hint.name}", choices=hint.choices,
-                           type=None if hint.choices else hint.type, help=hint.help)
+        allowed = (choices or {}).get(hint.name, hint.choices)
+        group.add_argument(hint.flag, dest=f"hint_{hint.name}", choices=allowed,
+                           type=None if allowed else hint.type, help=hint.help)
 
 
 def hints_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -143,3 +148,44 @@ def write_plot(fig: Any, path: str) -> None:
     """
     save_figure(fig, path)
     print(f"wrote {path}", file=sys.stderr)
+
+
+def model_from_target(target: str, *, hints: Mapping[str, Any] | None = None,
+                      hyper: Mapping[str, Any] | None = None, refuse_hyper: bool = True) -> Any:
+    """The model a ``PATH|FAMILY`` argument names: the checkpoint when ``target`` exists on disk, else a fresh
+    ``init(target, **hyper)`` of that family.
+
+    Parameters
+    ----------
+    target : str
+        A checkpoint file or folder, or a family name.
+    hints : mapping, optional
+        For ``ssmctl.load(path, **hints)``.
+    hyper : mapping, optional
+        A fresh model's hyperparameters (None values dropped).
+    refuse_hyper : bool, default True
+        Whether hyperparameters given with a checkpoint are an error (its sizes are its own).
+
+    Returns
+    -------
+    Model
+
+    Raises
+    ------
+    SsmctlError
+        ``target`` is neither; hyperparameters with a checkpoint (``refuse_hyper``); what load/init raise.
+    """
+    import os
+
+    from ..checkpoints.load import load
+    from ..models import families, init
+
+    hyper = {k: v for k, v in (hyper or {}).items() if v is not None}
+    if os.path.exists(target):
+        if hyper and refuse_hyper:
+            flags = ", ".join("--" + k.replace("_", "-") for k in hyper)
+            raise SsmctlError(f"{flags} set the sizes of a fresh init; {target!r} is a checkpoint, whose sizes are its own")
+        return load(target, **dict(hints or {}))
+    if target in families():
+        return init(target, **hyper)
+    raise SsmctlError(f"{target!r} is neither a file or folder nor a family name; families: {', '.join(families())}")

@@ -116,10 +116,11 @@ def _texts(args: argparse.Namespace) -> list[str]:
     return texts
 
 
-def _inputs(args: argparse.Namespace, model: Any) -> Any:
-    if sum(x is not None for x in (args.tokens, args.random_tokens, args.text)) != 1:
+def _inputs(args: argparse.Namespace, model: Any, width: int | None = None) -> Any:
+    text = getattr(args, "text", None)  # subcommands sharing this reader without --text (dsf)
+    if sum(x is not None for x in (args.tokens, args.random_tokens, text)) != 1:
         raise SsmctlError("give exactly one input: --tokens FILE.npy|FILE.npz, --text FILE or --random-tokens L")
-    if args.text is not None:
+    if text is not None:
         from ..checkpoints.tokenizer import tokenize
 
         return tokenize(args.path, _texts(args))
@@ -143,7 +144,7 @@ def _inputs(args: argparse.Namespace, model: Any) -> Any:
     emb = model.extras.get("embedding")
     rng = np.random.default_rng(args.seed)
     if emb is None:  # no embedding (a fresh init): a unit-RMS Gaussian signal at the first layer's input
-        d_model = int(model.layers[0].config["d_model"])
+        d_model = int(model.layers[0].config["d_model"]) if width is None else width
         return rng.standard_normal((1, L, d_model)).astype(np.float32)
     return rng.integers(0, int(np.shape(emb)[0]), size=(1, L), dtype=np.int64)
 

@@ -18,10 +18,11 @@ def _argv(command, tmp_path, out):
         "compare": ["compare", missing, "init", "--plot", out],
         "simulate": ["simulate", missing, "--random-tokens", "5", "--plot", out],
         "analyze": ["analyze", missing, "--plot", out],
+        "dsf": ["dsf", missing, "--plot", out],
     }[command]
 
 
-PLOTTING = ["eig", "inspect", "compare", "simulate", "analyze"]
+PLOTTING = ["eig", "inspect", "compare", "simulate", "analyze", "dsf"]
 
 
 def test_every_file_writing_command_is_covered():
