@@ -6,6 +6,16 @@ analysis is a pure function of systems. See docs/design.md for the layout and co
 
 from __future__ import annotations
 
+import os as _os
+import sys as _sys
+
+# OpenMP threads that spin while they wait stall every small torch operation when another process holds a core
+# (the `ssmctl` command ran up to 30x slower with its default threads on a busy 2-core machine). libgomp reads
+# the policy once, when torch loads it, so it is set here, before anything below imports torch; an explicit
+# OMP_WAIT_POLICY is kept, and a torch imported earlier by the caller keeps the policy it started with.
+if "torch" not in _sys.modules:
+    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from . import errors, plot
 from .analysis import summary as _summary  # noqa: F401  (registers the rich display)
 from .analysis.cloud import eigenvalue_cloud
@@ -21,6 +31,7 @@ from .analysis.spectrum import __all__ as _spectrum_all
 from .analysis.pseudospectra import *  # noqa: F401,F403
 from .analysis.pseudospectra import __all__ as _pseudospectra_all
 from .checkpoints.load import load
+from .checkpoints.tokenizer import tokenize
 from .models import Layer, Model, families, init
 from .systems.control import from_control, to_control
 from .systems.discretize import from_continuous, from_continuous_dense
@@ -42,6 +53,7 @@ __all__ = [
     "from_control",
     "init",
     "load",
+    "tokenize",
     "families",
     "Model",
     "Layer",

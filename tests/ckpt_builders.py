@@ -504,3 +504,22 @@ def write_state_dict(sd: dict[str, torch.Tensor], path: Path) -> Path:
 
 def folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) if os.path.isdir(path) else os.path.getsize(path)
+
+
+def mamba_with_tokenizer(folder: Path, words: list[str], hidden_size: int = 16, n_layers: int = 1,
+                         seed: int = 0) -> Any:
+    """A transformers Mamba saved in ``folder`` with its own tokenizer: a word-level `tokenizers` model over
+    ``words`` (one of them "[UNK]"), wrapped in PreTrainedTokenizerFast and saved beside the weights. Returns the
+    `tokenizers.Tokenizer`, the independent reference for the ids."""
+    import tokenizers
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    cfg = transformers.MambaConfig(vocab_size=len(words), hidden_size=hidden_size, state_size=4,
+                                   num_hidden_layers=n_layers)
+    transformers.MambaForCausalLM(cfg).save_pretrained(folder)
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(folder)
+    return tok

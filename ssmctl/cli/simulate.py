@@ -1,11 +1,14 @@
 """``ssmctl simulate``: eigenvalues, step sizes and memory of an input-dependent model over a long input.
 
-    ssmctl simulate PATH (--tokens FILE | --random-tokens L) [--layers 0,3-5] [--device auto|cpu|cuda]
-                         [--chunk C] [--json] [--plot FILE]
+    ssmctl simulate PATH (--tokens FILE | --text FILE [FILE ...] | --random-tokens L)
+                         [--layers 0,3-5] [--device auto|cpu|cuda] [--chunk C] [--threads T] [--json] [--plot FILE]
+    torchrun --nproc_per_node N $(which ssmctl) simulate PATH ...     # data-parallel; rank 0 writes the report
 
 PATH is a checkpoint ``ssmctl.load`` reads (e.g. a transformers ``save_pretrained`` folder of Mamba, Mamba-2 or
 RecurrentGemma). FILE (``.npy``, or a ``.pt`` / ``.pth`` tensor) holds token ids (integers, (L,) or (batch, L))
-or embeddings / a signal (floats, (L, d_model) or (batch, L, d_model)).
+or embeddings / a signal (floats, (L, d_model) or (batch, L, d_model)); an ``.npz`` FILE a corpus, one sequence
+per array; ``--text`` files go through the checkpoint's own tokenizer, one sequence per file (per non-empty line
+with ``--per-line``).
 
 :func:`register` adds it to the main parser's subcommands (``ssmctl/cli/app.py``).
 """
@@ -105,8 +108,8 @@ _EXPECTED_INPUT = ("one array of token ids (integers, (L,) or (batch, L)) or emb
                    "(L, d_model) or (batch, L, d_model))")
 
 
-def read_inputs(path: str) -> np.ndarray:
-    """The input array in a ``--tokens`` file: ``.npy``, or a ``torch.save`` file (``.pt``, ``.pth``) of one tensor.
+def read_inputs(path: str) -> np.ndarray | list[np.ndarray]:
+    """The input in a ``--tokens`` file: ``.npy``, ``.npz`` (a corpus), or a ``torch.save`` file (``.pt``, ``.pth``).
 
     ``.pt`` files are read with the weights-only unpickler (nothing in them runs); a list of numbers is taken
     as an array.
@@ -118,15 +121,15 @@ def read_inputs(path: str) -> np.ndarray:
 
     Returns
     -------
-    ndarray
+    ndarray or list of ndarray
         Integer token ids or float embeddings (bool, integer or float dtype; the shape is checked by
-        :func:`ssmctl.simulate`).
+        :func:`ssmctl.simulate`); an ``.npz`` archive gives a corpus, one sequence per array.
 
     Raises
     ------
     SsmctlError
-        A missing file, one that is neither a ``.npy`` array nor a readable ``torch.save`` file, an ``.npz``
-        archive, a file holding something other than one numeric array (a dict, a string, ...).
+        A missing file, one that is neither a ``.npy``/``.npz`` file nor a readable ``torch.save`` file, an empty
+        ``.npz`` archive, a file holding something other than numeric arrays (a dict, a string, ...).
     """
     where = f"--tokens {path}"
     if not os.path.isfile(path):
@@ -154,19 +157,46 @@ def read_inputs(path: str) -> np.ndarray:
             arr = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             raise SsmctlError(f"{where}: not a numpy .npy array nor a .pt tensor ({type(exc).__name__}: {exc})") from None
-        if isinstance(arr, np.lib.npyio.NpzFile):
-            names = list(arr.files)
-            arr.close()
-            raise SsmctlError(f"{where}: an .npz archive (arrays {names[:8]}); expected {_EXPECTED_INPUT} "
-                              "saved with np.save, or a .pt tensor")
+        if isinstance(arr, np.lib.npyio.NpzFile):  # a corpus: one sequence per array, in the file's order
+            with arr:
+                names = list(arr.files)
+                seqs = [arr[k] for k in names]
+            if not seqs:
+                raise SsmctlError(f"{where}: the .npz file holds no array")
+            for name, seq in zip(names, seqs):
+                if seq.dtype.kind not in "biuf":
+                    raise SsmctlError(f"{where}: array {name!r} holds {seq.dtype} data; expected {_EXPECTED_INPUT}")
+            return seqs
     if arr.dtype.kind not in "biuf":
         raise SsmctlError(f"{where}: holds {arr.dtype} data of shape {arr.shape}; expected {_EXPECTED_INPUT}")
     return arr
 
 
-def _inputs(args: argparse.Namespace, model: Any, width: int | None = None) -> np.ndarray:
-    if (args.tokens is None) == (args.random_tokens is None):
-        raise SsmctlError("give exactly one input: --tokens FILE or --random-tokens L")
+def _texts(args: argparse.Namespace) -> list[str]:
+    texts = []
+    for name in args.text:
+        if not os.path.isfile(name):
+            raise SsmctlError(f"--text {name}: no such file")
+        try:
+            with open(name, encoding="utf-8") as f:
+                body = f.read()
+        except UnicodeDecodeError as exc:
+            raise SsmctlError(f"--text {name}: not UTF-8 text ({exc})") from None
+        parts = [line for line in body.splitlines() if line.strip()] if args.per_line else [body]
+        if not any(p.strip() for p in parts):
+            raise SsmctlError(f"--text {name}: the file has no text")
+        texts.extend(parts)
+    return texts
+
+
+def _inputs(args: argparse.Namespace, model: Any, width: int | None = None) -> Any:
+    text = getattr(args, "text", None)  # subcommands sharing this reader without --text (dsf)
+    if sum(x is not None for x in (args.tokens, args.random_tokens, text)) != 1:
+        raise SsmctlError("give exactly one input: --tokens FILE, --text FILE or --random-tokens L")
+    if text is not None:
+        from ..checkpoints.tokenizer import tokenize
+
+        return tokenize(args.path, _texts(args))
     if args.tokens is not None:
         return read_inputs(args.tokens)
     L = args.random_tokens
@@ -206,8 +236,11 @@ def _table(summary: dict[str, Any]) -> str:
 
 
 def _text(summary: dict[str, Any], partial: str | None) -> str:
+    n, batch, total = summary["n_tokens"], summary["batch"], summary["total_tokens"]
+    size = f"{n} tokens × batch {batch}" if total == n * batch else \
+        f"{batch} sequences, {total:,} tokens (longest {n})"
     lines = [
-        f"{summary['family']} from {summary['source']}: {summary['n_tokens']} tokens × batch {summary['batch']} "
+        f"{summary['family']} from {summary['source']}: {size} "
         f"on {summary['device']} ({summary['scan_backend']} scan), {summary['tokens_per_s']:,.0f} tokens/s",
         _table(summary),
         f"\n|Ā|: over tokens, channels and states; Δ: {summary['dt_meaning']}",
@@ -249,23 +282,28 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise SsmctlError(
             f"{args.path}: {partial}; pass --partial to simulate the SSM layers back to back anyway"
         )
-    if args.threads is not None:
-        import torch
-
-        # On a busy machine torch's OpenMP threads wait on the occupied cores; fewer threads avoid that.
-        torch.set_num_threads(args.threads)
     inputs = _inputs(args, model)
     progress = (not args.json) and (not args.no_progress)
     result = simulate(
         model, inputs, layers=parse_layers(args.layers), chunk=args.chunk or "auto", device=args.device,
         eps=args.eps, progress=progress and sys.stderr.isatty(), scan=args.scan,
+        threads=args.threads if args.threads is not None else "auto",
     )
+    if _rank() != 0:  # torchrun: every rank holds the merged result; rank 0 alone reports it
+        return 0
     summary = result.summary()
     if args.plot:
         from ..plot.ltv import simulation_figure
 
         write_plot(simulation_figure(result), args.plot)
     return emit(args, summary, lambda s: _text(s, partial))
+
+
+def _rank() -> int:
+    import torch
+
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -284,15 +322,19 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "simulate", help="token-by-token eigenvalues, step sizes and memory of an LTV model",
         description="Eigenvalues, step sizes and memory of an input-dependent model (Mamba, Mamba-2, RG-LRU) "
-        "over a long input, token by token. Give the input as --tokens FILE or --random-tokens L.",
+        "over a long input, token by token. Give the input as --tokens FILE, --text FILE or --random-tokens L.",
     )
     p.add_argument("path", help="checkpoint folder or file (anything ssmctl.load reads)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--tokens", metavar="FILE",
                      help="input file (.npy array, or .pt/.pth tensor): token ids (int, (L,) or (batch, L)) or "
-                     "embeddings / a signal (float, (L, d_model) or (batch, L, d_model))")
+                     "embeddings / a signal (float, (L, d_model) or (batch, L, d_model)); .npz: a corpus, one "
+                     "sequence per array")
+    src.add_argument("--text", metavar="FILE", nargs="+",
+                     help="UTF-8 text files through the checkpoint's tokenizer, one sequence per file")
     src.add_argument("--random-tokens", metavar="L", type=positive_int,
                      help="L uniformly random token ids (a unit-RMS Gaussian signal for models without embedding)")
+    p.add_argument("--per-line", action="store_true", help="with --text: one sequence per non-empty line")
     add_seed_option(p, "--random-tokens")
     p.add_argument("--layers", help="layers to report, e.g. '0,3-5' or '-1' for the last (default: all)")
     p.add_argument("--device", default="auto",
@@ -305,7 +347,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    "(any device), ssd (Mamba-2's matrix form, any device), or auto (default: SSD for Mamba-2 and "
                    "triton for the others on a GPU, native on the CPU, where they can run; else tensor)")
     p.add_argument("--threads", type=positive_int, metavar="T",
-                   help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
+                   help="torch CPU threads (default: chosen from the work's size)")
     add_eps_option(p)
     add_output_options(p, plot="the per-layer figure", json_help="strict JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")

@@ -43,12 +43,13 @@ class _Scratch:
         # One arena, its first part used in turn by the histogram (ln rate, bin indices), the doubling levels
         # and the chain's window sums, whose lifetimes do not overlap; the chain's frozen exponents (written
         # before the doubling, read after it) follow. A working set half the size stays in cache.
-        n_hist = b * T * H * 3  # float32 ln rate, then int64 indices
+        i0 = b * T * H + (b * T * H) % 2  # the int64 indices start on an 8-byte boundary (b·T·H may be odd)
+        n_hist = i0 + 2 * b * T * H  # float32 ln rate, then int64 indices
         n_C = b * 2 * (pad + 2 * T) * H
         first = max(n_hist, n_C, b * rows * H)
         arena = torch.empty(first + b * rows * H, device=dev)
         self.log = arena[: b * T * H].view(b, T, H)
-        self.idx = arena[b * T * H: n_hist].view(torch.int64)
+        self.idx = arena[i0: n_hist].view(torch.int64)
         # the bin indices ordered by groups of 32 channels: the increments of a group stay within ~120 kB of
         # counters, which scatter_add_ reaches half again as fast as when every token touches every channel's row
         g = 32 if H % 32 == 0 else H

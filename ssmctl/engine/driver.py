@@ -31,11 +31,14 @@ from ..systems import _display
 from .blocks import RUNNERS, runner_for
 from .native import native_available, native_status
 from .scan import SCAN_BACKENDS
+from . import distributed
+from .corpus import Corpus
 from .triton_scan import triton_available, triton_status
 from .ssd import ssd_default_chunk, ssd_elements_per_token, ssd_preferred
 
 __all__ = [
-    "simulate", "SimulationResult", "resolve_device", "default_chunk", "default_slab", "partial_note", "RATE_MEANING",
+    "simulate", "SimulationResult", "resolve_device", "default_threads", "STATES_PER_THREAD", "default_chunk",
+    "default_slab", "partial_note", "RATE_MEANING",
 ]
 
 RATE_MEANING = {
@@ -151,6 +154,36 @@ def default_slab(device: torch.device, states_per_token: int) -> int | None:
     return _pow2(2**19 / max(1, states_per_token), 16, 256)
 
 
+# Scan state elements per token (channels × N × batch) per CPU thread. Below it an operation on a chunk is a few
+# microseconds of work, less than waking a second thread costs. Above it every thread helps, a busy core
+# included: with passive OpenMP waiting (set in ssmctl/__init__.py) a woken thread preempts a spinning neighbour
+# instead of spinning itself (benchmarks/simulate_threads.py).
+STATES_PER_THREAD = 2**4
+
+
+def default_threads(device: torch.device, states_per_token: int, available: int | None = None) -> int:
+    """CPU threads for a simulation whose tokens carry ``states_per_token`` scan states.
+
+    Parameters
+    ----------
+    device : torch.device
+        Only the CPU is decided here (other devices: ``available``).
+    states_per_token : int
+        Channels × N × batch of the largest simulated layer.
+    available : int, optional
+        The most threads to use (default ``torch.get_num_threads()``).
+
+    Returns
+    -------
+    int
+        ``states_per_token // STATES_PER_THREAD`` clipped to [1, available].
+    """
+    available = torch.get_num_threads() if available is None else int(available)
+    if device.type != "cpu":
+        return available
+    return max(1, min(available, states_per_token // STATES_PER_THREAD))
+
+
 @dataclass
 class SimulationResult:
     """Outcome of :func:`simulate`.
@@ -159,6 +192,11 @@ class SimulationResult:
     ----------
     family : str
     n_tokens, batch : int
+        Tokens of the (longest) sequence and rows: sequences × their batch over the whole input.
+    total_tokens : int
+        Tokens over all rows.
+    threads : int or None
+        torch CPU threads the (first) sequence ran with; None on a GPU.
     layers : list[int]
         Layers with statistics.
     stats : dict[int, LayerStats]
@@ -171,6 +209,8 @@ class SimulationResult:
     device : str
     chunk : int
     seconds : float
+        Wall time of the simulation; for a corpus (or under torch.distributed) of the whole call, statistics and
+        merges included. A merge adds them.
     scan_fallback : dict[int, int]
         Per layer, (block, channel) scan columns that decayed too fast for the cumulative-sum form and were
         computed by the exact log-depth path.
@@ -194,6 +234,44 @@ class SimulationResult:
     scan_fallback: dict[int, int] = field(default_factory=dict)
     scan_backend: str = ""
     partial: str | None = None
+    total_tokens: int = 0
+    threads: int | None = None
+
+    def merge(self, other: "SimulationResult") -> "SimulationResult":
+        """The result of one run over both inputs: each layer's statistics merged (:meth:`LayerStats.merge`).
+
+        ``summary()["layers"]`` of the merge equals that of one run over both corpora. Per-token traces and the
+        heatmap become by position; windows and kept outputs, defined for one array only, are dropped.
+
+        Parameters
+        ----------
+        other : SimulationResult
+            A run of the same model (family, source, layers) with the same settings.
+
+        Returns
+        -------
+        SimulationResult
+            ``n_tokens`` the longer sequence, ``batch`` the rows of both, ``total_tokens`` and ``seconds``
+            added; chunk, slab, device and scan from ``self``.
+
+        Raises
+        ------
+        SsmctlError
+            When the runs are of different models or layers, or their statistics were not measured alike.
+        """
+        for name in ("family", "source", "layers"):
+            if getattr(self, name) != getattr(other, name):
+                raise SsmctlError(f"cannot merge simulations with different {name}: "
+                                  f"{getattr(self, name)!r} vs {getattr(other, name)!r}")
+        return SimulationResult(
+            family=self.family, source=self.source, n_tokens=max(self.n_tokens, other.n_tokens),
+            batch=self.batch + other.batch, layers=list(self.layers),
+            stats={i: self.stats[i].merge(other.stats[i]) for i in self.layers},
+            device=self.device, chunk=self.chunk, slab=self.slab, seconds=self.seconds + other.seconds,
+            scan_fallback={i: self.scan_fallback.get(i, 0) + other.scan_fallback.get(i, 0) for i in self.layers},
+            scan_backend=self.scan_backend, partial=self.partial, total_tokens=self.total_tokens + other.total_tokens,
+            threads=self.threads,
+        )
 
     def frozen(self, layer: int, t: int) -> Any:
         """The frozen-time LTI system (DiagonalLTI) of ``layer`` at absolute token ``t`` of the input.
@@ -227,8 +305,8 @@ class SimulationResult:
 
     @property
     def tokens_per_second(self) -> float:
-        """Simulated tokens (n_tokens × batch) per second of wall time; inf when no time was measured."""
-        return self.n_tokens * self.batch / self.seconds if self.seconds > 0 else math.inf
+        """Simulated tokens (over all rows and sequences) per second of wall time; inf when none was measured."""
+        return self.total_tokens / self.seconds if self.seconds > 0 else math.inf
 
     def summary(self) -> dict[str, Any]:
         """Per-layer statistics as a JSON-ready dict (pass it to ``ssmctl.report.dumps``)."""
@@ -253,9 +331,9 @@ class SimulationResult:
                     "memory_horizon_quantiles": {str(q): v for q, v in s.memory_horizon_quantiles.items()},
                     "memory_horizon_inf_count": s.memory_horizon_inf_count,
                     "memory_horizon_per_token": {
-                        "channel_gmean_median_over_tokens": _nanmedian(s.memory_token_gmean),
-                        "longest_median_over_tokens": _nanmedian(s.memory_token_max),
-                        "longest_max_over_tokens": _finite_max(s.memory_token_max),
+                        "channel_gmean_median_over_tokens": s.parts.memory_gmean.quantile(0.5),
+                        "longest_median_over_tokens": s.parts.memory_max.quantile(0.5),
+                        "longest_max_over_tokens": s.parts.memory_max.max_finite,
                     },
                     "transition_decay": {
                         "lags": s.lags.tolist(),
@@ -277,10 +355,12 @@ class SimulationResult:
             "source": self.source,
             "n_tokens": self.n_tokens,
             "batch": self.batch,
+            "total_tokens": self.total_tokens,
             "device": self.device,
             "chunk": self.chunk,
             "slab": self.slab,
             "scan_backend": self.scan_backend,
+            "threads": self.threads,
             "seconds": self.seconds,
             "tokens_per_s": self.tokens_per_second,
             "eps": self.stats[self.layers[0]].eps if self.layers else None,
@@ -290,7 +370,9 @@ class SimulationResult:
                 "memory_horizon": "tokens until |A_bar|^k = eps (frozen time)",
                 "transition_decay": "mean over t (and channels) of ||A_bar_t ... A_bar_{t-lag+1}|| (largest entry, "
                 "the slowest mode); frozen_norm_mean uses ||A_bar_t||^lag",
-                "quantiles": "from histograms with bins of bin_width_ln in ln(dt) and ln(-ln|A_bar|); min/max exact",
+                "quantiles": "from histograms with bins of bin_width_ln in ln(dt), ln(-ln|A_bar|) and ln(memory "
+                "horizon per token); min/max exact",
+                "n_tokens": "tokens of the longest sequence; batch: sequences (rows) over the whole input",
             },
             "partial": self.partial,
             "layers": rows,
@@ -482,6 +564,8 @@ def simulate(
     keep_output: bool = False,
     progress: bool | None = None,
     heatmap_bins: int = 512,
+    parallel: bool | None = None,
+    threads: int | str | None = "auto",
 ) -> SimulationResult:
     """Simulate an input-dependent model over ``inputs`` and collect per-layer eigenvalue statistics.
 
@@ -490,9 +574,12 @@ def simulate(
     model : Model
         Mamba, Mamba-2 or RG-LRU layers (``ssmctl.init`` or a loaded checkpoint). Each layer is the family's
         residual block; layers run back to back.
-    inputs : int array (L,) or (batch, L), or float array (L, d_model) or (batch, L, d_model)
-        Token ids (need ``model.extras['embedding']``, (vocab, d_model); ``model.extras['embedding_scale']``
-        multiplies it, e.g. √d_model for RecurrentGemma), or embeddings / signals at the first layer's input.
+    inputs : array, list of arrays, or iterable of arrays
+        One array: int token ids (L,) or (batch, L), or float embeddings / signals (L, d_model) or
+        (batch, L, d_model) at the first layer's input; token ids need ``model.extras['embedding']``, (vocab,
+        d_model), which ``model.extras['embedding_scale']`` multiplies (√d_model for RecurrentGemma). A corpus:
+        a list or any iterable of such arrays, of any lengths; each starts from a zero state and the statistics
+        cover all of them (:mod:`ssmctl.engine.corpus`). Text: tokenize it first (``ssmctl.tokenize``).
     layers : sequence of int, optional
         Layers to collect statistics for (default all); layers after the last one asked for are not run.
     chunk : int or "auto"
@@ -519,14 +606,23 @@ def simulate(
     keep_output : bool
         Keep the last simulated layer's whole output sequence (memory L·d_model).
     progress : bool, optional
-        Progress bar (:mod:`ssmctl.analysis.progress`; default: in terminals and Jupyter, once the run takes
-        more than a second).
+        Progress bar over the whole input's tokens (:mod:`ssmctl.analysis.progress`; default: in terminals and
+        Jupyter, once the run takes more than a second); none on ranks > 0, nor for an iterable of unknown size.
     heatmap_bins : int
-        Token bins of the |Ā_t| heatmap.
+        Token bins of the |Ā_t| heatmap, at most (bins are a power of two of tokens wide).
+    parallel : bool, optional
+        Data-parallel over the corpus with torch.distributed (default: when torchrun launched this process,
+        ``WORLD_SIZE`` > 1): each rank runs its share (:meth:`Corpus.shard`), and every rank returns the merged
+        result; CUDA runs on ``cuda:LOCAL_RANK`` with NCCL, the CPU with gloo.
+    threads : int, "auto" or None
+        torch CPU threads during the call (restored afterwards). "auto": :func:`default_threads` of each
+        sequence's work, never more than torch's current setting; None: torch's current setting.
 
     Returns
     -------
     SimulationResult
+        For a corpus, the merge of its sequences' results (:meth:`SimulationResult.merge`): per-token traces
+        and the heatmap by position.
 
     Raises
     ------
@@ -565,63 +661,131 @@ def simulate(
                               f"{layer.index} is {layer.family!r}: use {option('scan', 'auto')}, "
                               f"{option('scan', 'native')} or {option('scan', 'tensor')}")
     d_model = int(model.layers[0].config["d_model"])
-    src = _Inputs(model, inputs, d_model).to(dev)
-    L, batch = src.length, src.batch
+    corpus = Corpus.of(inputs)
+    if (window is not None or keep_output) and not corpus.single:
+        raise SsmctlError("window= and keep_output= need one input array (a sequence or a batch), not a corpus "
+                          "of sequences")
     if window is not None:
         w0, w1 = (int(v) for v in window)
-        if not 0 <= w0 < w1 <= L:
-            raise ShapeError(f"window {tuple(window)} must satisfy 0 <= start < stop <= L = {L}")
         window = (w0, w1)
-    per_token = max(_states_per_token(layer, dev, scan) for layer in model.layers[: chosen[-1] + 1]) * batch
-    if slab == "auto":
-        slab = default_slab(dev, per_token)
-    runners = [runner_for(layer, dev, slab, scan) for layer in model.layers[: chosen[-1] + 1]]
-    if chunk == "auto":
-        chunk = default_chunk(dev, per_token)
-    chunk = int(chunk)
-    if chunk < 1:
+    if chunk != "auto" and int(chunk) < 1:
         raise SsmctlError(f"{option('chunk')} must be a positive integer, got {chunk}")
     if block < 1:
         raise SsmctlError(f"block must be a positive integer, got {block}")
-
-    def stats_factory() -> dict[int, LTVStats]:
-        return {i: LTVStats(runners[i].a, L, batch=batch, lags=lags, lag_samples=lag_samples, eps=eps,
-                            heatmap_bins=heatmap_bins, device=dev) for i in chosen}
-
-    stats = stats_factory()
-    bar = Progress(L, "simulate", unit="tok", enabled=progress)
+    if threads not in ("auto", None) and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise SsmctlError(f"threads must be a positive integer, 'auto' or None, got {threads!r}")
+    ctx = distributed.context(dev) if (distributed.launched() if parallel is None else parallel) else None
+    if ctx is not None:
+        dev = ctx.device
+        if window is not None or keep_output:
+            raise SsmctlError("window= and keep_output= are not gathered across torch.distributed ranks: run them "
+                              "in one process (parallel=False)")
+    mine = corpus.shard(ctx.rank, ctx.world) if ctx else iter(corpus.units)
+    quiet = ctx is not None and ctx.rank != 0
+    bar = Progress(corpus.total_tokens or 0, "simulate", unit="tok",
+                   enabled=False if quiet or not corpus.total_tokens else progress)
+    unit = _Unit(model, chosen, dev, scan, chunk, block, slab, lags, lag_samples, eps, heatmap_bins, window,
+                 keep_output, bar)
+    result = None
     start = time.perf_counter()
-    # On the CPU every chunk is checked as it comes (checks are free there). On a GPU a check waits for the
-    # device, so the checks accumulate on it and are read once at the end; only when one failed does the run
-    # repeat with the checks made chunk by chunk, which raise the precise error.
-    run = _Run(src, runners, stats, window, chunk, block, keep_output, eager=_checks_each_chunk(dev))
-    with bar:
-        run.go(bar)
-    if not run.eager and run.failed():
-        _Run(src, runners, stats_factory(), window, chunk, block, keep_output, eager=True).go(None)
-        raise NonFiniteError("NaN/Inf appeared on the device, but a run with checks after every chunk did not "
-                             "find it again")
-    outputs, windows, fallback = run.outputs, run.windows, run.fallback
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    seconds = time.perf_counter() - start
-    return SimulationResult(
-        family=model.family,
-        source=str(model.source),
-        n_tokens=L,
-        batch=batch,
-        layers=chosen,
-        stats={i: _finished(s, runners[i].family) for i, s in stats.items()},
-        windows={i: _finish(w, window) for i, w in windows.items()} if window else {},
-        output=torch.cat(outputs, dim=1) if keep_output else None,
-        device=str(dev),
-        chunk=chunk,
-        slab=slab,
-        seconds=seconds,
-        scan_fallback=fallback,
-        scan_backend=runners[0].used_backend,
-        partial=partial_note(model),
-    )
+    torch_threads = torch.get_num_threads()
+    try:
+        for k, item in enumerate(mine):
+            try:
+                src = _Inputs(model, item, d_model).to(dev)
+            except SsmctlError as exc:
+                if corpus.single:
+                    raise
+                which = f"sequence {k}" if ctx is None else f"sequence {k} of rank {ctx.rank}'s share"
+                raise type(exc)(f"{which} of the corpus: {exc}") from None
+            if threads is not None and dev.type == "cpu":
+                per_token = max(_states_per_token(layer, dev, scan) for layer in model.layers[: chosen[-1] + 1]) \
+                    * src.batch
+                n = default_threads(dev, per_token, torch_threads) if threads == "auto" else threads
+                if n != torch.get_num_threads():
+                    torch.set_num_threads(n)
+            part = unit.run(src)
+            result = part if result is None else result.merge(part)
+    finally:
+        bar.close()
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
+    if ctx is not None:  # every rank merges the ranks' results in rank order: the same answer everywhere
+        parts = [r for r in distributed.gather(result) if r is not None]
+        result = parts[0] if parts else None
+        for r in parts[1:]:
+            result = result.merge(r)
+    if result is None:
+        raise SsmctlError("empty corpus: the iterable of sequences yielded nothing")
+    if not corpus.single or ctx is not None:  # the whole call: statistics and merges of every sequence, all ranks
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        result.seconds = time.perf_counter() - start
+    return result
+
+
+class _Unit:
+    """Runs one unit (one array: its rows from a zero state) with the settings of one :func:`simulate` call."""
+
+    def __init__(self, model: Model, chosen: list[int], dev: torch.device, scan: str, chunk: int | str, block: int,
+                 slab: Any, lags: Sequence[int] | None, lag_samples: int, eps: float, heatmap_bins: int,
+                 window: tuple[int, int] | None, keep_output: bool, bar: Progress) -> None:
+        self.model, self.chosen, self.dev, self.scan = model, chosen, dev, scan
+        self.chunk, self.block, self.slab, self.lags, self.lag_samples = chunk, block, slab, lags, lag_samples
+        self.eps, self.heatmap_bins, self.window, self.keep_output, self.bar = eps, heatmap_bins, window, \
+            keep_output, bar
+        self._runners: dict[Any, list] = {}
+
+    def _stats(self, runners: list, L: int, batch: int) -> dict[int, LTVStats]:
+        return {i: LTVStats(runners[i].a, L, batch=batch, lags=self.lags, lag_samples=self.lag_samples, eps=self.eps,
+                            heatmap_bins=self.heatmap_bins, device=self.dev) for i in self.chosen}
+
+    def run(self, src: "_Inputs") -> SimulationResult:
+        model, chosen, dev, window = self.model, self.chosen, self.dev, self.window
+        L, batch = src.length, src.batch
+        if window is not None and not 0 <= window[0] < window[1] <= L:
+            raise ShapeError(f"window {tuple(window)} must satisfy 0 <= start < stop <= L = {L}")
+        per_token = max(_states_per_token(layer, dev, self.scan) for layer in model.layers[: chosen[-1] + 1]) * batch
+        slab = default_slab(dev, per_token) if self.slab == "auto" else self.slab
+        if slab not in self._runners:  # runners depend on the slab only: reused by units of one size
+            self._runners[slab] = [runner_for(layer, dev, slab, self.scan) for layer in model.layers[: chosen[-1] + 1]]
+        runners = self._runners[slab]
+        chunk = default_chunk(dev, per_token) if self.chunk == "auto" else int(self.chunk)
+        stats = self._stats(runners, L, batch)
+        start = time.perf_counter()
+        # On the CPU every chunk is checked as it comes (checks are free there). On a GPU a check waits for the
+        # device, so the checks accumulate on it and are read once at the end; only when one failed does the run
+        # repeat with the checks made chunk by chunk, which raise the precise error.
+        run = _Run(src, runners, stats, window, chunk, self.block, self.keep_output, eager=_checks_each_chunk(dev))
+        run.go(self.bar)
+        if not run.eager and run.failed():
+            _Run(src, runners, self._stats(runners, L, batch), window, chunk, self.block, self.keep_output,
+                 eager=True).go(None)
+            raise NonFiniteError("NaN/Inf appeared on the device, but a run with checks after every chunk did not "
+                                 "find it again")
+        outputs, windows, fallback = run.outputs, run.windows, run.fallback
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        seconds = time.perf_counter() - start
+        return SimulationResult(
+            family=model.family,
+            source=str(model.source),
+            n_tokens=L,
+            batch=batch,
+            layers=chosen,
+            stats={i: _finished(s, runners[i].family) for i, s in stats.items()},
+            windows={i: _finish(w, window) for i, w in windows.items()} if window else {},
+            output=torch.cat(outputs, dim=1) if self.keep_output else None,
+            device=str(dev),
+            chunk=chunk,
+            slab=slab,
+            seconds=seconds,
+            scan_fallback=fallback,
+            scan_backend=runners[0].used_backend,
+            partial=partial_note(model),
+            total_tokens=L * batch,
+            threads=torch.get_num_threads() if dev.type == "cpu" else None,
+        )
 
 
 def _checks_each_chunk(dev: torch.device) -> bool:
@@ -688,7 +852,7 @@ class _Run:
                 if self.keep_output:
                     self.outputs.append(u.cpu())
                 if bar is not None:
-                    bar.update(t1 - t0)
+                    bar.update((t1 - t0) * src.batch)
 
     def failed(self) -> bool:
         """Whether a deferred check failed (one host round trip for all of them)."""

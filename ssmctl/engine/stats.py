@@ -41,6 +41,8 @@ from ..report import fmt, format_modulus
 from ..systems import _display
 from ._tensor_cache import lru_get
 from ._stats_work import _CACHE, _Plan, _Scratch
+from .mergeable import HeatBins, LogHistogram, Parts, Positional, dd, decay_fields, hist_quantile, hist_summaries, \
+    merge_layer_stats
 
 __all__ = ["LTVStats", "LayerStats", "default_lags", "hist_quantile"]
 
@@ -64,35 +66,6 @@ def default_lags(length: int) -> list[int]:
     if length < 2:
         return [1]
     return [1 << k for k in range(int(math.floor(math.log2(length - 1))) + 1)]
-
-
-def hist_quantile(counts: np.ndarray, edges: np.ndarray, q: Sequence[float]) -> np.ndarray:
-    """Quantiles of a histogram, interpolating linearly inside the bin where the cumulative count crosses q·n.
-
-    Parameters
-    ----------
-    counts : ndarray, shape (K,)
-    edges : ndarray, shape (K + 1,)
-    q : sequence of floats in [0, 1]
-
-    Returns
-    -------
-    ndarray, shape (len(q),); NaN when the histogram is empty.
-    """
-    counts = np.asarray(counts, dtype=np.float64)
-    total = counts.sum()
-    if total <= 0:
-        return np.full(len(q), np.nan)
-    cum = np.concatenate([[0.0], np.cumsum(counts)])
-    out = []
-    for qq in q:
-        target = qq * total
-        k = int(np.clip(np.searchsorted(cum, target, side="left") - 1, 0, len(counts) - 1))
-        while counts[k] == 0 and k + 1 < len(counts) and cum[k + 1] < target:
-            k += 1
-        frac = 0.0 if counts[k] == 0 else np.clip((target - cum[k]) / counts[k], 0.0, 1.0)
-        out.append(edges[k] + frac * (edges[k + 1] - edges[k]))
-    return np.asarray(out)
 
 
 @dataclass
@@ -132,6 +105,24 @@ class LayerStats:
     rate_out_of_range: int
     bin_width: float
     extra: dict[str, Any] = field(default_factory=dict)
+    parts: Parts | None = None
+
+    def merge(self, other: "LayerStats") -> "LayerStats":
+        """The statistics of this layer over both inputs, equal to one run over them (see :mod:`.mergeable`).
+
+        Counts and histograms add, quantiles come from the merged histograms, extrema combine, sums (decays,
+        heatmap) add exactly; per-token traces and the heatmap become by position (token t of every sequence).
+
+        Parameters
+        ----------
+        other : LayerStats
+            The same layer's statistics over other sequences.
+
+        Returns
+        -------
+        LayerStats
+        """
+        return merge_layer_stats(self, other)
 
     def decay_at(self, lag: int) -> tuple[float, float]:
         """(mean ‖Ā_t ⋯ Ā_{t−lag+1}‖, mean frozen-time guess ‖Ā_t‖^lag) at one of the measured ``lags``.
@@ -234,7 +225,7 @@ class LTVStats:
     rate_range : (float, float)
         Range of the rate histogram; rates outside land in the edge bins and are counted.
     heatmap_bins : int
-        Token bins of the |Ā| heatmap.
+        Token bins of the |Ā| heatmap, at most (a bin is the power of two of tokens that fits).
     device : torch.device or str
     """
 
@@ -349,7 +340,8 @@ class LTVStats:
         self._period = math.lcm(*(self.strides[j] for j in self.strided)) if self.strided else 1
         self._setup = (self.batch, self.H, str(self.device), tuple(lags), tuple(self.strides))
 
-        self.heatmap_bin = max(1, -(-self.length // heatmap_bins))
+        # a power of two, so that heatmaps of sequences of different lengths coarsen to a common bin and merge
+        self.heatmap_bin = 1 << max(0, math.ceil(math.log2(max(1, -(-self.length // heatmap_bins)))))
         n_hb = -(-self.length // self.heatmap_bin)
         self.heat_sum = torch.zeros(n_hb, self.H, dtype=torch.float32, device=self.device)
 
@@ -583,9 +575,13 @@ class LTVStats:
         n_off = o_max - o_min + 1
         M = torch.zeros(self.H, n_off, dtype=torch.float64, device=self.device)
         M.scatter_add_(1, (off - o_min).clamp_(0, n_off - 1), positive.to(torch.float64))
-        P = self.rate_hist.to(torch.float64).T @ M  # (K, n_off)
+        # only the rate bins some token reached (few for a short sequence of a corpus); integer counts in float64
+        # sum exactly, so the slice changes no bit
+        used = torch.nonzero(self.rate_hist.sum(0)).ravel()
+        k0, k1 = (int(used[0]), int(used[-1]) + 1) if used.numel() else (0, 0)
+        P = self.rate_hist[:, k0:k1].to(torch.float64).T @ M  # (k1 − k0, n_off)
         n_bins = self.K + n_off - 1
-        idx = torch.arange(self.K, device=self.device)[:, None] + torch.arange(n_off, device=self.device)
+        idx = torch.arange(k0, k1, device=self.device)[:, None] + torch.arange(n_off, device=self.device)
         out = torch.zeros(n_bins, dtype=torch.float64, device=self.device).index_add_(0, idx.reshape(-1), P.reshape(-1))
         edges = self.ln_lo + (np.arange(n_bins + 1) + o_min) * self.w
         return out.cpu().numpy(), edges
@@ -596,12 +592,8 @@ class LTVStats:
             raise NonFiniteError("LTVStats: some rate was NaN or negative (seen by an update with defer_checks)")
         rate_hist = self.rate_hist.sum(0).to(torch.float64).cpu().numpy()
         rate_edges = self.ln_lo + np.arange(self.K + 1) * self.w
-        q = np.asarray(_QUANTILES)
-        rate_q = np.exp(hist_quantile(rate_hist, rate_edges, q))
         abs_hist, abs_edges = self.abs_histogram()
-        y_q = hist_quantile(abs_hist, abs_edges, q)  # quantiles of ln(−ln|Ā|)
-        abs_q = np.exp(-np.exp(y_q[::-1]))  # |Ā| decreases in y: the q-quantile uses y's (1−q)-quantile
-        mem_q = self.log_inv_eps * np.exp(-y_q[::-1])
+        rate_q, abs_q, mem_q = hist_summaries(rate_hist, rate_edges, abs_hist, abs_edges, _QUANTILES, self.eps)
         a_np = self.a.cpu().numpy()
         rmin, rmax = self.rate_min.cpu().numpy(), self.rate_max.cpu().numpy()
         # Exact extremes: |Ā| is smallest at the largest rate × largest a, largest at the smallest of both.
@@ -609,15 +601,15 @@ class LTVStats:
         abs_max = float(np.exp(-np.min(rmin * a_np.min(1)))) if self.t else math.nan
         zero_a = (a_np <= 0).sum(1)  # states that never decay, per channel
         inf_count = int((self.rate_zero.cpu().numpy() * (self.Na - zero_a)).sum() + self.t * self.batch * zero_a.sum())
-        pairs = np.asarray(self.pairs, dtype=np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            decay_channel = self.decay_sum.cpu().numpy() / pairs[:, None]
-            frozen_channel = self.frozen_sum.cpu().numpy() / pairs[:, None]
-            edges = np.arange(self.heat_sum.shape[0] + 1) * self.heatmap_bin
-            heat_cnt = (np.clip(edges[1:], 0, self.t) - np.clip(edges[:-1], 0, self.t)) * float(self.batch)
-            heat = self.heat_sum.double().cpu().numpy() / heat_cnt[:, None]
+        pairs = np.asarray(self.pairs, dtype=np.int64)
+        decay_sum, frozen_sum = self.decay_sum.cpu().numpy(), self.frozen_sum.cpu().numpy()
+        edges = np.arange(self.heat_sum.shape[0] + 1) * self.heatmap_bin
+        heat_cnt = (np.clip(edges[1:], 0, self.t) - np.clip(edges[:-1], 0, self.t)) * float(self.batch)
+        heat = HeatBins(self.heatmap_bin, dd(self.heat_sum.double().cpu().numpy()), heat_cnt)
         mem_gmean = torch.cat(self.mem_gmean, dim=1).cpu().numpy() if self.mem_gmean else np.zeros((self.batch, 0))
         mem_max = torch.cat(self.mem_max, dim=1).cpu().numpy() if self.mem_max else np.zeros((self.batch, 0))
+        parts = Parts(dd(decay_sum), dd(frozen_sum), heat, Positional.of(mem_gmean, mem_max),
+                      LogHistogram.of(mem_gmean, self.w), LogHistogram.of(mem_max, self.w), self.batch)
         return LayerStats(
             n_tokens=self.t,
             n_channels=self.H,
@@ -639,13 +631,11 @@ class LTVStats:
             memory_token_max=mem_max,
             lags=np.asarray(self.lags),
             lag_stride=np.asarray(self.strides),
-            lag_pairs=pairs.astype(np.int64),
-            decay_mean=decay_channel.mean(1),
-            decay_max_channel=decay_channel.max(1) if self.H else decay_channel.sum(1),
-            decay_channel=decay_channel,
-            frozen_mean=frozen_channel.mean(1),
-            heatmap=heat,
+            lag_pairs=pairs,
+            **decay_fields(decay_sum, frozen_sum, pairs),
+            heatmap=heat.mean(),
             heatmap_bin=self.heatmap_bin,
             rate_out_of_range=int(self.out_of_range) + int(self._out_of_range),
             bin_width=self.w,
+            parts=parts,
         )

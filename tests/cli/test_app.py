@@ -248,3 +248,30 @@ def test_messages_name_cli_flags_under_the_cli_and_keywords_in_python():
     with cli_spelling():
         assert option("device", "cpu") == "--device cpu" and option("random_tokens") == "--random-tokens"
     assert option("device", "cpu") == "device='cpu'"
+
+
+def test_the_command_sets_passive_openmp_waiting_before_torch_loads():
+    # libgomp reads OMP_WAIT_POLICY once, when torch loads it: record the policy at the moment `import torch`
+    # first runs while the `ssmctl` entry point (ssmctl.cli.app:main) is imported
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import builtins, os
+seen = {}
+real = builtins.__import__
+def hook(name, *args, **kw):
+    if name.split('.')[0] == 'torch' and 'torch' not in seen:
+        seen['torch'] = os.environ.get('OMP_WAIT_POLICY')
+    return real(name, *args, **kw)
+builtins.__import__ = hook
+from ssmctl.cli.app import main
+print(seen.get('torch'))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert out.stdout.strip() == "PASSIVE", out.stderr[-1000:]
+    env["OMP_WAIT_POLICY"] = "ACTIVE"  # an explicit choice is kept
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert out.stdout.strip() == "ACTIVE", out.stderr[-1000:]

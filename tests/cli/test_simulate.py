@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ import torch
 from ssmctl.cli import main
 from ssmctl.cli.simulate import parse_layers, register
 from ssmctl.errors import SsmctlError
+from ssmctl.report import dumps
 
 transformers = pytest.importorskip("transformers")
 
@@ -149,7 +152,7 @@ def test_errors(folder, tmp_path, capsys):
     assert main(["simulate", path, "--tokens", str(tmp_path / "bad.npy")]) == 2
     assert "token id 50 at (batch 0, position 2) is outside the vocabulary [0, 50)" in capsys.readouterr().err
     assert main(["simulate", path]) == 2
-    assert "--tokens FILE or --random-tokens L" in capsys.readouterr().err
+    assert "--tokens FILE, --text FILE or --random-tokens L" in capsys.readouterr().err
     assert main(["simulate", str(tmp_path / "nope"), "--random-tokens", "5"]) == 2
     assert "no such file or folder" in capsys.readouterr().err
     np.save(tmp_path / "empty.npy", np.zeros(0, dtype=np.int64))
@@ -186,10 +189,12 @@ def test_tokens_from_torch_files(folder, tmp_path, capsys):
         assert main(["simulate", path, "--tokens", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err
         assert f"ssmctl simulate: error: --tokens {tmp_path / name}: {message}" in err and "Traceback" not in err
-    np.savez(tmp_path / "z.npz", ids=ids)
-    (tmp_path / "z.npz").rename(tmp_path / "z.npy")
-    assert main(["simulate", path, "--tokens", str(tmp_path / "z.npy")]) == 2
-    assert "an .npz archive (arrays ['ids'])" in capsys.readouterr().err
+    np.savez(tmp_path / "empty.npz")  # an .npz is a corpus: one without arrays holds no sequence
+    assert main(["simulate", path, "--tokens", str(tmp_path / "empty.npz")]) == 2
+    assert "the .npz file holds no array" in capsys.readouterr().err
+    np.savez(tmp_path / "words.npz", ids=ids, words=np.array(["a", "b"]))
+    assert main(["simulate", path, "--tokens", str(tmp_path / "words.npz")]) == 2
+    assert "array 'words' holds <U1 data" in capsys.readouterr().err
     np.save(tmp_path / "u.npy", np.array(["a", "b"]))
     assert main(["simulate", path, "--tokens", str(tmp_path / "u.npy")]) == 2
     assert "holds <U1 data of shape (2,)" in capsys.readouterr().err
@@ -213,18 +218,114 @@ def test_partial_models_need_consent(tmp_path, capsys):
     assert "note: the model also has" in capsys.readouterr().out
 
 
-def test_threads_option(folder, capsys):
+def test_threads_option(folder, capsys, monkeypatch):
     path, _ = folder
     before = torch.get_num_threads()
+    calls = []
+    set_threads = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (calls.append(n), set_threads(n)))
     try:
+        torch.set_num_threads(2)
+        calls.clear()
         assert main(["simulate", path, "--random-tokens", "16", "--threads", "1", "--json"]) == 0
-        assert torch.get_num_threads() == 1
+        assert calls == [1, 2] and torch.get_num_threads() == 2  # set for the run, then restored
+        calls.clear()
+        assert main(["simulate", path, "--random-tokens", "16", "--json"]) == 0
+        assert calls == []  # the default: both threads for 64 channels × 4 states, nothing to change
         capsys.readouterr()
         with pytest.raises(SystemExit):
             main(["simulate", path, "--random-tokens", "16", "--threads", "0"])
         assert "argument --threads: must be a positive integer, got 0" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
+
+
+# --- corpora: text through the checkpoint's tokenizer, .npz files, torchrun ------------------------------------
+WORDS = ["the", "state", "space", "model", "reads", "a", "long", "text", "and", "forgets", "slowly", "[UNK]"]
+
+
+@pytest.fixture(scope="module")
+def text_folder(tmp_path_factory):
+    """A Mamba checkpoint with its own tokenizer (tests/ckpt_builders.mamba_with_tokenizer)."""
+    pytest.importorskip("tokenizers")
+    from tests.ckpt_builders import mamba_with_tokenizer
+
+    path = tmp_path_factory.mktemp("mamba_tok")
+    tok = mamba_with_tokenizer(path, WORDS, hidden_size=32, n_layers=2, seed=1)
+    return str(path), tok
+
+
+def test_text_goes_through_the_checkpoints_tokenizer(text_folder, tmp_path, capsys):
+    import ssmctl
+
+    path, tok = text_folder
+    docs = ["the state space model reads a long text " * 20, "and forgets slowly\nthe model reads " * 9]
+    files = []
+    for i, doc in enumerate(docs):
+        files.append(tmp_path / f"doc{i}.txt")
+        files[-1].write_text(doc, encoding="utf-8")
+    assert main(["simulate", path, "--text", *map(str, files), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    ids = [np.asarray(tok.encode(d).ids) for d in docs]  # the tokenizers library itself, not transformers
+    expect = ssmctl.simulate(ssmctl.load(path), ids, device="cpu").summary()
+    assert report["layers"] == json.loads(dumps(expect))["layers"]
+    assert (report["batch"], report["total_tokens"]) == (2, sum(len(i) for i in ids))
+    assert main(["simulate", path, "--text", str(files[1]), "--per-line", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["batch"] == 10  # one sequence per non-empty line
+    assert main(["simulate", path, "--text", *map(str, files)]) == 0
+    assert f"2 sequences, {sum(len(i) for i in ids):,} tokens (longest {max(len(i) for i in ids)})" in \
+        capsys.readouterr().out
+
+
+def test_text_errors(folder, text_folder, tmp_path, capsys):
+    doc = tmp_path / "doc.txt"
+    doc.write_text("the model", encoding="utf-8")
+    assert main(["simulate", folder[0], "--text", str(doc)]) == 2
+    err = capsys.readouterr().err
+    assert "no tokenizer saved there (none of tokenizer.json" in err and "--tokens FILE.npy" in err
+    (tmp_path / "blank.txt").write_text("  \n", encoding="utf-8")
+    assert main(["simulate", text_folder[0], "--text", str(tmp_path / "blank.txt")]) == 2
+    assert "the file has no text" in capsys.readouterr().err
+    assert main(["simulate", text_folder[0], "--text", str(tmp_path / "none.txt")]) == 2
+    assert "--text " in capsys.readouterr().err
+
+
+def test_npz_is_a_corpus(folder, tmp_path, capsys):
+    import ssmctl
+
+    path, _ = folder
+    rng = np.random.default_rng(4)
+    seqs = {"a": rng.integers(0, 50, 120), "b": rng.integers(0, 50, (2, 40)), "c": rng.integers(0, 50, 33)}
+    np.savez(tmp_path / "corpus.npz", **seqs)
+    assert main(["simulate", path, "--tokens", str(tmp_path / "corpus.npz"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    expect = ssmctl.simulate(ssmctl.load(path), list(seqs.values()), device="cpu").summary()
+    assert report["layers"] == json.loads(dumps(expect))["layers"] and report["batch"] == 4
+
+
+def test_torchrun_two_processes_write_one_report(folder, tmp_path, capsys):
+    import shutil
+    import subprocess
+    import sys
+
+    if not torch.distributed.is_available():
+        pytest.skip("torch without torch.distributed")
+    path, _ = folder
+    rng = np.random.default_rng(5)
+    np.savez(tmp_path / "corpus.npz", *[rng.integers(0, 50, n) for n in (90, 40, 130, 25, 60)])
+    argv = ["simulate", path, "--tokens", str(tmp_path / "corpus.npz"), "--json", "--device", "cpu"]
+    assert main(argv) == 0
+    one = json.loads(capsys.readouterr().out)
+    exe = shutil.which("ssmctl")
+    target = [exe] if exe else ["-m", "ssmctl.cli"]
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          *target, *argv], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)  # exactly one JSON document: rank 1 stays quiet
+    assert report["layers"] == one["layers"]
+    assert (report["batch"], report["total_tokens"]) == (5, 345)
 
 
 def test_near_marginal_abs_max_is_not_rounded_to_one(tmp_path, capsys):

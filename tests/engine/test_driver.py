@@ -474,10 +474,16 @@ def test_inf_in_an_embedding_row_names_the_row_not_the_tokens(our_mamba):
                               "embedding matrix is not finite there; the token ids are valid")
 
 
-@pytest.mark.parametrize("bad", [[[1, 2], [3]], ["a", "b"], np.array([b"x"]), {"ids": 1}])
-def test_inputs_that_are_not_numeric_arrays(our_mamba, bad):
-    with pytest.raises(SsmctlError, match="inputs must be a numeric array"):
+@pytest.mark.parametrize("bad, message", [
+    ([[1, 2], ["a"]], "sequence 1 of the corpus: inputs must be a numeric array"),  # [[1, 2], [3]] is a corpus
+    (["a", "b"], "simulate takes token ids or embeddings, not text: tokenize it"),
+    (np.array([b"x"]), "inputs must be a numeric array: token ids (integers) or embeddings (floats), got |S1"),
+    ({"ids": 1}, "inputs must be a numeric array"),
+])
+def test_inputs_that_are_not_numeric_arrays(our_mamba, bad, message):
+    with pytest.raises(SsmctlError) as err:
         simulate(our_mamba, bad, device="cpu")
+    assert message in str(err.value)
 
 
 def test_any_numpy_integer_dtype_is_token_ids(our_mamba, ids):

@@ -118,7 +118,9 @@ def test_state_is_independent_of_sequence_length():
         r = torch.rand(1, length, 5, dtype=torch.float64) * 0.1
         for t0 in range(0, length, 1000):
             st.update(r[:, t0:t0 + 1000])
-        sizes.append(st.state_numel())
+        # heatmap bins are powers of two of tokens: at most heatmap_bins of them, however long the sequence
+        assert st.heat_sum.shape[0] <= 500
+        sizes.append(st.state_numel() - st.heat_sum.numel())
     assert sizes[0] == sizes[1]
 
 
@@ -284,6 +286,15 @@ def test_histograms_of_many_channels_against_counted_bins():
     y = (k[..., None] + shift).ravel() - shift.min()  # abs bins counted from the smallest shift
     np.testing.assert_array_equal(res.abs_hist, np.bincount(y, minlength=len(res.abs_hist)))
     assert res.abs_edges[0] == pytest.approx(math.log(1e-7) + shift.min() * w)
+
+
+def test_odd_sized_chunks_keep_the_bin_indices_aligned():
+    # batch × T × channels odd: the int64 bin indices after the float32 ln rates must still start 8-byte aligned
+    a = torch.rand(5, 3, dtype=torch.float64) + 0.1
+    rate = torch.rand(3, 17, 5) * 0.1
+    st = LTVStats(a, 17, batch=3)
+    st.update(rate)
+    assert st.result().rate_hist.sum() == rate.numel()
 
 
 # --- Mamba-2: one decay per head ----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from ssmctl.engine.driver import simulate  # noqa: E402
 def run(one_torch_thread):
     model = ssmctl.init("mamba", d_model=16, n_layers=2, d_state=4)
     u = torch.randn(1, 300, 16, generator=torch.Generator().manual_seed(0))
-    return model, u, simulate(model, u, device="cpu", heatmap_bins=50)
+    return model, u, simulate(model, u, device="cpu", heatmap_bins=75)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,8 @@ def test_panels(run):
     fig, axes = plt.subplots(1, 4)
     pl.abs_heatmap(s, ax=axes[0])
     heat = np.asarray(axes[0].images[0].get_array())
-    assert heat.shape == (s.n_channels, 50)
-    np.testing.assert_allclose(heat, slow.reshape(50, 6, -1).mean(axis=1).T, rtol=1e-5)  # bins of 300/50 tokens
+    assert heat.shape == (s.n_channels, 75)
+    np.testing.assert_allclose(heat, slow.reshape(75, 4, -1).mean(axis=1).T, rtol=1e-5)  # bins of 300/75 tokens
     pl.dt_histogram(s, ax=axes[1])
     assert axes[1].get_xscale() == "log"
     bars = axes[1].patches[0]  # the stairs: fraction of (token, channel) per drawn bin
@@ -129,7 +129,7 @@ def test_mamba2_heatmap_has_one_row_per_head(one_torch_thread):
     # Mamba-2's statistics are per head (checked against per-channel numbers in tests/engine/test_stats.py)
     model = ssmctl.init("mamba2", d_model=16, headdim=8, d_state=4, n_layers=1, seed=1)
     u = torch.randn(1, 120, 16, generator=torch.Generator().manual_seed(0))
-    result = simulate(model, u, device="cpu", heatmap_bins=40)
+    result = simulate(model, u, device="cpu", heatmap_bins=30)  # bins of 4 tokens (a power of two)
     s = result.stats[0]
     sys0 = model.layers[0].ltv(u)
     heads = sys0.lam.shape[2]
@@ -138,6 +138,6 @@ def test_mamba2_heatmap_has_one_row_per_head(one_torch_thread):
     pl.abs_heatmap(s, ax=ax)
     heat = np.asarray(ax.images[0].get_array())
     slow = sys0.lam[0, :, :, 0, 0].double().numpy()  # (L, heads): one eigenvalue per head
-    np.testing.assert_allclose(heat, slow.reshape(40, 3, heads).mean(axis=1).T, rtol=1e-5)
+    np.testing.assert_allclose(heat, slow.reshape(30, 4, heads).mean(axis=1).T, rtol=1e-5)
     assert ax.get_ylabel() == "head" and ax.get_title() == "|Ā_t| over tokens × heads"
     plt.close(fig)
