@@ -978,7 +978,8 @@ DYNAMICAL_SYSTEMS_FRAMEWORK = [
         torch.manual_seed(0)
         config = transformers.MambaConfig(hidden_size=d, num_hidden_layers=2, state_size=8, vocab_size=100)
         path = os.path.join(workdir.name, 'mamba-tiny')
-        transformers.MambaForCausalLM(config).save_pretrained(path)
+        hf_mamba = transformers.MambaForCausalLM(config)
+        hf_mamba.save_pretrained(path)
         loaded = ssmctl.load(path)
         loaded_phis = {f'loaded Mamba layer {i}': ssmctl.materialize(layer, u) for i, layer in enumerate(loaded.layers)}
         loaded_profiles = {k: ssmctl.hankel_profile(v) for k, v in loaded_phis.items()}
@@ -1003,6 +1004,89 @@ DYNAMICAL_SYSTEMS_FRAMEWORK = [
         print(format_table([{'p': p, 'n': n, 'e': e} for p, n, e in zip(err.orders, err.state_size, err.rel_error)],
                            ['p', 'n', 'e'], ['order p', 'states per value channel', '‖Φ_p − Φ‖_F / ‖Φ‖_F']))
         ssmctl.plot.taylor_error_curve(err);
+    """),
+    _md(r"""
+        ## Linear attention vs SSD
+
+        Un-normalized linear attention ($\eta \equiv 1$, values = inputs) has $\Lambda_i = I$ and
+        $\Phi_{ij} = \psi(q_i)\cdot\phi(k_j)$. SSD's $b_i = W_B u_i$, $c_i = W_C u_i$ are linear in $u$, so the two
+        give one $\Phi$ exactly when the feature maps are linear: $W_B = W_K$, $W_C = W_Q$, a zero $\delta$ weight
+        with equal dt biases $\log(e-1)$ ($\Delta_i \equiv 1$) and $a = 0$ ($\Lambda_i = I$)
+        (`ssmctl.linear_attention_as_ssd`, both cores built in float64).
+    """),
+    _code("""
+        rng = np.random.default_rng(1)
+        d_la, N_la, L_la = 3, 4, 25
+        w_q, w_k = rng.standard_normal((2, N_la, d_la))
+        u_la = rng.standard_normal((2, L_la, d_la))
+        match = ssmctl.linear_attention_as_ssd(w_q, w_k, u_la)
+        print(f'SSD: dt bias {match.dt_bias[0]:.6f} = log(e − 1), a = {match.a}; max |Φ_attention − Φ_SSD| = {match.max_abs_diff:.1e}')
+    """),
+    _md(r"""
+        With $\mathrm{elu}+1$ features no SSD matches: with $\Lambda_i = I$, $\Delta_i \equiv 1$ any SSD's $\Phi_{ij}$
+        is a bilinear form $u_i^\top M u_j$, and the best least-squares $M$ over all causal pairs
+        (`ssmctl.ssd_bilinear_fit`) leaves a residual — zero for linear features, not for $\mathrm{elu}+1$.
+    """),
+    _code("""
+        q, k = u_la @ w_q.T, u_la @ w_k.T
+        elu1 = lambda x: np.where(x > 0, x + 1, np.exp(x))
+        for name, (fq, fk) in {'linear features': (q, k), 'elu + 1 features': (elu1(q), elu1(k))}.items():
+            _, residual = ssmctl.ssd_bilinear_fit(np.tril(np.einsum('bin,bjn->bij', fq, fk)), u_la)
+            print(f'{name:17s} best SSD fit: ‖fit − Φ‖ / ‖Φ‖ = {residual:.2e}')
+    """),
+    _md(r"""
+        ## The reversed-sigmoid identity
+
+        $e^{a\,\mathrm{softplus}(x)} = (1+e^x)^{a} = \sigma(-x)^{-a}$, since $\sigma(-x) = 1/(1+e^x)$: S6/SSD's
+        transition $e^{a\Delta}$ with $\Delta = \mathrm{softplus}(x)$ is a reversed sigmoid raised to the power
+        $-a$, which is the form reversed qLSTM (the DSF paper's eq. (23)) takes for its forget gate,
+        $\Lambda_i = \sigma(-f_i)^{\mathrm{relu}(\alpha)}$. `ssmctl.reversed_sigmoid_identity` computes both sides
+        on separate paths; below, the qLSTM layer's $\Lambda_i$ against $\sigma(-f_i)^{\mathrm{relu}(\alpha)}$.
+    """),
+    _code("""
+        x = np.linspace(-30, 30, 601)
+        for a in (-0.1, -1.0, -3.7):
+            lhs, rhs = ssmctl.reversed_sigmoid_identity(x, a)
+            print(f'a = {a:5}: max |exp(a·softplus(x)) − σ(−x)^(−a)| / σ(−x)^(−a) = {np.max(np.abs(lhs - rhs) / rhs):.1e}')
+        qlstm = layers['qLSTM']
+        p = {key: val.double() for key, val in qlstm.params.items()}
+        x_conv = ssmctl.dsf(qlstm, u).inputs[..., 0].double()  # the qLSTM core's input: the conv output
+        f = torch.nn.functional.linear(x_conv, p['gates.weight'], p['gates.bias']).chunk(3, dim=-1)[0].numpy()
+        alpha = float(p['alpha'])
+        _, rhs = ssmctl.reversed_sigmoid_identity(f, -max(alpha, 0.0))
+        lam = ssmctl.dsf_eigenvalues(qlstm, u)[..., 0]
+        print(f'qLSTM (α = {alpha}): max relative |Λ_i − σ(−f_i)^relu(α)| = {np.max(np.abs(lam - rhs) / rhs):.1e}')
+    """),
+    _md(r"""
+        ## Explainability
+
+        `ssmctl.attention_map` turns any layer's $\Phi$ into a token-to-token map: $|\Phi_{ij}|$ averaged over the
+        channels (`aggregate='mean'`), here with each row divided by its sum (`normalize='row'`).
+        `ssmctl.rollout` composes the loaded Mamba's two maps with the residual stream as the identity,
+        $\hat A_l = \tfrac12\,\mathrm{rownorm}(A_l) + \tfrac12 I$, $R = \hat A_1 \hat A_0$; each layer's $\Phi$ is
+        taken at its own input (the residual stream `transformers` reports). `ssmctl.attribution` splits one
+        output token exactly into the contributions $\Phi_{ij} x_j$ of the input tokens (their norm over channels).
+        At initialization $\Delta$ is small (0.001–0.1), so the skip $D u_i$ on the diagonal dominates: log scales.
+    """),
+    _code("""
+        import matplotlib.colors
+        with torch.no_grad():
+            hidden = hf_mamba(inputs_embeds=u, output_hidden_states=True).hidden_states  # the input of each layer
+        stack_phis = [ssmctl.materialize(layer, hidden[i]) for i, layer in enumerate(loaded.layers)]
+        maps = [ssmctl.attention_map(phi, aggregate='mean', normalize='row') for phi in stack_phis]
+        rolled = ssmctl.rollout(maps)
+        token = L - 1
+        contrib = ssmctl.attribution(stack_phis[0], token)[0]
+        print(f'rollout rows sum to 1: max |Σ_j R_ij − 1| = {np.abs(rolled.sum(-1) - 1).max():.1e}')
+        print(f'output token {token}, layer 0: top input tokens by |Φ_ij x_j|: {np.argsort(contrib)[::-1][:5].tolist()}')
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), layout='constrained')
+        im = axes[0].imshow(rolled[0], cmap='magma', norm=matplotlib.colors.LogNorm(vmin=1e-6, vmax=1))
+        axes[0].set(title='rollout over the 2 Mamba layers', xlabel='input token j', ylabel='output token i')
+        fig.colorbar(im, ax=axes[0])
+        axes[1].bar(np.arange(L), contrib / contrib.sum(), label='layer 0: |Φ_ij x_j| (share)')
+        axes[1].plot(np.arange(L), rolled[0, token], 'k.-', label='rollout row')
+        axes[1].set(title=f'attribution of output token {token}', xlabel='input token j', yscale='log', ylim=(1e-6, 2))
+        axes[1].legend();
     """),
     _code("workdir.cleanup()"),
 ]
