@@ -279,12 +279,18 @@ class Positional:
 class HeatBins:
     """|Ā| heatmap sums over token-position bins of ``bin`` tokens (a power of two) × channels.
 
-    ``sums`` is a double-double (2, bins, H), ``counts`` (bins,) the (row, token) pairs in each bin.
+    ``sums`` is a double-double (2, bins, H), or — for one run, whose float32 sums are exact in any float
+    dtype — the plain (bins, H) array, kept as it is: a double-double of a 24-layer model's heatmaps would hold
+    ~300 MB of zeros until a merge needs them. ``counts`` (bins,) are the (row, token) pairs in each bin.
     """
 
     bin: int
     sums: np.ndarray
     counts: np.ndarray
+
+    def _dd(self) -> np.ndarray:
+        """``sums`` as a double-double (2, bins, H)."""
+        return self.sums if self.sums.ndim == 3 else dd(self.sums)
 
     def coarsen(self, bin: int) -> "HeatBins":
         """The same sums in bins of ``bin`` tokens (a power-of-two multiple of ``self.bin``), pairwise.
@@ -300,7 +306,7 @@ class HeatBins:
         h = self
         while h.bin < bin:
             n = h.counts.size + h.counts.size % 2
-            s = np.pad(h.sums, ((0, 0), (0, n - h.counts.size), (0, 0)))
+            s = np.pad(h._dd(), ((0, 0), (0, n - h.counts.size), (0, 0)))
             c = np.pad(h.counts, (0, n - h.counts.size))
             h = HeatBins(2 * h.bin, dd_add(s[:, 0::2], s[:, 1::2]), c[0::2] + c[1::2])
         if h.bin != bin:
@@ -321,7 +327,7 @@ class HeatBins:
         b = max(self.bin, other.bin)
         x, y = self.coarsen(b), other.coarsen(b)
         n = max(x.counts.size, y.counts.size)
-        pad = lambda h: (np.pad(h.sums, ((0, 0), (0, n - h.counts.size), (0, 0))),  # noqa: E731
+        pad = lambda h: (np.pad(h._dd(), ((0, 0), (0, n - h.counts.size), (0, 0))),  # noqa: E731
                          np.pad(h.counts, (0, n - h.counts.size)))
         (sx, cx), (sy, cy) = pad(x), pad(y)
         return HeatBins(b, dd_add(sx, sy), cx + cy)
@@ -334,7 +340,8 @@ class HeatBins:
         ndarray
         """
         with np.errstate(invalid="ignore", divide="ignore"):
-            return self.sums[0] / self.counts[:, None]
+            hi = self.sums[0] if self.sums.ndim == 3 else self.sums.astype(np.float64)
+            return hi / self.counts[:, None]
 
 
 # --- transition decay -------------------------------------------------------------------------------------

@@ -605,7 +605,7 @@ class LTVStats:
         decay_sum, frozen_sum = self.decay_sum.cpu().numpy(), self.frozen_sum.cpu().numpy()
         edges = np.arange(self.heat_sum.shape[0] + 1) * self.heatmap_bin
         heat_cnt = (np.clip(edges[1:], 0, self.t) - np.clip(edges[:-1], 0, self.t)) * float(self.batch)
-        heat = HeatBins(self.heatmap_bin, dd(self.heat_sum.double().cpu().numpy()), heat_cnt)
+        heat = HeatBins(self.heatmap_bin, self.heat_sum.cpu().numpy(), heat_cnt)
         mem_gmean = torch.cat(self.mem_gmean, dim=1).cpu().numpy() if self.mem_gmean else np.zeros((self.batch, 0))
         mem_max = torch.cat(self.mem_max, dim=1).cpu().numpy() if self.mem_max else np.zeros((self.batch, 0))
         parts = Parts(dd(decay_sum), dd(frozen_sum), heat, Positional.of(mem_gmean, mem_max),

@@ -78,6 +78,20 @@ def test_heat_bins_coarsen_to_wider_power_of_two():
         HeatBins(3, dd(sums), np.ones(10)).coarsen(8)
 
 
+def test_heat_bins_of_one_run_keep_plain_sums_until_a_merge():
+    # one run's float32 sums are exact as they are: no double-double (2x float64) copy per layer until merged
+    rng = np.random.default_rng(2)
+    sums = rng.random((6, 3)).astype(np.float32)
+    plain, paired = HeatBins(4, sums, np.full(6, 4.0)), HeatBins(4, dd(sums), np.full(6, 4.0))
+    assert plain.sums.nbytes == sums.nbytes
+    np.testing.assert_array_equal(plain.mean(), sums.astype(np.float64) / 4.0)
+    np.testing.assert_array_equal(plain.mean(), paired.mean())
+    for a, b in ((plain, plain), (plain, paired), (paired, plain)):
+        merged = a.merge(b)
+        np.testing.assert_array_equal(merged.sums, paired.merge(paired).sums)
+    np.testing.assert_array_equal(plain.coarsen(8).sums, paired.coarsen(8).sums)
+
+
 def test_merged_statistics_are_those_of_all_tokens(data, merged):
     a, rates = (x.double().numpy() if torch.is_tensor(x) else x for x in data)
     a = a.numpy() if torch.is_tensor(a) else a
